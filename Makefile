@@ -1,0 +1,31 @@
+# clustersim: `make demo` runs the main job, `make test` the test suite. Both create .venv first.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test demo bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@PYTHON=$$(scripts/find-python) || exit 1; \
+	  echo "using $$PYTHON"; \
+	  [ -x $(PY) ] || $$PYTHON -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q
+
+demo: setup
+	$(PY) experiments/kernel_demo.py
+
+bench: setup
+	$(PY) benchmarks/kernel_bench.py
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache results
