@@ -1,0 +1,194 @@
+"""Write faults: the THP fault, 4 KiB anonymous faults, swap-in, and reuse of lazyfree pages.
+
+Follows mm/memory.c handle_mm_fault(): a vhp whose PMD is empty (no PTE table yet) and whose VMA allows THP
+gets a THP fault (do_huge_pmd_anonymous_page): one pageblock, 512 pages charged, subpages not written hold
+zeros. It needs a free pageblock; `defrag` decides whether the fault may compact directly (stalling) or
+falls back to 4 KiB pages at once (thp_fault_fallback). A vhp that already has a PTE table takes 4 KiB
+faults until khugepaged collapses it. A swapped page is a major fault (swap-in). A lazyfree page that
+reclaim did not discard is reused by the write with no fault: only its dirty bit is set.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..units import HPAGE_PAGES
+from .compaction import direct_compact
+from .huge_memory import vma_allows_thp
+from .memcg import INF
+from .memory import charging, ensure_page_tables, lru_add, map_pages
+from .pagetable import ADV_HUGEPAGE, DATA, LAZY, NONE, SWAP, ZERO
+from .slowpath import over_high, reserve
+
+if TYPE_CHECKING:
+    from .node import Node
+    from .task import Process
+
+
+def touch(node: Node, p: Process, flat: np.ndarray) -> float:
+    """Write the pages at ``flat`` (sorted, distinct); returns the seconds the task spent."""
+    if not p.alive or len(flat) == 0:
+        return 0.0
+    pt = node.pt
+    st = pt.flat_state[flat]
+    cost = _reuse_lazy(node, flat[st == LAZY])
+    zero = flat[st == ZERO]
+    if len(zero):
+        pt.set_states(zero, DATA)
+    need = flat[(st == NONE) | (st == SWAP)]
+    if len(need):
+        cost += _fault(node, p, need)
+    lru_add(node, np.unique(flat // HPAGE_PAGES))
+    return cost
+
+
+def _reuse_lazy(node: Node, lazy: np.ndarray) -> float:
+    """A write to a surviving lazyfree page: set the dirty bit per PTE, or once per PMD for a THP."""
+    if len(lazy) == 0:
+        return 0.0
+    pt = node.pt
+    pt.set_states(lazy, DATA)
+    rows = lazy // HPAGE_PAGES
+    on_pmd = pt.pmd[rows]
+    updates = int(np.count_nonzero(~on_pmd)) + len(np.unique(rows[on_pmd]))
+    return updates * node.costs.ad_bit_update_s
+
+
+def _fault(node: Node, p: Process, need: np.ndarray) -> float:
+    rows = np.unique(need // HPAGE_PAGES)
+    cost = 0.0
+    cand = rows[_thp_candidates(node, rows)]
+    if len(cand):
+        got, c = _thp_faults(node, p, cand, need)
+        cost += c
+        if len(got):
+            need = need[~np.isin(need // HPAGE_PAGES, got)]
+    if len(need) and p.alive:
+        cost += _small_faults(node, p, need)
+    return cost
+
+
+def _thp_candidates(node: Node, rows: np.ndarray) -> np.ndarray:
+    """Rows whose PMD is empty and whose VMA allows a THP at fault time (K9)."""
+    pt = node.pt
+    empty = ~pt.pmd[rows] & (pt.folio[rows] < 0) & ~pt.pt[rows] & (pt.cnt[rows, NONE] == HPAGE_PAGES)
+    return empty & vma_allows_thp(node, rows)
+
+
+def _direct_allowed(node: Node, rows: np.ndarray) -> np.ndarray:
+    """transhuge.rst `defrag`: which faults may reclaim and compact directly."""
+    defrag = node.thp.defrag
+    madvised = node.pt.advice[rows] == ADV_HUGEPAGE
+    if defrag == "always":
+        return np.ones(len(rows), dtype=bool)
+    if defrag in ("madvise", "defer+madvise"):
+        return madvised
+    return np.zeros(len(rows), dtype=bool)
+
+
+def _thp_faults(node: Node, p: Process, cand: np.ndarray, need: np.ndarray) -> tuple[np.ndarray, float]:
+    """Give THPs to as many candidate rows as blocks and the memcg allow; the rest fall back to 4 KiB."""
+    phys, cost = node.phys, 0.0
+    direct = _direct_allowed(node, cand)
+    short = len(cand) - phys.free_blocks
+    if short > 0 and direct.any():
+        _, c = direct_compact(node, min(short, int(direct.sum())))
+        cost += c
+        p.stall_s += c
+    fit = _thp_charge_room(node, p, len(cand))
+    room = phys.free_blocks
+    order = np.concatenate([cand[direct], cand[~direct]])   # compacted blocks go to direct faults first
+    got = np.sort(order[: min(fit, room)])
+    node.vmstat["thp_fault_fallback"] += len(cand) - len(got)
+    if len(cand) - len(got) and fit < len(cand):
+        node.vmstat["thp_fault_fallback_charge"] += len(cand) - max(len(got), fit)
+    if len(got) == 0:
+        return got, cost
+    pt = node.pt
+    with charging(node, got):
+        blocks = phys.alloc_blocks(len(got))
+        pt.folio[got] = blocks
+        pt.fmapped[got] = HPAGE_PAGES
+        pt.block[got] = blocks[:, None]
+        pt.pmd[got] = True
+        pt.set_states(pt.pages_of(got), ZERO)
+        pt.set_states(need[np.isin(need // HPAGE_PAGES, got)], DATA)
+    pt.active[got] = False
+    node.vmstat["thp_fault_alloc"] += len(got)
+    p.memcg.counters["thp_fault_alloc"] += len(got)
+    p.faults_thp += len(got)
+    cost += len(got) * node.costs.fault_thp_s
+    cost += _after_charge(node, p, len(got) * HPAGE_PAGES)
+    return got, cost
+
+
+def _thp_charge_room(node: Node, p: Process, k: int) -> int:
+    """How many 512-page charges fit now: memcg max (no reclaim for THP) and the min watermark."""
+    room = (node.phys.nr_free - node.phys.wmark_min) // HPAGE_PAGES
+    for a in p.memcg.ancestors():
+        if a.max != INF:
+            room = min(room, int(a.max - a.usage) // HPAGE_PAGES)
+    return int(max(0, min(k, room)))
+
+
+def _small_faults(node: Node, p: Process, need: np.ndarray) -> float:
+    """4 KiB faults in chunks that fit after reclaim; swapped pages are swapped in (major faults)."""
+    cost, pt, start = 0.0, node.pt, 0
+    while start < len(need) and p.alive:
+        remaining = need[start:]
+        new_tables = len(np.unique(remaining // HPAGE_PAGES)[~pt.pt[np.unique(remaining // HPAGE_PAGES)]])
+        allowed, stall = reserve(node, p, len(remaining) + new_tables)
+        cost += stall
+        p.stall_s += stall
+        if allowed <= 0:
+            break
+        chunk = _fitting_prefix(node, remaining, allowed)
+        if len(chunk) == 0:
+            break
+        cost += _map_chunk(node, p, chunk)
+        start += len(chunk)
+    return cost
+
+
+def _fitting_prefix(node: Node, pages: np.ndarray, allowed: int) -> np.ndarray:
+    """The longest prefix of pages whose new pages plus new PTE tables fit in ``allowed``."""
+    rows = pages // HPAGE_PAGES
+    first_in_row = np.ones(len(pages), dtype=bool)
+    first_in_row[1:] = rows[1:] != rows[:-1]
+    extra = first_in_row & ~node.pt.pt[rows]
+    total = np.cumsum(1 + extra.astype(np.int64))
+    return pages[: int(np.searchsorted(total, allowed, side="right"))]
+
+
+def _map_chunk(node: Node, p: Process, chunk: np.ndarray) -> float:
+    pt = node.pt
+    rows = np.unique(chunk // HPAGE_PAGES)
+    swapped = chunk[pt.flat_state[chunk] == SWAP]
+    cost = 0.0
+    if len(swapped):
+        swapin = node.swap.swapin_cost_s(node, p.memcg.idx, len(swapped))
+        cost += swapin
+        p.stall_s += swapin
+        node.vmstat["pswpin"] += len(swapped)
+        node.vmstat["workingset_refault_anon"] += len(swapped)
+        p.memcg.counters["pswpin"] += len(swapped)
+        p.memcg.counters["workingset_refault_anon"] += len(swapped)
+        p.faults_major += len(swapped)
+    with charging(node, rows):
+        ensure_page_tables(node, rows)
+        blocks = node.phys.alloc_pages(len(chunk))
+        assert len(blocks) == len(chunk), "reserve() promised room that was not there"
+        map_pages(node, chunk, DATA, blocks)
+    fresh = len(chunk) - len(swapped)
+    p.faults_4k += fresh
+    cost += fresh * node.costs.fault_4k_s + len(swapped) * node.costs.fault_4k_s
+    return cost + _after_charge(node, p, len(chunk))
+
+
+def _after_charge(node: Node, p: Process, nr_pages: int) -> float:
+    """memory.high enforcement and kswapd wake-up after memory was charged."""
+    stall = over_high(node, p, nr_pages)
+    p.stall_s += stall
+    return stall

@@ -1,0 +1,187 @@
+"""madvise(): DONTNEED, FREE, the THP advice, COLD/PAGEOUT, COLLAPSE and the 2015 proposals.
+
+Semantics by profile are in DESIGN.md 4.3 and kernel-rules K10/K14; costs follow the calibration's piecewise
+model (per call, per page, INVLPG up to tlb_single_page_flush_ceiling, THP splits). DONTNEED inside a THP
+splits the PMD and defers the folio split; a whole PMD frees its block. FREE (4.12+) makes pages lazyfree and
+keeps a whole THP intact; a partial range splits the folio at once, unless the lazy_free_split proposal
+defers that to reclaim. On linux-4.5 without swap FREE is DONTNEED. SPLITTABLE queues the range and changes
+nothing else; UNSPLITTABLE dequeues and zeroes what is still queued. FREE_UNDO re-pins surviving lazyfree
+pages and reports the lost ones.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..units import HPAGE_PAGES
+from .errors import KernelError
+from .huge_memory import defer_split, split_folio, split_pmd
+from .memory import charging, unmap_pages
+from .mman import MADV
+from .pagetable import (
+    ADV_HUGEPAGE,
+    ADV_NOHUGEPAGE,
+    ADV_NONE,
+    ADV_STRADDLE,
+    DATA,
+    IS_PRESENT,
+    LAZY,
+    NONE,
+    QUEUED,
+    SWAP,
+    ZERO,
+)
+
+if TYPE_CHECKING:
+    from .node import Node
+    from .task import Process, Region
+
+
+def whole_rows(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows touched by ``flat`` and whether each is wholly covered."""
+    rows, counts = np.unique(flat // HPAGE_PAGES, return_counts=True)
+    return rows, counts == HPAGE_PAGES
+
+
+def call_cost(node: Node, p: Process, ranges: int, pte_pages: int, per_page_s: float) -> float:
+    """Cost of ``ranges`` calls covering ``pte_pages`` present PTEs in all (pages spread evenly)."""
+    c = node.costs
+    if ranges == 0:
+        return 0.0
+    per = pte_pages / ranges
+    cost = ranges * c.madvise_pages_s(round(per), per_page_s) if per else ranges * c.syscall_s
+    if p.threads > 1:
+        cost += ranges * c.remote_shootdown_s
+    return cost
+
+
+def dontneed(node: Node, p: Process, flat: np.ndarray, ranges: int) -> float:
+    """Zap the pages now; whole PMDs free their block, partial ones split the PMD and defer the folio."""
+    pt, c = node.pt, node.costs
+    rows, whole = whole_rows(flat)
+    pmd = pt.pmd[rows]
+    partial_thp = rows[pmd & ~whole]
+    whole_thp = rows[pmd & whole]
+    split_pmd(node, partial_thp)
+    defer_split(node, partial_thp)
+    st = pt.flat_state[flat]
+    in_whole_thp = np.isin(flat // HPAGE_PAGES, whole_thp)
+    pte_pages = int(np.count_nonzero(IS_PRESENT[st] & ~in_whole_thp))
+    with charging(node, rows):
+        unmap_pages(node, flat[st != NONE])
+    cost = call_cost(node, p, ranges, pte_pages, c.zap_page_s)
+    return cost + len(whole_thp) * c.zap_thp_s + len(partial_thp) * c.split_pmd_s
+
+
+def free(node: Node, p: Process, flat: np.ndarray, ranges: int) -> float:
+    """MADV_FREE: lazyfree (4.12+, or 4.5 with swap) or, on 4.5 without swap, exactly DONTNEED."""
+    if node.profile.lazyfree_needs_swap and not node.swap.enabled:
+        return dontneed(node, p, flat, ranges)
+    pt, c = node.pt, node.costs
+    rows, whole = whole_rows(flat)
+    folio = pt.folio[rows] >= 0
+    partial_thp = rows[folio & ~whole]
+    cost = 0.0
+    if len(partial_thp) and not node.profile.lazy_free_split:
+        cost += len(partial_thp) * (c.split_pmd_s + c.split_folio_s)
+        split_folio(node, partial_thp)
+    st = pt.flat_state[flat]
+    swapped = flat[st == SWAP]
+    if len(swapped):
+        with charging(node, np.unique(swapped // HPAGE_PAGES)):
+            unmap_pages(node, swapped)
+    mark = flat[(st == DATA) | (st == ZERO) | (st == QUEUED)]
+    pt.set_states(mark, LAZY)
+    node.vmstat["pglazyfree"] += len(mark)
+    p.memcg.counters["pglazyfree"] += len(mark)
+    on_pmd = pt.pmd[rows] & whole
+    pte_pages = int(np.count_nonzero(~np.isin(mark // HPAGE_PAGES, rows[on_pmd])))
+    cost += call_cost(node, p, ranges, pte_pages, c.lazyfree_page_s)
+    return cost + int(on_pmd.sum()) * c.lazyfree_pmd_s
+
+
+def splittable(node: Node, p: Process, flat: np.ndarray, ranges: int) -> float:
+    """MADV_SPLITTABLE: queue present pages on the memcg's list; no zap, no split, no page-table walk."""
+    pt = node.pt
+    st = pt.flat_state[flat]
+    swapped = flat[st == SWAP]
+    if len(swapped):
+        with charging(node, np.unique(swapped // HPAGE_PAGES)):
+            unmap_pages(node, swapped)
+    pt.set_states(flat[(st == DATA) | (st == ZERO) | (st == LAZY)], QUEUED)
+    return ranges * (node.costs.syscall_s + node.costs.madvise_base_s)
+
+
+def unsplittable(node: Node, p: Process, flat: np.ndarray, ranges: int) -> float:
+    """MADV_UNSPLITTABLE: dequeue what reclaim left and zero it (no fault, THP kept); the rest refaults."""
+    pt, c = node.pt, node.costs
+    queued = flat[pt.flat_state[flat] == QUEUED]
+    pt.set_states(queued, ZERO)
+    return ranges * (c.syscall_s + c.madvise_base_s) + len(queued) * c.zero_page_s
+
+
+def free_undo(node: Node, p: Process, flat: np.ndarray, starts: np.ndarray) -> tuple[float, np.ndarray]:
+    """MADV_FREE_UNDO: lazyfree pages become pinned data again; returns cost and lost pages per range."""
+    pt, c = node.pt, node.costs
+    st = pt.flat_state[flat]
+    lazy = flat[st == LAZY]
+    pt.set_states(lazy, DATA)
+    lost_mask = (st == NONE).astype(np.int64)
+    lost = np.add.reduceat(lost_mask, starts) if len(flat) else np.zeros(len(starts), dtype=np.int64)
+    cost = len(starts) * (c.syscall_s + c.madvise_base_s) + len(lazy) * c.ad_bit_update_s
+    return cost, lost
+
+
+def set_thp_advice(node: Node, region: Region, flat: np.ndarray, advice: MADV) -> float:
+    """MADV_HUGEPAGE/NOHUGEPAGE: per vhp; a vhp only partly covered is split between VMAs (no PMD)."""
+    pt = node.pt
+    rows, whole = whole_rows(flat)
+    value = ADV_HUGEPAGE if advice == MADV.HUGEPAGE else ADV_NOHUGEPAGE
+    current = pt.advice[rows]
+    pt.advice[rows[whole]] = value
+    mixed = rows[~whole & (current != value)]
+    pt.advice[mixed] = ADV_STRADDLE
+    if advice == MADV.HUGEPAGE:
+        node.khugepaged_register(region)
+    return node.costs.syscall_s + node.costs.madvise_base_s
+
+
+def cold(node: Node, p: Process, flat: np.ndarray, ranges: int) -> float:
+    """MADV_COLD: deactivate the range so reclaim takes it first."""
+    rows = np.unique(flat // HPAGE_PAGES)
+    node.pt.active[rows] = False
+    node.pt.atime[rows] = -np.inf
+    return ranges * (node.costs.syscall_s + node.costs.madvise_base_s)
+
+
+def pageout(node: Node, p: Process, flat: np.ndarray, ranges: int) -> float:
+    """MADV_PAGEOUT: reclaim the range now (swap anon if a device has room; drop lazyfree)."""
+    from .vmscan import pageout_range
+    cost = pageout_range(node, p, flat)
+    return cost + ranges * (node.costs.syscall_s + node.costs.madvise_base_s)
+
+
+def check_advice(node: Node, advice: object) -> MADV:
+    """EINVAL for an advice unknown or not offered by this kernel profile."""
+    try:
+        advice = MADV(advice)
+    except ValueError:
+        raise KernelError("EINVAL", f"advice {advice!r} is not a madvise advice") from None
+    if not node.profile.supports(advice):
+        raise KernelError("EINVAL", f"MADV_{advice.name} is not supported by profile {node.profile.name}"
+                          + _proposal_hint(advice))
+    return advice
+
+
+def _proposal_hint(advice: MADV) -> str:
+    hints = {MADV.SPLITTABLE: "madv_splittable", MADV.UNSPLITTABLE: "madv_splittable",
+             MADV.FREE_UNDO: "madv_free_undo"}
+    if advice in hints:
+        return f" (it needs proposals=['{hints[advice]}'])"
+    return ""
+
+
+__all__ = ["ADV_NONE", "check_advice", "cold", "dontneed", "free", "free_undo", "pageout", "set_thp_advice",
+           "splittable", "unsplittable"]

@@ -1,0 +1,205 @@
+"""cgroup v2 memory controller: the memcg tree, hierarchical page counters, limits, protection, events.
+
+Follows Documentation/admin-guide/cgroup-v2.rst and mm/memcontrol.c, mm/page_counter.c (Linux 6.x):
+usage is charged up the tree like page_counter; memory.events are hierarchical (memory_localevents off);
+effective min/low come from page_counter.c effective_protection() with memory_recursiveprot off by default.
+Left out: memory.swap.high, per-cpu charge batching (charges are exact), kmem accounting beyond page tables
+and the zswap pool.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ..units import PAGE_SIZE, UnitError, parse_size
+from .errors import KernelError
+
+INF = float("inf")
+LIMITS = ("min", "low", "high", "max", "swap_max", "zswap_max")
+EVENTS = ("low", "high", "max", "oom", "oom_kill", "oom_group_kill")
+# memory.high: mm/memcontrol.c MEMCG_MAX_HIGH_DELAY_JIFFIES (2 s) and the HZ/100 floor below which no sleep.
+HIGH_DELAY_CAP_S = 2.0
+HIGH_DELAY_FLOOR_S = 0.010
+MEMCG_CHARGE_BATCH = 64
+
+
+@dataclass(eq=False)
+class Memcg:
+    """One cgroup's memory controller state. Sizes are pages; limits may be INF ('max')."""
+
+    idx: int
+    path: str
+    parent: Memcg | None
+    children: list[Memcg] = field(default_factory=list)
+    min: float = 0
+    low: float = 0
+    high: float = INF
+    max: float = INF
+    swap_max: float = INF
+    zswap_max: float = INF
+    oom_group: bool = False
+    usage: int = 0
+    peak: int = 0
+    swap_usage: int = 0
+    swap_peak: int = 0
+    zswap_usage: int = 0
+    events_local: Counter = field(default_factory=Counter)
+    counters: Counter = field(default_factory=Counter)
+    procs: list = field(default_factory=list)
+    emin: float = 0
+    elow: float = 0
+
+    def ancestors(self) -> list[Memcg]:
+        """This memcg and every parent up to the root."""
+        chain, m = [], self
+        while m is not None:
+            chain.append(m)
+            m = m.parent
+        return chain
+
+    def subtree(self) -> list[Memcg]:
+        """This memcg and all descendants, parents first."""
+        out, stack = [], [self]
+        while stack:
+            m = stack.pop()
+            out.append(m)
+            stack.extend(reversed(m.children))
+        return out
+
+    def is_ancestor_of(self, other: Memcg) -> bool:
+        return any(a is self for a in other.ancestors())
+
+
+class MemcgTree:
+    """All memcgs of a node, the root at index 0."""
+
+    def __init__(self) -> None:
+        self.root = Memcg(0, "", None)
+        self.by_path: dict[str, Memcg] = {"": self.root}
+        self.all: list[Memcg] = [self.root]
+
+    def get(self, path: str) -> Memcg:
+        path = path.strip("/")
+        if path not in self.by_path:
+            raise KernelError("ENOENT", f"cgroup {path!r} does not exist")
+        return self.by_path[path]
+
+    def create(self, path: str) -> Memcg:
+        path = path.strip("/")
+        if not path or any(part in ("", ".", "..") for part in path.split("/")):
+            raise KernelError("EINVAL", f"cgroup path {path!r} is not a valid name")
+        parent_path = path.rpartition("/")[0]
+        if parent_path not in self.by_path:
+            raise KernelError("ENOENT", f"cgroup {path!r}: parent {parent_path!r} does not exist")
+        parent = self.by_path[parent_path]
+        m = Memcg(len(self.all), path, parent)
+        parent.children.append(m)
+        self.by_path[path] = m
+        self.all.append(m)
+        return m
+
+    # --- page_counter ------------------------------------------------------------------------------
+    @staticmethod
+    def charge(m: Memcg, n: int) -> None:
+        """Charge (or with n < 0, uncharge) n pages to m and its ancestors."""
+        for a in m.ancestors():
+            a.usage += n
+            a.peak = max(a.peak, a.usage)
+            assert a.usage >= 0, f"memcg {a.path!r} usage below zero"
+
+    @staticmethod
+    def charge_swap(m: Memcg, n: int) -> None:
+        for a in m.ancestors():
+            a.swap_usage += n
+            a.swap_peak = max(a.swap_peak, a.swap_usage)
+            assert a.swap_usage >= 0
+
+    @staticmethod
+    def charge_zswap(m: Memcg, n: int) -> None:
+        for a in m.ancestors():
+            a.zswap_usage += n
+
+    @staticmethod
+    def over_max(m: Memcg, n: int) -> Memcg | None:
+        """The highest memcg whose memory.max a charge of n pages would exceed, or None."""
+        hit = None
+        for a in m.ancestors():
+            if a.usage + n > a.max:
+                hit = a
+        return hit
+
+    @staticmethod
+    def swap_room(m: Memcg) -> float:
+        """Pages m may still swap under every ancestor's memory.swap.max."""
+        return min(a.swap_max - a.swap_usage for a in m.ancestors())
+
+    @staticmethod
+    def event(m: Memcg, name: str) -> None:
+        """memory.events are hierarchical: count in m, read summed over its subtree."""
+        m.events_local[name] += 1
+
+    def events(self, m: Memcg) -> dict[str, int]:
+        total = Counter()
+        for d in m.subtree():
+            total.update(d.events_local)
+        return {e: total.get(e, 0) for e in EVENTS}
+
+    def stat_counter(self, m: Memcg, name: str) -> int:
+        return sum(d.counters.get(name, 0) for d in m.subtree())
+
+    # --- protection (mm/page_counter.c) --------------------------------------------------------------
+    def compute_protection(self, root: Memcg, recursive: bool = False) -> None:
+        """Effective min/low of every memcg below ``root``; the reclaim root's own protection is ignored."""
+        root.emin = root.elow = 0
+        stack = [root]
+        while stack:
+            parent = stack.pop()
+            kids = parent.children
+            if not kids:
+                continue
+            for attr, eattr in (("min", "emin"), ("low", "elow")):
+                sib = sum(min(k.usage, getattr(k, attr)) for k in kids)
+                p_eff = INF if parent is root else getattr(parent, eattr)
+                for k in kids:
+                    setattr(k, eattr, _effective(k.usage, parent.usage, getattr(k, attr), p_eff, sib,
+                                                 recursive))
+            stack.extend(kids)
+
+
+def _effective(usage: int, parent_usage: int, setting: float, parent_eff: float, siblings: float,
+               recursive: bool) -> float:
+    """effective_protection(): claimed protection, scaled down when siblings overcommit the parent's."""
+    protected = min(usage, setting)
+    if siblings > parent_eff:
+        return protected * parent_eff / siblings
+    ep = protected
+    if recursive and parent_eff != INF and parent_eff > siblings and parent_usage > siblings \
+            and usage > protected:
+        ep += (parent_eff - siblings) * (usage - protected) / (parent_usage - siblings)
+    return ep
+
+
+def high_penalty_s(usage: int, high: float, nr_pages: int) -> float:
+    """mem_cgroup_handle_over_high(): 64*f^2*HZ jiffies per MEMCG_CHARGE_BATCH pages, capped at 2 s.
+
+    f = (usage - high) / high. Returns 0 when the delay would be under the 10 ms floor, as the kernel
+    skips such short sleeps.
+    """
+    if high == INF or usage <= high or high <= 0:
+        return 0.0
+    over = (usage - high) / high
+    delay = 64.0 * over * over * max(nr_pages, 1) / MEMCG_CHARGE_BATCH  # seconds (jiffies / HZ)
+    delay = min(delay, HIGH_DELAY_CAP_S)
+    return 0.0 if delay <= HIGH_DELAY_FLOOR_S else delay
+
+
+def parse_limit(key: str, value: object) -> float:
+    """A memcg limit in pages: 'max' or None is unlimited; sizes round down to pages like the kernel."""
+    if value is None or value == "max":
+        return INF
+    try:
+        nbytes = parse_size(value, key)
+    except UnitError as err:
+        raise KernelError("EINVAL", str(err)) from None
+    return nbytes // PAGE_SIZE

@@ -1,0 +1,127 @@
+"""Mapping and unmapping pages: the one place where page table, pageblocks, charges and swap change together.
+
+Mirrors what mm/memory.c (zap_pte_range, do_anonymous_page) and mm/rmap.c do to the counters. Every caller
+that changes page states goes through these helpers, so pages are conserved and charges equal usage.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..units import HPAGE_PAGES
+from .pagetable import CACHE, IS_PRESENT, NONE, SWAP
+
+if TYPE_CHECKING:
+    from .node import Node
+
+
+def unique_rows(flat: np.ndarray) -> np.ndarray:
+    """Sorted distinct rows of flat page indices."""
+    return np.unique(flat // HPAGE_PAGES)
+
+
+@contextmanager
+def charging(node: Node, rows: np.ndarray):
+    """Charge memcgs with the change in footprint and swap of ``rows`` made inside the block."""
+    pt = node.pt
+    fp0, sw0 = pt.footprint(rows), pt.cnt[rows, SWAP].copy()
+    yield
+    fp_delta, sw_delta = pt.footprint(rows) - fp0, pt.cnt[rows, SWAP] - sw0
+    memcgs = pt.memcg[rows]
+    for m_idx in np.unique(memcgs[(fp_delta != 0) | (sw_delta != 0)]):
+        sel = memcgs == m_idx
+        m = node.memcgs.all[m_idx]
+        d = int(fp_delta[sel].sum())
+        if d:
+            node.memcgs.charge(m, d)
+        s = int(sw_delta[sel].sum())
+        if s:
+            node.memcgs.charge_swap(m, s)
+
+
+def map_pages(node: Node, flat: np.ndarray, state: int, blocks: np.ndarray) -> None:
+    """Make NONE/SWAP pages of PTE-mapped rows present in ``state`` on the given pageblocks."""
+    pt = node.pt
+    old = pt.set_states(flat, state)
+    pt.flat_block[flat] = blocks
+    was_swap = old == SWAP
+    if was_swap.any():
+        node.swap.release(node, flat[was_swap])
+
+
+def unmap_pages(node: Node, flat: np.ndarray, new_state: int = NONE) -> np.ndarray:
+    """Zap pages to NONE (or SWAP): free their memory, or keep it in the folio until the folio is free.
+
+    Returns the old states. 4 KiB pages go back to their pageblocks at once; subpages of a folio stay
+    allocated in it (the deferred-split case) until none of them is mapped, when the folio is freed.
+    """
+    pt = node.pt
+    rows = flat // HPAGE_PAGES
+    old = pt.set_states(flat, new_state)
+    present = IS_PRESENT[old]
+    blocks = pt.flat_block[flat]
+    of_folio = present & (blocks == pt.folio[rows])
+    loose = present & ~of_folio
+    if loose.any():
+        node.phys.free_pages(blocks[loose])
+    pt.flat_block[flat[present]] = -1
+    if new_state == NONE:
+        was_swap = old == SWAP
+        if was_swap.any():
+            node.swap.release(node, flat[was_swap])
+    if of_folio.any():
+        folio_rows, k = np.unique(rows[of_folio], return_counts=True)
+        pt.fmapped[folio_rows] -= k.astype(np.int32)
+        free_folios(node, folio_rows[pt.fmapped[folio_rows] == 0])
+    return old
+
+
+def free_folios(node: Node, rows: np.ndarray) -> None:
+    """Free the THP folios of rows that map none of their pages any more."""
+    if len(rows) == 0:
+        return
+    pt = node.pt
+    assert not pt.fmapped[rows].any(), "freeing a folio that still maps pages"
+    node.phys.free_blocks_thp(pt.folio[rows])
+    pt.folio[rows] = -1
+    pt.pmd[rows] = False
+    pt.deferred[rows] = False
+
+
+def ensure_page_tables(node: Node, rows: np.ndarray) -> None:
+    """Allocate a PTE table (an unmovable page) for rows that have none."""
+    pt = node.pt
+    need = rows[~pt.pt[rows]]
+    if len(need) == 0:
+        return
+    blocks = node.phys.alloc_pages(len(need), movable=False)
+    if len(blocks) < len(need):
+        raise MemoryError("no page for a page table")  # callers reserve memory first
+    pt.pt[need] = True
+    pt.pt_block[need] = blocks
+
+
+def free_page_tables(node: Node, rows: np.ndarray) -> None:
+    """Free PTE tables of rows (munmap/exit: free_pgtables)."""
+    pt = node.pt
+    has = rows[pt.pt[rows]]
+    if len(has) == 0:
+        return
+    node.phys.free_pages(pt.pt_block[has], movable=False)
+    pt.pt[has] = False
+    pt.pt_block[has] = -1
+
+
+def lru_add(node: Node, rows: np.ndarray, *, active: bool = False) -> None:
+    """Note an access: recency for reclaim order. New anon pages start inactive (Linux 5.9+)."""
+    node.pt.atime[rows] = node.time
+    if active:
+        node.pt.active[rows] = True
+
+
+def is_file_row(node: Node, rows: np.ndarray) -> np.ndarray:
+    """True for rows of page-cache mappings."""
+    return node.pt.cnt[rows, CACHE] > 0

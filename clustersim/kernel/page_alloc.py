@@ -1,0 +1,128 @@
+"""Physical memory as 2 MiB pageblocks: the buddy allocator's placement rules and the zone watermarks.
+
+Each pageblock counts its pages in use and how many of them are unmovable (kernel) pages; a block that
+backs a THP is wholly in use. Pages are not tracked one by one here: callers hold, per page, the index of
+the block it lives in, and hand those indices back when they free. Follows mm/page_alloc.c (Linux 6.x):
+order-0 allocations are served from the smallest free fragments first, so partly used blocks fill before a
+free block is broken; unmovable allocations keep to unmovable blocks and steal a free block when they must
+(fallback to a movable block only when nothing else is left). Left out: zones, per-cpu lists, orders
+between 0 and 9 (mTHP), page isolation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..units import HPAGE_PAGES
+
+# Boot-time slab and other unmovable kernel memory is grouped by migratetype into unmovable blocks, but
+# slab fragmentation leaves those blocks partly empty; half full is an estimate, not a measurement.
+KERNEL_BLOCK_FILL_PAGES = HPAGE_PAGES // 2
+
+
+def default_min_free_kbytes(total_bytes: int) -> int:
+    """init_per_zone_wmark_min(): sqrt(lowmem_kbytes * 16), clamped to [128, 262144]."""
+    return int(min(262144, max(128, math.isqrt((total_bytes // 1024) * 16))))
+
+
+class PhysMem:
+    """Pageblock counters and the allocation policy over them."""
+
+    def __init__(self, total_pages: int, min_free_kbytes: int, watermark_scale_factor: int) -> None:
+        assert total_pages % HPAGE_PAGES == 0, "memory must be a whole number of pageblocks"
+        self.nblocks = total_pages // HPAGE_PAGES
+        self.total_pages = total_pages
+        self.used = np.zeros(self.nblocks, dtype=np.int32)
+        self.unmov = np.zeros(self.nblocks, dtype=np.int32)
+        self.thp = np.zeros(self.nblocks, dtype=bool)
+        self.nr_free = total_pages
+        self.wmark_min = min_free_kbytes // 4
+        gap = max(self.wmark_min // 4, total_pages * watermark_scale_factor // 10000)
+        self.wmark_low = self.wmark_min + gap
+        self.wmark_high = self.wmark_min + 2 * gap
+
+    # --- queries -------------------------------------------------------------------------------------
+    @property
+    def free_blocks(self) -> int:
+        """Entirely free pageblocks: what a THP allocation needs."""
+        return int(np.count_nonzero(self.used == 0))
+
+    def fragmentation_score(self) -> float:
+        """Share of free pages (percent) that sit outside free pageblocks (unusable for order 9)."""
+        if self.nr_free == 0:
+            return 0.0
+        in_free_blocks = self.free_blocks * HPAGE_PAGES
+        return 100.0 * (self.nr_free - in_free_blocks) / self.nr_free
+
+    # --- allocation ------------------------------------------------------------------------------------
+    def alloc_pages(self, n: int, movable: bool = True) -> np.ndarray:
+        """Blocks for ``n`` order-0 pages (one entry per page), or an empty array if memory is short."""
+        if n <= 0:
+            return np.empty(0, dtype=np.int32)
+        if n > self.nr_free:
+            return np.empty(0, dtype=np.int32)
+        partial = (self.used > 0) & (self.used < HPAGE_PAGES) & ~self.thp
+        own = partial & ((self.unmov == 0) if movable else (self.unmov > 0))
+        free = self.used == 0
+        other = partial & ~own
+        order = np.concatenate([np.flatnonzero(own), np.flatnonzero(free), np.flatnonzero(other)])
+        room = HPAGE_PAGES - self.used[order]
+        take = np.minimum(room, np.maximum(0, n - (np.cumsum(room) - room)))
+        keep = take > 0
+        blocks, counts = order[keep], take[keep]
+        self.used[blocks] += counts.astype(np.int32)
+        if not movable:
+            self.unmov[blocks] += counts.astype(np.int32)
+        self.nr_free -= n
+        return np.repeat(blocks.astype(np.int32), counts)
+
+    def alloc_blocks(self, k: int) -> np.ndarray:
+        """Up to ``k`` entirely free pageblocks for THPs, lowest address first."""
+        if k <= 0:
+            return np.empty(0, dtype=np.int32)
+        blocks = np.flatnonzero(self.used == 0)[:k].astype(np.int32)
+        self.used[blocks] = HPAGE_PAGES
+        self.thp[blocks] = True
+        self.nr_free -= HPAGE_PAGES * len(blocks)
+        return blocks
+
+    def reserve_kernel(self, pages: int, rng: np.random.Generator) -> None:
+        """Boot-time unmovable memory, scattered over randomly chosen blocks at KERNEL_BLOCK_FILL_PAGES."""
+        nblk = min(self.nblocks, -(-pages // KERNEL_BLOCK_FILL_PAGES))
+        if pages <= 0 or nblk == 0:
+            return
+        blocks = np.sort(rng.choice(self.nblocks, size=nblk, replace=False))
+        per = np.full(nblk, pages // nblk, dtype=np.int32)
+        per[: pages % nblk] += 1
+        self.used[blocks] += per
+        self.unmov[blocks] += per
+        self.nr_free -= pages
+
+    # --- freeing -------------------------------------------------------------------------------------
+    def free_pages(self, blocks: np.ndarray, movable: bool = True) -> None:
+        """Return order-0 pages, given the block of each page."""
+        if len(blocks) == 0:
+            return
+        counts = np.bincount(blocks, minlength=self.nblocks).astype(np.int32)
+        self.used -= counts
+        if not movable:
+            self.unmov -= counts
+        self.nr_free += len(blocks)
+        assert self.used.min() >= 0 and self.unmov.min() >= 0, "freed pages that were not allocated"
+
+    def free_blocks_thp(self, blocks: np.ndarray) -> None:
+        """Free whole THP folios."""
+        if len(blocks) == 0:
+            return
+        assert self.thp[blocks].all(), "freeing a THP block that holds no THP"
+        self.used[blocks] = 0
+        self.thp[blocks] = False
+        self.nr_free += HPAGE_PAGES * len(blocks)
+
+    def split_thp_block(self, block: np.ndarray, unmapped: np.ndarray) -> None:
+        """A THP folio becomes order-0 pages in place; its ``unmapped`` pages go back to the free lists."""
+        self.thp[block] = False
+        self.used[block] -= unmapped.astype(np.int32)
+        self.nr_free += int(unmapped.sum())

@@ -1,0 +1,155 @@
+"""Page-table state of every mapping on a node, as numpy arrays indexed by vhp (2 MiB slot) and page.
+
+A row is one vhp: 512 page states, the pageblock each present page lives in, and per-vhp facts: PMD-mapped
+or not, the THP folio backing it (kept after a PMD split until the deferred split) and how many of
+its subpages are still mapped (``fmapped``; pages faulted later into a deferred row are separate 4 KiB pages),
+whether a PTE table exists, THP advice, LRU recency. Rows of one mapping are contiguous; freed rows are
+reused first fit.
+Counts per state are kept per row so node-wide passes (khugepaged, reclaim, statistics) never scan pages.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..units import HPAGE_PAGES
+
+# Page states. ZERO: present, holds zeros (a THP subpage never written, or zeroed by UNSPLITTABLE).
+# DATA: present with written data. LAZY: MADV_FREE'd, clean, data kept until reclaim discards it.
+# SWAP: swapped out, data on the device. QUEUED: MADV_SPLITTABLE'd, present until reclaim zaps it.
+# CACHE: a page-cache page of a file.
+NONE, ZERO, DATA, LAZY, SWAP, QUEUED, CACHE = range(7)
+NSTATES = 7
+PRESENT_STATES = (ZERO, DATA, LAZY, QUEUED, CACHE)
+HOLDS_DATA = np.array([False, False, True, True, True, True, True])
+IS_PRESENT = np.array([False, True, True, True, False, True, True])
+
+# Per-vhp THP advice. STRADDLE: the vhp is split between VMAs by a partial madvise, so no PMD can map it.
+ADV_NONE, ADV_HUGEPAGE, ADV_NOHUGEPAGE, ADV_STRADDLE = range(4)
+
+
+class PageTable:
+    """Structure-of-arrays page table for all processes and files of one node."""
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.nrows = 0
+        self.holes: list[tuple[int, int]] = []
+        self._alloc(capacity)
+
+    def _alloc(self, cap: int) -> None:
+        self.cap = cap
+        self.state = np.zeros((cap, HPAGE_PAGES), dtype=np.uint8)
+        self.block = np.full((cap, HPAGE_PAGES), -1, dtype=np.int32)
+        self.cnt = np.zeros((cap, NSTATES), dtype=np.int32)
+        self.region = np.full(cap, -1, dtype=np.int32)
+        self.memcg = np.full(cap, -1, dtype=np.int32)
+        self.pmd = np.zeros(cap, dtype=bool)
+        self.folio = np.full(cap, -1, dtype=np.int32)
+        self.fmapped = np.zeros(cap, dtype=np.int32)
+        self.deferred = np.zeros(cap, dtype=bool)
+        self.pt = np.zeros(cap, dtype=bool)
+        self.pt_block = np.full(cap, -1, dtype=np.int32)
+        self.advice = np.zeros(cap, dtype=np.uint8)
+        self.full = np.zeros(cap, dtype=bool)
+        self.atime = np.zeros(cap, dtype=np.float64)
+        self.active = np.zeros(cap, dtype=bool)
+
+    def _grow(self, need: int) -> None:
+        old = {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+        cap = max(need, 2 * self.cap)
+        self._alloc(cap)
+        for name, arr in old.items():
+            getattr(self, name)[: len(arr)] = arr
+
+    # --- rows --------------------------------------------------------------------------------------------
+    def alloc_rows(self, n: int) -> int:
+        """First row of ``n`` contiguous free rows (first fit over holes, else at the end)."""
+        for i, (start, length) in enumerate(self.holes):
+            if length >= n:
+                self.holes[i] = (start + n, length - n)
+                if length == n:
+                    del self.holes[i]
+                return start  # free_rows left these rows empty with NONE counts
+        start = self.nrows
+        if start + n > self.cap:
+            self._grow(start + n)
+        self.nrows = start + n
+        self.cnt[start:start + n] = 0
+        self.cnt[start:start + n, NONE] = HPAGE_PAGES
+        return start
+
+    def free_rows(self, start: int, n: int) -> None:
+        """Give rows back; they must already be empty (no present, swapped or folio state)."""
+        sl = slice(start, start + n)
+        assert not self.cnt[sl, 1:].any() and (self.folio[sl] < 0).all() and not self.pt[sl].any()
+        assert not self.fmapped[sl].any()
+        self.state[sl] = NONE
+        self.block[sl] = -1
+        self.cnt[sl] = 0
+        self.cnt[sl, NONE] = HPAGE_PAGES
+        self.region[sl] = -1
+        self.memcg[sl] = -1
+        self.pmd[sl] = False
+        self.deferred[sl] = False
+        self.advice[sl] = ADV_NONE
+        self.full[sl] = False
+        self.active[sl] = False
+        self.holes.append((start, n))
+        self.holes.sort()
+        merged: list[tuple[int, int]] = []
+        for s, ln in self.holes:
+            if merged and merged[-1][0] + merged[-1][1] == s:
+                merged[-1] = (merged[-1][0], merged[-1][1] + ln)
+            else:
+                merged.append((s, ln))
+        self.holes = merged
+
+    # --- views ---------------------------------------------------------------------------------------
+    @property
+    def flat_state(self) -> np.ndarray:
+        return self.state.reshape(-1)
+
+    @property
+    def flat_block(self) -> np.ndarray:
+        return self.block.reshape(-1)
+
+    def present(self, rows: np.ndarray | slice) -> np.ndarray:
+        """Present pages per row (mapped by PTE or PMD)."""
+        c = self.cnt[rows]
+        return c[:, ZERO] + c[:, DATA] + c[:, LAZY] + c[:, QUEUED] + c[:, CACHE]
+
+    def footprint(self, rows: np.ndarray | slice) -> np.ndarray:
+        """Pages each row holds and charges: its whole folio while one exists, the 4 KiB pages mapped
+        outside the folio, and its PTE table."""
+        folio = np.where(self.folio[rows] >= 0, HPAGE_PAGES, 0)
+        return folio + self.present(rows) - self.fmapped[rows] + self.pt[rows]
+
+    # --- state changes ---------------------------------------------------------------------------------
+    def set_states(self, flat: np.ndarray, new: int | np.ndarray) -> np.ndarray:
+        """Set page states at flat indices (row*512+col), keeping per-row counts; returns the old states."""
+        fs = self.flat_state
+        old = fs[flat]
+        if len(flat) == 0:
+            return old
+        rows = flat // HPAGE_PAGES
+        lo, hi = int(rows.min()), int(rows.max()) + 1
+        span = (hi - lo) * NSTATES
+        newv = np.broadcast_to(np.asarray(new, dtype=np.uint8), old.shape)
+        dec = np.bincount((rows - lo) * NSTATES + old, minlength=span)
+        inc = np.bincount((rows - lo) * NSTATES + newv, minlength=span)
+        self.cnt[lo:hi] += (inc - dec).reshape(hi - lo, NSTATES).astype(np.int32)
+        fs[flat] = newv
+        return old
+
+    def pages_of(self, rows: np.ndarray) -> np.ndarray:
+        """Flat indices of every page of the given rows."""
+        return (rows[:, None] * HPAGE_PAGES + np.arange(HPAGE_PAGES)).reshape(-1)
+
+    def pages_in_state(self, rows: np.ndarray, states: tuple[int, ...]) -> np.ndarray:
+        """Flat indices of pages of ``rows`` whose state is one of ``states``."""
+        if len(rows) == 0:
+            return np.empty(0, dtype=np.int64)
+        sub = self.state[rows]
+        mask = np.isin(sub, states)
+        r, c = np.nonzero(mask)
+        return rows[r].astype(np.int64) * HPAGE_PAGES + c

@@ -1,0 +1,76 @@
+"""Getting memory for a task: zone watermarks, direct reclaim, memcg try_charge with memory.max/high, OOM.
+
+Follows __alloc_pages_slowpath() (mm/page_alloc.c) and try_charge()/mem_cgroup_handle_over_high()
+(mm/memcontrol.c). Allocations may take free memory down to the min watermark; below that the task reclaims
+directly (allocstall) and, if nothing can be reclaimed, the global OOM killer runs. A charge above
+memory.max reclaims from the memcg (event `max`) and, failing that, invokes the memcg OOM killer. Above
+memory.high the charge succeeds; the task then reclaims the excess and sleeps per the kernel's penalty curve
+(event `high`), and high never kills.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .memcg import INF, MemcgTree, high_penalty_s
+from .oom_kill import out_of_memory
+from .vmscan import SWAP_CLUSTER_MAX, direct_reclaim, memcg_reclaim
+
+if TYPE_CHECKING:
+    from .node import Node
+    from .task import Process
+
+MAX_RECLAIM_RETRIES = 16
+
+
+def reserve(node: Node, p: Process, n: int) -> tuple[int, float]:
+    """Make room for up to ``n`` new pages charged to p's memcg; returns (pages allowed now, stall seconds).
+
+    Returns fewer pages than asked when only part fits after reclaim; 0 when the task was killed or no
+    progress is possible at all.
+    """
+    stall = 0.0
+    for _ in range(MAX_RECLAIM_RETRIES):
+        if not p.alive:
+            return 0, stall
+        global_room = node.phys.nr_free - node.phys.wmark_min
+        if global_room < min(n, SWAP_CLUSTER_MAX):
+            sc = direct_reclaim(node, n - max(global_room, 0))
+            stall += sc.cost_s
+            stuck = sc.nr_reclaimed == 0 and node.phys.nr_free - node.phys.wmark_min < min(n, SWAP_CLUSTER_MAX)
+            if stuck and not out_of_memory(node, None):
+                return max(0, min(n, node.phys.nr_free)), stall
+            continue
+        memcg_room, over = _memcg_room(p, n)
+        if memcg_room < min(n, SWAP_CLUSTER_MAX) and over is not None:
+            MemcgTree.event(over, "max")
+            sc = memcg_reclaim(node, over, n - max(memcg_room, 0))
+            stall += sc.cost_s
+            stuck = sc.nr_reclaimed == 0 and _memcg_room(p, n)[0] < min(n, 1)
+            if stuck and not out_of_memory(node, over):
+                return 0, stall
+            continue
+        return int(min(n, global_room, memcg_room)), stall
+    return 0, stall
+
+
+def _memcg_room(p: Process, n: int):
+    """Pages that still fit under every ancestor's memory.max, and the tightest memcg."""
+    room, tight = INF, None
+    for a in p.memcg.ancestors():
+        if a.max - a.usage < room:
+            room, tight = a.max - a.usage, a
+    return (n if room == INF else int(room)), (tight if room < n else None)
+
+
+def over_high(node: Node, p: Process, nr_pages: int) -> float:
+    """After a charge: reclaim above memory.high, then sleep the penalty if still over. Returns seconds."""
+    stall = 0.0
+    for a in p.memcg.ancestors():
+        if a.high == INF or a.usage <= a.high:
+            continue
+        MemcgTree.event(a, "high")
+        sc = memcg_reclaim(node, a, int(a.usage - a.high))
+        stall += sc.cost_s
+        stall += high_penalty_s(a.usage, a.high, nr_pages)
+    return stall

@@ -1,0 +1,297 @@
+"""A process (task and its mm) and its mappings: the syscall surface of clustersim's kernel.
+
+Each method is one system call or observation file; the work is done by the mechanism modules. Offsets and
+lengths take bytes or size strings. madvise needs a page-aligned offset (EINVAL otherwise) and rounds the
+length up to pages, as Linux does; a range outside the mapping is ENOMEM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..units import HPAGE_PAGES, PAGE_SIZE, UnitError, parse_size
+from . import fault, khugepaged, madvise
+from .errors import KernelError
+from .memory import charging, free_page_tables, lru_add, unmap_pages
+from .mman import MADV
+from .pagetable import ADV_HUGEPAGE, ADV_NOHUGEPAGE, HOLDS_DATA, LAZY, NONE, SWAP
+
+if TYPE_CHECKING:
+    from .memcg import Memcg
+    from .node import Node
+
+
+@dataclass(eq=False)
+class Region:
+    """One anonymous (or page-cache) mapping: ``nvhp`` contiguous rows of the node's page table."""
+
+    id: int
+    proc: Process | None
+    start_row: int
+    nvhp: int
+    npages: int
+    kind: str = "anon"
+    name: str = ""
+    mapped: bool = True
+
+    @property
+    def length(self) -> int:
+        return self.npages * PAGE_SIZE
+
+    @property
+    def rows(self) -> np.ndarray:
+        return np.arange(self.start_row, self.start_row + self.nvhp)
+
+    def flat(self, first_page: np.ndarray, npages: np.ndarray) -> np.ndarray:
+        """Flat page-table indices of page ranges given as first page and count within the region."""
+        total = int(npages.sum())
+        if total == 0:
+            return np.empty(0, dtype=np.int64)
+        base = self.start_row * HPAGE_PAGES + first_page.astype(np.int64)
+        starts = np.repeat(base - np.concatenate([[0], np.cumsum(npages)[:-1]]), npages)
+        return starts + np.arange(total, dtype=np.int64)
+
+
+class Process:
+    """A task in a memcg. Thin handle: state lives in the node's arrays."""
+
+    def __init__(self, node: Node, pid: int, name: str, memcg: Memcg, oom_score_adj: int, threads: int):
+        if not -1000 <= oom_score_adj <= 1000:
+            raise KernelError("EINVAL", f"oom_score_adj={oom_score_adj} must be in [-1000, 1000]")
+        if threads < 1:
+            raise KernelError("EINVAL", f"threads={threads} must be >= 1")
+        self.node, self.pid, self.name, self.memcg = node, pid, name, memcg
+        self.oom_score_adj, self.threads = oom_score_adj, threads
+        self.alive = True
+        self.thp_disable = False
+        self.regions: list[Region] = []
+        self.stall_s = 0.0
+        self.pending_stall_s = 0.0
+        self.faults_4k = self.faults_thp = self.faults_major = 0
+        self.madvise_calls = 0
+        self.undo_lost_pages = np.zeros(0, dtype=np.int64)
+        memcg.procs.append(self)
+
+    # --- mappings ------------------------------------------------------------------------------------
+    def mmap(self, length: int | str, advice: MADV | None = None) -> Region:
+        """Anonymous private mapping, 2 MiB aligned; ``advice`` HUGEPAGE/NOHUGEPAGE applied at once."""
+        self._check_alive()
+        nbytes = _size("length", length)
+        if nbytes <= 0:
+            raise KernelError("EINVAL", f"mmap length {length!r} must be > 0")
+        region = self.node.map_region(self, -(-nbytes // PAGE_SIZE))
+        if advice is not None:
+            self.madvise(region, 0, region.length, advice)
+        return region
+
+    def munmap(self, region: Region) -> None:
+        """Unmap the whole region: pages, swap slots and page tables are freed."""
+        self._own(region)
+        self.node.unmap_region(region)
+        self.regions.remove(region)
+
+    def exit(self) -> None:
+        """The task exits: every mapping goes away. Page cache it read stays (it belongs to the files)."""
+        for region in list(self.regions):
+            self.munmap(region)
+        self._leave()
+
+    def kill(self) -> None:
+        """SIGKILL from the OOM killer: like exit."""
+        if self.alive:
+            self.exit()
+
+    def _leave(self) -> None:
+        if self.alive:
+            self.alive = False
+            self.memcg.procs.remove(self)
+
+    # --- memory access -------------------------------------------------------------------------------
+    def touch(self, region: Region, offset: int | str = 0, length: int | str | None = None) -> float:
+        """Write [offset, offset+length); returns seconds spent (faults, reclaim, throttling, swap-in)."""
+        first, n = self._pages(region, offset, length, aligned=False)
+        return self._touch(region.flat(first, n))
+
+    def touch_many(self, region: Region, offsets, lengths) -> float:
+        """touch() over many ranges (numpy arrays of byte offsets and lengths)."""
+        first, n = self._pages_many(region, offsets, lengths, aligned=False)
+        return self._touch(np.unique(region.flat(first, n)))
+
+    def _touch(self, flat: np.ndarray) -> float:
+        self._check_alive()
+        return fault.touch(self.node, self, flat)
+
+    def access(self, region: Region, offset: int | str = 0, length: int | str | None = None) -> float:
+        """Read the range: marks it recently used (active) and swaps in swapped pages; returns seconds."""
+        self._check_alive()
+        first, n = self._pages(region, offset, length, aligned=False)
+        flat = region.flat(first, n)
+        swapped = flat[self.node.pt.flat_state[flat] == SWAP]
+        cost = fault.touch(self.node, self, swapped) if len(swapped) else 0.0
+        rows = np.unique(flat // HPAGE_PAGES)
+        lru_add(self.node, rows, active=True)
+        return cost
+
+    def read(self, region: Region, offset: int | str = 0, length: int | str | None = None) -> float:
+        """Share of the range's pages that still hold written data (observation only, no side effect)."""
+        first, n = self._pages(region, offset, length, aligned=False)
+        flat = region.flat(first, n)
+        return float(HOLDS_DATA[self.node.pt.flat_state[flat]].mean()) if len(flat) else 0.0
+
+    def read_file(self, size: int | str, name: str) -> float:
+        """Read ``size`` bytes of file ``name`` into the page cache, charged to this task's memcg."""
+        self._check_alive()
+        from .filemap import read_file
+        return read_file(self.node, self, _size("size", size), name)
+
+    # --- madvise ------------------------------------------------------------------------------------
+    def madvise(self, region: Region, offset: int | str, length: int | str, advice: MADV) -> float:
+        """madvise(2) on one range; returns the seconds the call cost the process."""
+        first, n = self._pages(region, offset, length, aligned=True)
+        return self._madvise(region, first, n, advice)
+
+    def madvise_many(self, region: Region, offsets, lengths, advice: MADV) -> float:
+        """One madvise(2) call per range, vectorised; returns the total seconds."""
+        first, n = self._pages_many(region, offsets, lengths, aligned=True)
+        return self._madvise(region, first, n, advice)
+
+    def _madvise(self, region: Region, first: np.ndarray, n: np.ndarray, advice: MADV) -> float:
+        self._check_alive()
+        node = self.node
+        advice = madvise.check_advice(node, advice)
+        flat = region.flat(first, n)
+        ranges = len(first)
+        self.madvise_calls += ranges
+        node.vmstat["madvise_calls"] += ranges
+        if advice == MADV.FREE_UNDO:
+            starts = np.concatenate([[0], np.cumsum(n)[:-1]]).astype(np.int64)
+            cost, self.undo_lost_pages = madvise.free_undo(node, self, flat, starts)
+            return cost
+        if advice == MADV.COLLAPSE:
+            return self._collapse(region, flat)
+        flat = np.unique(flat)
+        handlers = {MADV.DONTNEED: madvise.dontneed, MADV.FREE: madvise.free,
+                    MADV.SPLITTABLE: madvise.splittable, MADV.UNSPLITTABLE: madvise.unsplittable,
+                    MADV.COLD: madvise.cold, MADV.PAGEOUT: madvise.pageout}
+        if advice in handlers:
+            return handlers[advice](node, self, flat, ranges)
+        return madvise.set_thp_advice(node, region, flat, advice)
+
+    def _collapse(self, region: Region, flat: np.ndarray) -> float:
+        """MADV_COLLAPSE (6.1+): EINVAL on MADV_NOHUGEPAGE or with THP disabled by prctl."""
+        node = self.node
+        rows = np.unique(flat // HPAGE_PAGES)
+        if (node.pt.advice[rows] == ADV_NOHUGEPAGE).any() or self.thp_disable:
+            raise KernelError("EINVAL", "MADV_COLLAPSE on a VMA with MADV_NOHUGEPAGE or THP disabled by prctl")
+        rows = rows[khugepaged.collapsible(node, rows, limits=False)]
+        _, failed, cost = khugepaged.collapse(node, rows)
+        self.stall_s += cost
+        if len(failed):
+            raise KernelError("ENOMEM", f"MADV_COLLAPSE: no hugepage for {len(failed)} of {len(rows)} ranges")
+        return cost + node.costs.syscall_s
+
+    # --- observations -------------------------------------------------------------------------------
+    @property
+    def smaps(self) -> dict[str, int]:
+        """smaps_rollup fields in bytes: Rss, Anonymous, AnonHugePages, LazyFree, Swap."""
+        pt = self.node.pt
+        rows = self._rows()
+        anon = rows[pt.cnt[rows, 6] == 0] if len(rows) else rows
+        rss = int(pt.present(anon).sum())
+        return {"Rss": rss * PAGE_SIZE, "Anonymous": rss * PAGE_SIZE,
+                "AnonHugePages": int(pt.pmd[anon].sum()) * HPAGE_PAGES * PAGE_SIZE,
+                "LazyFree": int(pt.cnt[anon, LAZY].sum()) * PAGE_SIZE,
+                "Swap": int(pt.cnt[anon, SWAP].sum()) * PAGE_SIZE}
+
+    @property
+    def stall_seconds(self) -> float:
+        """Seconds stalled on reclaim, compaction, memory.high throttling, swap-in and collapses."""
+        return self.stall_s
+
+    def take_pending_stall(self) -> float:
+        """Stalls imposed from outside the task's own calls (khugepaged collapses), since the last call."""
+        s, self.pending_stall_s = self.pending_stall_s, 0.0
+        return s
+
+    def rss_pages(self) -> int:
+        rows = self._rows()
+        return int(self.node.pt.present(rows).sum()) if len(rows) else 0
+
+    def swap_pages(self) -> int:
+        rows = self._rows()
+        return int(self.node.pt.cnt[rows, SWAP].sum()) if len(rows) else 0
+
+    def pagetable_pages(self) -> int:
+        rows = self._rows()
+        return int(self.node.pt.pt[rows].sum()) if len(rows) else 0
+
+    def thp_coverage(self) -> float:
+        """AnonHugePages / anonymous RSS (DESIGN.md section 7); 0 with nothing resident."""
+        s = self.smaps
+        return s["AnonHugePages"] / s["Rss"] if s["Rss"] else 0.0
+
+    def _rows(self) -> np.ndarray:
+        if not self.regions:
+            return np.empty(0, dtype=np.int64)
+        return np.concatenate([r.rows for r in self.regions])
+
+    # --- argument checks -----------------------------------------------------------------------------
+    def _check_alive(self) -> None:
+        if not self.alive:
+            raise KernelError("ESRCH", f"process {self.name!r} (pid {self.pid}) has exited or was killed")
+
+    def _own(self, region: Region) -> None:
+        if region.proc is not self or not region.mapped:
+            raise KernelError("EINVAL", "region is not a live mapping of this process")
+
+    def _pages(self, region, offset, length, *, aligned):
+        off = _size("offset", offset)
+        ln = region.length - off if length is None else _size("length", length)
+        return self._pages_many(region, np.array([off]), np.array([ln]), aligned=aligned)
+
+    def _pages_many(self, region, offsets, lengths, *, aligned):
+        self._own(region)
+        off = np.asarray(offsets, dtype=np.int64).reshape(-1)
+        ln = np.asarray(lengths, dtype=np.int64).reshape(-1)
+        if off.shape != ln.shape:
+            raise KernelError("EINVAL", f"{len(off)} offsets but {len(ln)} lengths")
+        if (off < 0).any() or (ln < 0).any():
+            raise KernelError("EINVAL", "offsets and lengths must be >= 0")
+        if aligned and (off % PAGE_SIZE).any():
+            bad = int(off[off % PAGE_SIZE != 0][0])
+            raise KernelError("EINVAL", f"offset {bad} is not aligned to the 4096-byte page size")
+        if (off + ln > region.length).any():
+            bad = int(np.flatnonzero(off + ln > region.length)[0])
+            raise KernelError("ENOMEM", f"range [{off[bad]}, {off[bad] + ln[bad]}) lies outside the "
+                                        f"{region.length}-byte mapping")
+        first = off // PAGE_SIZE
+        last = -(-(off + ln) // PAGE_SIZE)
+        return first, np.maximum(last - first, 0)
+
+
+def _size(key: str, value) -> int:
+    if isinstance(value, np.integer):
+        value = int(value)
+    try:
+        return parse_size(value, key)
+    except UnitError as err:
+        raise KernelError("EINVAL", str(err)) from None
+
+
+def unmap_all_rows(node: Node, region: Region) -> None:
+    """Free everything the region's rows hold (shared by munmap, exit and file eviction)."""
+    rows = region.rows
+    pt = node.pt
+    flat = pt.pages_of(rows)
+    busy = flat[pt.flat_state[flat] != NONE]
+    with charging(node, rows):
+        unmap_pages(node, busy)
+        from .memory import free_folios
+        free_folios(node, rows[pt.folio[rows] >= 0])
+        free_page_tables(node, rows)
+
+
+__all__ = ["ADV_HUGEPAGE", "Process", "Region"]
