@@ -19,7 +19,7 @@ from .compaction import direct_compact
 from .huge_memory import vma_allows_thp
 from .memcg import INF
 from .memory import charging, ensure_page_tables, lru_add, map_pages
-from .pagetable import ADV_HUGEPAGE, DATA, LAZY, NONE, SWAP, ZERO
+from .pagetable import ADV_HUGEPAGE, DATA, LAZY, NONE, SWAP, ZERO, uniq
 from .slowpath import over_high, reserve
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def touch(node: Node, p: Process, flat: np.ndarray) -> float:
     need = flat[(st == NONE) | (st == SWAP)]
     if len(need):
         cost += _fault(node, p, need)
-    lru_add(node, np.unique(flat // HPAGE_PAGES))
+    lru_add(node, uniq(flat // HPAGE_PAGES))
     return cost
 
 
@@ -52,12 +52,12 @@ def _reuse_lazy(node: Node, lazy: np.ndarray) -> float:
     pt.set_states(lazy, DATA)
     rows = lazy // HPAGE_PAGES
     on_pmd = pt.pmd[rows]
-    updates = int(np.count_nonzero(~on_pmd)) + len(np.unique(rows[on_pmd]))
+    updates = int(np.count_nonzero(~on_pmd)) + len(uniq(rows[on_pmd]))
     return updates * node.costs.ad_bit_update_s
 
 
 def _fault(node: Node, p: Process, need: np.ndarray) -> float:
-    rows = np.unique(need // HPAGE_PAGES)
+    rows = uniq(need // HPAGE_PAGES)
     cost = 0.0
     cand = rows[_thp_candidates(node, rows)]
     if len(cand):
@@ -138,7 +138,7 @@ def _small_faults(node: Node, p: Process, need: np.ndarray) -> float:
     cost, pt, start = 0.0, node.pt, 0
     while start < len(need) and p.alive:
         remaining = need[start:]
-        new_tables = len(np.unique(remaining // HPAGE_PAGES)[~pt.pt[np.unique(remaining // HPAGE_PAGES)]])
+        new_tables = len(uniq(remaining // HPAGE_PAGES)[~pt.pt[uniq(remaining // HPAGE_PAGES)]])
         allowed, stall = reserve(node, p, len(remaining) + new_tables)
         cost += stall
         p.stall_s += stall
@@ -164,7 +164,7 @@ def _fitting_prefix(node: Node, pages: np.ndarray, allowed: int) -> np.ndarray:
 
 def _map_chunk(node: Node, p: Process, chunk: np.ndarray) -> float:
     pt = node.pt
-    rows = np.unique(chunk // HPAGE_PAGES)
+    rows = uniq(chunk // HPAGE_PAGES)
     swapped = chunk[pt.flat_state[chunk] == SWAP]
     cost = 0.0
     if len(swapped):

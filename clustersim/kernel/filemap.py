@@ -13,7 +13,7 @@ import numpy as np
 
 from ..units import HPAGE_PAGES, PAGE_SIZE
 from .memory import charging, ensure_page_tables, lru_add, map_pages
-from .pagetable import CACHE, NONE
+from .pagetable import CACHE, NONE, uniq
 from .slowpath import over_high, reserve
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def read_file(node: Node, p: Process, nbytes: int, name: str) -> float:
         if allowed <= 0:
             break
         chunk = missing[start:start + allowed]
-        rows = np.unique(chunk // HPAGE_PAGES)
+        rows = uniq(chunk // HPAGE_PAGES)
         with charging(node, rows):
             blocks = node.phys.alloc_pages(len(chunk))
             map_pages(node, chunk, CACHE, blocks)

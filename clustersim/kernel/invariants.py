@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..units import HPAGE_PAGES, PAGE_SIZE
-from .pagetable import CACHE, DATA, IS_PRESENT, LAZY, NSTATES, QUEUED, SWAP, ZERO
+from .pagetable import CACHE, DATA, IS_PRESENT, LAZY, NSTATES, QUEUED, SWAP, ZERO, uniq
 
 if TYPE_CHECKING:
     from .memcg import Memcg
@@ -53,7 +53,7 @@ def _check_blocks(node: Node) -> None:
     used = node._boot_used.astype(np.int64).copy()
     used += np.bincount(pt.block[:n][loose], minlength=phys.nblocks)
     folio_blocks = pt.folio[:n][pt.folio[:n] >= 0]
-    assert len(np.unique(folio_blocks)) == len(folio_blocks), "two folios share a pageblock"
+    assert len(uniq(folio_blocks)) == len(folio_blocks), "two folios share a pageblock"
     assert phys.thp[folio_blocks].all() and phys.thp.sum() == len(folio_blocks), "THP blocks != folios"
     used[folio_blocks] += HPAGE_PAGES
     used += np.bincount(pt.pt_block[:n][pt.pt[:n]], minlength=phys.nblocks)

@@ -20,7 +20,7 @@ from ..units import HPAGE_PAGES
 from .compaction import direct_compact
 from .huge_memory import vma_allows_thp
 from .memory import charging, free_folios, free_page_tables
-from .pagetable import CACHE, DATA, IS_PRESENT, LAZY, NONE, SWAP, ZERO
+from .pagetable import CACHE, DATA, IS_PRESENT, LAZY, NONE, SWAP, ZERO, uniq
 
 if TYPE_CHECKING:
     from .node import Node
@@ -56,7 +56,7 @@ def collapse(node: Node, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, floa
         _replace_with_folio(node, done)
     node.vmstat["thp_collapse_alloc"] += len(done)
     node.vmstat["pswpin"] += swapped
-    for m_idx, k_ in zip(*np.unique(pt.memcg[done], return_counts=True), strict=True):
+    for m_idx, k_ in zip(*uniq(pt.memcg[done], return_counts=True), strict=True):
         node.memcgs.all[int(m_idx)].counters["thp_collapse_alloc"] += int(k_)
     c = node.costs
     cost += len(done) * c.collapse_base_s + float(present.sum()) * c.collapse_page_s
@@ -115,7 +115,7 @@ def _stall_owners(node: Node, rows: np.ndarray, cost: float) -> None:
     if len(rows) == 0:
         return
     owners = node.pt.region[rows]
-    for r_id, k in zip(*np.unique(owners, return_counts=True), strict=True):
+    for r_id, k in zip(*uniq(owners, return_counts=True), strict=True):
         p = node.regions[int(r_id)].proc
         share = cost * k / len(rows)
         p.stall_s += share

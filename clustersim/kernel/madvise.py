@@ -32,6 +32,7 @@ from .pagetable import (
     QUEUED,
     SWAP,
     ZERO,
+    uniq,
 )
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 
 def whole_rows(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows touched by ``flat`` and whether each is wholly covered."""
-    rows, counts = np.unique(flat // HPAGE_PAGES, return_counts=True)
+    rows, counts = uniq(flat // HPAGE_PAGES, return_counts=True)
     return rows, counts == HPAGE_PAGES
 
 
@@ -90,7 +91,7 @@ def free(node: Node, p: Process, flat: np.ndarray, ranges: int) -> float:
     st = pt.flat_state[flat]
     swapped = flat[st == SWAP]
     if len(swapped):
-        with charging(node, np.unique(swapped // HPAGE_PAGES)):
+        with charging(node, uniq(swapped // HPAGE_PAGES)):
             unmap_pages(node, swapped)
     mark = flat[(st == DATA) | (st == ZERO) | (st == QUEUED)]
     pt.set_states(mark, LAZY)
@@ -108,7 +109,7 @@ def splittable(node: Node, p: Process, flat: np.ndarray, ranges: int) -> float:
     st = pt.flat_state[flat]
     swapped = flat[st == SWAP]
     if len(swapped):
-        with charging(node, np.unique(swapped // HPAGE_PAGES)):
+        with charging(node, uniq(swapped // HPAGE_PAGES)):
             unmap_pages(node, swapped)
     pt.set_states(flat[(st == DATA) | (st == ZERO) | (st == LAZY)], QUEUED)
     return ranges * (node.costs.syscall_s + node.costs.madvise_base_s)
@@ -150,7 +151,7 @@ def set_thp_advice(node: Node, region: Region, flat: np.ndarray, advice: MADV) -
 
 def cold(node: Node, p: Process, flat: np.ndarray, ranges: int) -> float:
     """MADV_COLD: deactivate the range so reclaim takes it first."""
-    rows = np.unique(flat // HPAGE_PAGES)
+    rows = uniq(flat // HPAGE_PAGES)
     node.pt.active[rows] = False
     node.pt.atime[rows] = -np.inf
     return ranges * (node.costs.syscall_s + node.costs.madvise_base_s)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..units import HPAGE_PAGES
-from .pagetable import CACHE, IS_PRESENT, NONE, SWAP
+from .pagetable import CACHE, IS_PRESENT, NONE, SWAP, uniq
 
 if TYPE_CHECKING:
     from .node import Node
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def unique_rows(flat: np.ndarray) -> np.ndarray:
     """Sorted distinct rows of flat page indices."""
-    return np.unique(flat // HPAGE_PAGES)
+    return uniq(flat // HPAGE_PAGES)
 
 
 @contextmanager
@@ -31,7 +31,7 @@ def charging(node: Node, rows: np.ndarray):
     yield
     fp_delta, sw_delta = pt.footprint(rows) - fp0, pt.cnt[rows, SWAP] - sw0
     memcgs = pt.memcg[rows]
-    for m_idx in np.unique(memcgs[(fp_delta != 0) | (sw_delta != 0)]):
+    for m_idx in uniq(memcgs[(fp_delta != 0) | (sw_delta != 0)]):
         sel = memcgs == m_idx
         m = node.memcgs.all[m_idx]
         d = int(fp_delta[sel].sum())
@@ -73,7 +73,7 @@ def unmap_pages(node: Node, flat: np.ndarray, new_state: int = NONE) -> np.ndarr
         if was_swap.any():
             node.swap.release(node, flat[was_swap])
     if of_folio.any():
-        folio_rows, k = np.unique(rows[of_folio], return_counts=True)
+        folio_rows, k = uniq(rows[of_folio], return_counts=True)
         pt.fmapped[folio_rows] -= k.astype(np.int32)
         free_folios(node, folio_rows[pt.fmapped[folio_rows] == 0])
     return old

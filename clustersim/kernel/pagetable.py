@@ -14,6 +14,19 @@ import numpy as np
 
 from ..units import HPAGE_PAGES
 
+
+def uniq(a: np.ndarray, return_counts: bool = False):
+    """np.unique for the common case of already sorted input, in one linear pass (numpy's is a hash/sort)."""
+    if len(a) and not (a[1:] >= a[:-1]).all():
+        return np.unique(a, return_counts=return_counts)
+    first = np.ones(len(a), dtype=bool)
+    first[1:] = a[1:] != a[:-1]
+    if not return_counts:
+        return a[first]
+    starts = np.flatnonzero(first)
+    return a[first], np.diff(np.append(starts, len(a)))
+
+
 # Page states. ZERO: present, holds zeros (a THP subpage never written, or zeroed by UNSPLITTABLE).
 # DATA: present with written data. LAZY: MADV_FREE'd, clean, data kept until reclaim discards it.
 # SWAP: swapped out, data on the device. QUEUED: MADV_SPLITTABLE'd, present until reclaim zaps it.

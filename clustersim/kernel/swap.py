@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..units import HPAGE_PAGES, PAGE_SIZE
+from .pagetable import uniq
 from .settings import SwapSettings
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ class SwapDevice:
         assert self.used >= 0, "freed more swap slots than were used"
         if self.kind == "zswap":
             memcgs = node.pt.memcg[flat // HPAGE_PAGES]
-            for m_idx, k in zip(*np.unique(memcgs, return_counts=True), strict=True):
+            for m_idx, k in zip(*uniq(memcgs, return_counts=True), strict=True):
                 self._release_zswap(node, int(m_idx), int(k))
         self._resize_ram(node)
 

@@ -17,7 +17,7 @@ from . import fault, khugepaged, madvise
 from .errors import KernelError
 from .memory import charging, free_page_tables, lru_add, unmap_pages
 from .mman import MADV
-from .pagetable import ADV_HUGEPAGE, ADV_NOHUGEPAGE, HOLDS_DATA, LAZY, NONE, SWAP
+from .pagetable import ADV_HUGEPAGE, ADV_NOHUGEPAGE, HOLDS_DATA, LAZY, NONE, SWAP, uniq
 
 if TYPE_CHECKING:
     from .memcg import Memcg
@@ -118,7 +118,7 @@ class Process:
     def touch_many(self, region: Region, offsets, lengths) -> float:
         """touch() over many ranges (numpy arrays of byte offsets and lengths)."""
         first, n = self._pages_many(region, offsets, lengths, aligned=False)
-        return self._touch(np.unique(region.flat(first, n)))
+        return self._touch(uniq(region.flat(first, n)))
 
     def _touch(self, flat: np.ndarray) -> float:
         self._check_alive()
@@ -131,7 +131,7 @@ class Process:
         flat = region.flat(first, n)
         swapped = flat[self.node.pt.flat_state[flat] == SWAP]
         cost = fault.touch(self.node, self, swapped) if len(swapped) else 0.0
-        rows = np.unique(flat // HPAGE_PAGES)
+        rows = uniq(flat // HPAGE_PAGES)
         lru_add(self.node, rows, active=True)
         return cost
 
@@ -172,7 +172,7 @@ class Process:
             return cost
         if advice == MADV.COLLAPSE:
             return self._collapse(region, flat)
-        flat = np.unique(flat)
+        flat = uniq(flat)
         handlers = {MADV.DONTNEED: madvise.dontneed, MADV.FREE: madvise.free,
                     MADV.SPLITTABLE: madvise.splittable, MADV.UNSPLITTABLE: madvise.unsplittable,
                     MADV.COLD: madvise.cold, MADV.PAGEOUT: madvise.pageout}
@@ -183,7 +183,7 @@ class Process:
     def _collapse(self, region: Region, flat: np.ndarray) -> float:
         """MADV_COLLAPSE (6.1+): EINVAL on MADV_NOHUGEPAGE or with THP disabled by prctl."""
         node = self.node
-        rows = np.unique(flat // HPAGE_PAGES)
+        rows = uniq(flat // HPAGE_PAGES)
         if (node.pt.advice[rows] == ADV_NOHUGEPAGE).any() or self.thp_disable:
             raise KernelError("EINVAL", "MADV_COLLAPSE on a VMA with MADV_NOHUGEPAGE or THP disabled by prctl")
         rows = rows[khugepaged.collapsible(node, rows, limits=False)]

@@ -22,7 +22,7 @@ from ..units import HPAGE_PAGES
 from .huge_memory import defer_split, shrink_deferred, shrink_underused, split_folio, split_pmd, underused_rows
 from .memcg import Memcg
 from .memory import charging, unmap_pages
-from .pagetable import CACHE, DATA, LAZY, QUEUED, SWAP, ZERO
+from .pagetable import CACHE, DATA, LAZY, QUEUED, SWAP, ZERO, uniq
 
 if TYPE_CHECKING:
     from .node import Node
@@ -175,7 +175,7 @@ def _reclaim_file(node: Node, sc: ScanControl, rows: np.ndarray, n: int, states:
     flat = _take(node, rows, states, n)
     if len(flat) == 0:
         return
-    touched = np.unique(flat // HPAGE_PAGES)
+    touched = uniq(flat // HPAGE_PAGES)
     folio = touched[pt.folio[touched] >= 0]
     whole = folio[pt.cnt[folio, LAZY] == pt.present(folio)]
     partial = np.setdiff1d(folio, whole)
@@ -199,7 +199,7 @@ def _swap_out(node: Node, sc: ScanControl, m: Memcg, rows: np.ndarray, n: int) -
     flat = _take(node, rows, (DATA, ZERO), n)
     if len(flat) == 0:
         return
-    touched = np.unique(flat // HPAGE_PAGES)
+    touched = uniq(flat // HPAGE_PAGES)
     folio = touched[pt.folio[touched] >= 0]
     if len(folio):
         split_folio(node, folio)
@@ -259,7 +259,7 @@ def _count_memcg(node: Node, flat: np.ndarray, counter: str) -> None:
     if len(flat) == 0:
         return
     memcgs = node.pt.memcg[flat // HPAGE_PAGES]
-    for m_idx, k in zip(*np.unique(memcgs, return_counts=True), strict=True):
+    for m_idx, k in zip(*uniq(memcgs, return_counts=True), strict=True):
         node.memcgs.all[int(m_idx)].counters[counter] += int(k)
 
 
@@ -294,7 +294,7 @@ def memcg_reclaim(node: Node, m: Memcg, nr_pages: int, *, may_swap: bool = True)
 def pageout_range(node: Node, p, flat: np.ndarray) -> float:
     """MADV_PAGEOUT (5.4+): reclaim exactly these pages: discard lazyfree, swap anon if a device has room."""
     pt = node.pt
-    rows = np.unique(flat // HPAGE_PAGES)
+    rows = uniq(flat // HPAGE_PAGES)
     sc = ScanControl(p.memcg, len(flat))
     split_folio(node, rows[pt.folio[rows] >= 0])
     st = pt.flat_state[flat]
