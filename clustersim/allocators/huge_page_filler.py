@@ -1,0 +1,282 @@
+"""HugePageFiller: packs small spans into partly used hugepages (tcmalloc/huge_page_filler.h).
+
+Each hugepage in the filler has a PageTracker: a bitmap of its 256 tcmalloc pages (8 KiB each), its
+allocation count and its longest free range (LFR). ``try_get(n)`` picks, among hugepages whose LFR is at
+least n, the one with the *lowest* LFR, ties broken by the *most* allocations (counts chunked
+logarithmically into 8 buckets), and places the span by best fit inside it. Hugepages are preferred in the
+order regular, donated (tails of large allocations), released (subreleased); so donated tails stay whole
+for as long as possible and subreleased hugepages are refilled last (Temeraire, OSDI 2021, Sec. 4.4).
+
+Subrelease (``release_pages``) returns all free pages of the emptiest hugepages first, partly released
+ones before intact ones, and is skipped when recent demand says the memory will be needed again
+(GetDesiredSubreleasePages with short and long intervals, tcmalloc/huge_page_subrelease.h).
+
+Left out: the few/many-objects split of newer tcmalloc, sparse/dense trackers, "partial rerelease" on free.
+The demand requirement approximates tcmalloc's: largest per-epoch swing in the short interval plus the
+largest per-epoch minimum in the long interval.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections import deque
+
+import numpy as np
+
+from clustersim.units import HPAGE_PAGES
+
+from .base import PageState
+
+TC_PAGES_PER_HUGEPAGE = 256        # 2 MiB / 8 KiB tcmalloc pages
+TC_PAGE_PAGES = HPAGE_PAGES // TC_PAGES_PER_HUGEPAGE
+ALLOC_CHUNKS = 8                   # kChunks: allocation counts bucketed log2 into 8 lists per LFR
+FULL_MASK = (1 << TC_PAGES_PER_HUGEPAGE) - 1
+REGULAR, DONATED, RELEASED = 0, 1, 2   # tracker kinds, in order of preference for new spans
+
+
+def free_runs(free_mask: int) -> list[tuple[int, int]]:
+    """(start, length) of every run of set bits, lowest first (a few big-int operations per run)."""
+    runs = []
+    while free_mask:
+        low = free_mask & -free_mask
+        start = low.bit_length() - 1
+        carried = free_mask + low
+        end = (carried & -carried).bit_length() - 1
+        runs.append((start, end - start))
+        free_mask &= carried
+    return runs
+
+
+class PageTracker:
+    """Allocation state of one hugepage in the filler, in tcmalloc pages."""
+
+    __slots__ = ("donated", "key", "kind", "longest_free", "nallocs", "released", "used_mask", "used_tc",
+                 "vhp")
+
+    def __init__(self, vhp: int) -> None:
+        self.vhp = vhp
+        self.used_mask = 0
+        self.used_tc = 0
+        self.nallocs = 0
+        self.longest_free = TC_PAGES_PER_HUGEPAGE
+        self.donated = False
+        self.released = False
+        self.kind = REGULAR
+        self.key = -1
+
+    def get(self, n: int) -> int:
+        """Mark the best-fit free range of ``n`` pages used; returns its first tcmalloc page.
+
+        REQUIRES: longest_free >= n.
+        """
+        assert self.longest_free >= n
+        runs = free_runs(~self.used_mask & FULL_MASK)
+        start = min((length, s) for s, length in runs if length >= n)[1]
+        self.used_mask |= ((1 << n) - 1) << start
+        self.used_tc += n
+        self.nallocs += 1
+        self._update_longest()
+        return start
+
+    def mark(self, start: int, n: int) -> None:
+        """Mark [start, start+n) used as one allocation (the head of a donated tail)."""
+        self.used_mask |= ((1 << n) - 1) << start
+        self.used_tc += n
+        self.nallocs += 1
+        self._update_longest()
+
+    def put(self, start: int, n: int) -> None:
+        """Free [start, start+n). REQUIRES: it was allocated as one span."""
+        bits = ((1 << n) - 1) << start
+        assert self.used_mask & bits == bits
+        self.used_mask &= ~bits
+        self.used_tc -= n
+        self.nallocs -= 1
+        self._update_longest()
+
+    def _update_longest(self) -> None:
+        runs = free_runs(~self.used_mask & FULL_MASK)
+        self.longest_free = max((length for _, length in runs), default=0)
+
+    def free_ranges_4k(self) -> tuple[np.ndarray, np.ndarray]:
+        """Free ranges as (first 4 KiB page index, 4 KiB pages) in the heap's page space."""
+        runs = free_runs(~self.used_mask & FULL_MASK)
+        base = self.vhp * HPAGE_PAGES
+        starts = np.array([base + s * TC_PAGE_PAGES for s, _ in runs], dtype=np.int64)
+        lengths = np.array([n * TC_PAGE_PAGES for _, n in runs], dtype=np.int64)
+        return starts, lengths
+
+    def list_key(self) -> int:
+        """Index of this tracker's list: lower LFR first, then more allocations first."""
+        chunk = min(ALLOC_CHUNKS - 1, max(self.nallocs, 1).bit_length() - 1)
+        return self.longest_free * ALLOC_CHUNKS + (ALLOC_CHUNKS - 1 - chunk)
+
+
+class TrackerLists:
+    """Trackers bucketed by list key, with the non-empty keys kept sorted (PageTrackerLists)."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[int, dict[PageTracker, None]] = {}
+        self._keys: list[int] = []
+        self.size = 0
+
+    def add(self, pt: PageTracker, key: int) -> None:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = {}
+            insort(self._keys, key)
+        bucket[pt] = None
+        pt.key = key
+        self.size += 1
+
+    def remove(self, pt: PageTracker) -> None:
+        bucket = self._buckets[pt.key]
+        del bucket[pt]
+        if not bucket:
+            del self._buckets[pt.key]
+            del self._keys[bisect_left(self._keys, pt.key)]
+        self.size -= 1
+
+    def get_least(self, min_key: int) -> PageTracker | None:
+        """The most recently added tracker of the first non-empty list at or after ``min_key``."""
+        i = bisect_left(self._keys, min_key)
+        if i == len(self._keys):
+            return None
+        return next(reversed(self._buckets[self._keys[i]]))
+
+    def trackers(self):
+        for key in self._keys:
+            yield from self._buckets[key]
+
+
+class HugePageFiller:
+    """The filler over a heap; ``heap`` is the HeapAllocator whose page states it reads and releases."""
+
+    def __init__(self, heap, clock, skip_short_s: float = 60.0, skip_long_s: float = 300.0) -> None:
+        self.heap = heap
+        self.clock = clock
+        self.skip_short_s = skip_short_s
+        self.skip_long_s = skip_long_s
+        self.lists = (TrackerLists(), TrackerLists(), TrackerLists())
+        self.used_tc = 0
+        self.size_hp = 0
+        self._demand: deque[list] = deque()  # [second, min used, max used]
+
+    # ----------------------------------------------------------------------------------- lists
+
+    def _add(self, pt: PageTracker) -> None:
+        if pt.released and not self._still_released(pt):
+            pt.released = False
+        pt.kind = RELEASED if pt.released else (DONATED if pt.donated else REGULAR)
+        self.lists[pt.kind].add(pt, pt.list_key())
+
+    def _remove(self, pt: PageTracker) -> None:
+        self.lists[pt.kind].remove(pt)
+
+    def _still_released(self, pt: PageTracker) -> bool:
+        c = self.heap._vhp_counts[pt.vhp]
+        return bool(c[PageState.RELEASED] + c[PageState.LAZYFREE] + c[PageState.QUEUED] > 0)
+
+    # ----------------------------------------------------------------------------------- spans
+
+    def try_get(self, n: int) -> tuple[PageTracker, int] | None:
+        """Place ``n`` tcmalloc pages on an existing hugepage: (tracker, first tcmalloc page) or None."""
+        min_key = n * ALLOC_CHUNKS
+        for lists in self.lists:
+            pt = lists.get_least(min_key)
+            if pt is not None:
+                break
+        else:
+            return None
+        self._remove(pt)
+        start = pt.get(n)
+        pt.donated = False  # used for an allocation: no longer a pristine donated tail
+        self.used_tc += n
+        self._add(pt)
+        return pt, start
+
+    def contribute(self, pt: PageTracker, donated: bool) -> None:
+        """Add a hugepage (new, or a large allocation's donated tail) to the filler."""
+        pt.donated = donated
+        self.used_tc += pt.used_tc
+        self.size_hp += 1
+        self._add(pt)
+
+    def put(self, pt: PageTracker, start: int, n: int) -> bool:
+        """Free a span; True when the hugepage became empty and left the filler."""
+        self._remove(pt)
+        pt.put(start, n)
+        self.used_tc -= n
+        if pt.used_tc == 0:
+            self.size_hp -= 1
+            return True
+        self._add(pt)
+        return False
+
+    # ----------------------------------------------------------------------------------- demand
+
+    def record_demand(self) -> None:
+        """Note the filler's used pages for this second (called once per allocation or free batch)."""
+        second = int(self.clock())
+        if self._demand and self._demand[-1][0] == second:
+            e = self._demand[-1]
+            e[1], e[2] = min(e[1], self.used_tc), max(e[2], self.used_tc)
+        else:
+            self._demand.append([second, self.used_tc, self.used_tc])
+        horizon = second - max(self.skip_short_s, self.skip_long_s)
+        while self._demand and self._demand[0][0] < horizon:
+            self._demand.popleft()
+
+    def required_tc(self) -> int:
+        """Pages recent demand says will be needed again (0 when skipping is off or nothing recorded)."""
+        if not self._demand or (self.skip_short_s <= 0 and self.skip_long_s <= 0):
+            return 0
+        now = self._demand[-1][0]
+        short = [e for e in self._demand if e[0] > now - self.skip_short_s]
+        long_ = [e for e in self._demand if e[0] > now - self.skip_long_s]
+        fluctuation = max((e[2] - e[1] for e in short), default=0)
+        trend = max((e[1] for e in long_), default=0)
+        return fluctuation + trend
+
+    # ----------------------------------------------------------------------------------- release
+
+    def backed_tc(self) -> int:
+        """Used plus free-and-backed tcmalloc pages of the filler's hugepages."""
+        free_backed = 0
+        for lists in self.lists:
+            for pt in lists.trackers():
+                free_backed += int(self.heap._vhp_counts[pt.vhp, PageState.FREE_BACKED])
+        return self.used_tc + free_backed // TC_PAGE_PAGES
+
+    def release_pages(self, desired_tc: int) -> tuple[int, float]:
+        """Subrelease up to about ``desired_tc`` pages, emptiest hugepages first: (4 KiB pages, seconds).
+
+        Skip-subrelease: never release below the demand recent intervals require (tcmalloc's
+        GetDesiredSubreleasePages): the allowance is backed pages minus required pages.
+        """
+        required = self.required_tc()
+        if required:
+            desired_tc = min(desired_tc, max(0, self.backed_tc() - required))
+        if desired_tc <= 0:
+            return 0, 0.0
+        released, seconds = 0, 0.0
+        for pt in self._release_candidates():
+            if released >= desired_tc * TC_PAGE_PAGES:
+                break
+            starts, lengths = pt.free_ranges_4k()
+            n, spent = self.heap.release_ranges(starts, lengths)
+            if n == 0:
+                continue
+            self._remove(pt)
+            pt.released = True
+            self._add(pt)
+            released += n
+            seconds += spent
+        return released, seconds
+
+    def _release_candidates(self) -> list[PageTracker]:
+        """Partly released hugepages first, then intact ones (regular and donated); emptiest first."""
+        released = sorted(self.lists[RELEASED].trackers(), key=lambda pt: pt.used_tc)
+        intact = sorted([*self.lists[REGULAR].trackers(), *self.lists[DONATED].trackers()],
+                        key=lambda pt: pt.used_tc)
+        return released + intact

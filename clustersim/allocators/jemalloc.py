@@ -1,0 +1,147 @@
+"""jemalloc 5.x page allocator (one arena): first fit by address, smoothstep decay of dirty and muzzy pages.
+
+Freed extents become *dirty* (resident). Dirty pages decay over ``dirty_decay_ms`` (default 10 s) by the
+smoothstep curve (decay.py): purging moves the oldest extents to *muzzy* with MADV_FREE, or, when
+``muzzy_decay_ms`` is 0 (the default since 5.2), straight to *retained* with MADV_DONTNEED. Muzzy pages
+decay over ``muzzy_decay_ms`` to retained with MADV_DONTNEED. Allocation reuses dirty extents first, then
+muzzy, then retained, then maps more (pac_alloc_real), each by lowest address.
+
+``background_thread``: "on" advances decay every background tick; "off" (jemalloc's default) advances it only
+when the process allocates or frees (arena_decay_ticks), so an idle process keeps its dirty pages. ``thp``:
+"default" leaves the VMAs alone, "always" puts MADV_HUGEPAGE on them, "never" MADV_NOHUGEPAGE
+(opt.thp, pages_set_thp_state). ``muzzy_advice`` is the lazy purge (MADV_FREE by default; a proposal's
+advice can be used instead); when the kernel refuses it, jemalloc's forced purge (MADV_DONTNEED) is used.
+
+Left out: slabs and size classes below a page, tcache, multiple arenas, the oversize arena, decay jitter,
+the 1000-event ticker (every batch counts as a tick).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clustersim.kernel.mman import MADV
+
+from .base import HeapAllocator, PageState, ReleaseAdvice, parse_switch
+from .decay import Decay
+from .extents import ExtentSet
+
+DIRTY_DECAY_MS = 10_000   # opt.dirty_decay_ms default
+MUZZY_DECAY_MS = 0        # opt.muzzy_decay_ms default since 5.2 (PR #1421)
+_THP = {"default": "none", "always": "hugepage", "never": "nohugepage"}
+_LAZY = {"free": ReleaseAdvice.FREE, "splittable": ReleaseAdvice.SPLITTABLE,
+         "free_undo": ReleaseAdvice.FREE_UNDO}
+
+
+def _check_decay_ms(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+        raise ValueError(f"{name}={value!r} must be an integer >= -1 (-1: never purge, 0: purge at once)")
+    return value
+
+
+class JemallocArena(HeapAllocator):
+    """One jemalloc arena over the process heap."""
+
+    kind = "jemalloc"
+
+    def __init__(self, process, *, dirty_decay_ms: int = DIRTY_DECAY_MS, muzzy_decay_ms: int = MUZZY_DECAY_MS,
+                 background_thread: bool | str = "off", thp: str = "default", muzzy_advice: str = "free",
+                 collapse: str = "off", clock=None) -> None:
+        if thp not in _THP:
+            raise ValueError(f"thp={thp!r} is not allowed; allowed: {', '.join(map(repr, _THP))}")
+        if muzzy_advice not in _LAZY:
+            raise ValueError(f"muzzy_advice={muzzy_advice!r} is not allowed; allowed: "
+                             f"{', '.join(map(repr, _LAZY))}")
+        super().__init__(process, release_advice="dontneed", hugepage_advice=_THP[thp], collapse=collapse,
+                         clock=clock)
+        self.lazy_advice = _LAZY[muzzy_advice]
+        self.undo_lazyfree = self.lazy_advice is ReleaseAdvice.FREE_UNDO
+        self.background_thread = parse_switch(background_thread, "background_thread")
+        now = self.now()
+        self.dirty = ExtentSet("dirty")
+        self.muzzy = ExtentSet("muzzy")
+        self.retained = ExtentSet("retained")
+        self.decay_dirty = Decay(_check_decay_ms(dirty_decay_ms, "dirty_decay_ms"), now)
+        self.decay_muzzy = Decay(_check_decay_ms(muzzy_decay_ms, "muzzy_decay_ms"), now)
+
+    # ----------------------------------------------------------------------------------- placement
+
+    def _place(self, npages: int) -> int:
+        for extents in (self.dirty, self.muzzy, self.retained):
+            start = extents.first_fit(npages)
+            if start is not None:
+                return start
+        base = self._grow_heap(npages)
+        self.retained.insert(base, self._top_page - base)
+        return self.retained.first_fit(npages)
+
+    def _unplace(self, start: int, npages: int) -> None:
+        self.dirty.insert(start, npages)
+
+    # ----------------------------------------------------------------------------------- decay
+
+    def _on_alloc_batch(self) -> float:
+        return 0.0 if self.background_thread else self.decay(self.now())
+
+    def _on_free_batch(self) -> float:
+        if self.decay_dirty.decay_ms == 0 or self.decay_muzzy.decay_ms == 0:
+            return self.decay(self.now())  # decay_ms 0 purges at once, with or without a thread
+        return 0.0 if self.background_thread else self.decay(self.now())
+
+    def _background(self, now_s: float, dt_s: float) -> float:
+        return self.decay(now_s) if self.background_thread else 0.0
+
+    def decay(self, now_s: float) -> float:
+        """arena_decay for dirty then muzzy pages; returns seconds spent in madvise."""
+        seconds = self._decay_one(self.decay_dirty, self.dirty, now_s)
+        return seconds + self._decay_one(self.decay_muzzy, self.muzzy, now_s)
+
+    def _decay_one(self, decay: Decay, extents: ExtentSet, now_s: float) -> float:
+        if decay.decay_ms < 0:
+            return 0.0
+        if decay.decay_ms == 0:
+            return self._purge_to_limit(extents, 0)
+        if decay.maybe_advance_epoch(now_s, extents.npages) and extents.npages > decay.npages_limit:
+            return self._purge_to_limit(extents, decay.npages_limit)
+        return 0.0
+
+    def _purge_to_limit(self, extents: ExtentSet, limit_pages: int) -> float:
+        """Evict the oldest extents until at most ``limit_pages`` remain, and purge them."""
+        evicted = []
+        while extents.npages > limit_pages:
+            evicted.append(extents.evict_oldest())
+        if not evicted:
+            return 0.0
+        starts = np.array([s for s, _ in evicted], dtype=np.int64)
+        lengths = np.array([n for _, n in evicted], dtype=np.int64)
+        if extents is self.dirty and self.decay_muzzy.decay_ms != 0:
+            return self._purge_lazy(starts, lengths, evicted)
+        from_states = (PageState.FREE_BACKED,) if extents is self.dirty else _LAZY_STATES
+        _, seconds = self.release_ranges(starts, lengths, from_states=from_states,
+                                         advice=ReleaseAdvice.DONTNEED)
+        for s, n in evicted:
+            self.retained.insert(s, n)
+        return seconds
+
+    def _purge_lazy(self, starts, lengths, evicted) -> float:
+        """Dirty -> muzzy with the lazy advice; refused by the kernel -> forced purge to retained."""
+        _, seconds = self.release_ranges(starts, lengths, advice=self.lazy_advice)
+        refused = _LAZY_MADV[self.lazy_advice] in self._refused
+        target = self.retained if refused else self.muzzy
+        for s, n in evicted:
+            target.insert(s, n)
+        return seconds
+
+    @property
+    def dirty_pages(self) -> int:
+        return self.dirty.npages
+
+    @property
+    def muzzy_pages(self) -> int:
+        return self.muzzy.npages
+
+
+_LAZY_MADV = {ReleaseAdvice.FREE: MADV.FREE, ReleaseAdvice.SPLITTABLE: MADV.SPLITTABLE,
+              ReleaseAdvice.FREE_UNDO: MADV.FREE}
+_LAZY_STATES = (PageState.LAZYFREE, PageState.QUEUED)
+
