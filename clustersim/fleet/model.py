@@ -1,0 +1,211 @@
+"""Fleet: the mesa model of many nodes running many tenants' processes.
+
+Builds node groups (each node a kernel with its memcg tree), places tenants' replicas, and drives time with
+mesa's event scheduling: the tick (every process steps, then every kernel advances), the allocators'
+background threads every second, and metric samples. All randomness flows from the run's one
+``numpy.random.SeedSequence``: the model's generator, one child per node and one per process.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import mesa
+import numpy as np
+import pandas as pd
+from mesa.time import Priority, Schedule
+
+from ..kernel import Node
+from ..units import parse_duration
+from .agents import NodeAgent, ProcessAgent
+from .latency import LatencyHistogram
+from .metrics import MEMORY_FIELDS, SUMMARY_KEYS, Accumulator, histogram_frame, summarise
+from .placement import Slot, place
+
+BACKGROUND_INTERVAL_S = 1.0   # tcmalloc's background thread and jemalloc's wake every second
+DEFAULT_SAMPLES = 120         # time-series rows per run unless the config says otherwise
+
+
+class Fleet(mesa.Model):
+    """A fleet run from a validated RunConfig (clustersim.experiments.config)."""
+
+    def __init__(self, config, seed: int | None = None) -> None:
+        """Args:
+            config: the resolved run configuration.
+            seed: overrides ``config.seed`` (sweeps pass each replication's seed).
+        """
+        seq = np.random.SeedSequence(config.seed if seed is None else seed)
+        model_seq, node_seq, proc_seq = seq.spawn(3)
+        super().__init__(rng=np.random.default_rng(model_seq))
+        self.config = config
+        self.tick_s = float(config.tick)
+        self.duration_s = float(config.duration)
+        self._proc_seqs = iter(proc_seq.spawn(sum(t.replicas for t in config.tenants)))
+        self.nodes = self._build_nodes(node_seq)
+        self.processes = self._place_tenants()
+        self.fleet_acc = Accumulator()
+        self.tenant_acc = {t.name: Accumulator() for t in config.tenants}
+        self.series: list[dict] = []
+        interval = getattr(config, "sample_interval", None)
+        self.sample_s = parse_duration(interval) if interval else max(self.tick_s, self.duration_s / DEFAULT_SAMPLES)
+        self.schedule_recurring(self.tick, Schedule(interval=self.tick_s, start=self.tick_s))
+        self.schedule_recurring(self.background, Schedule(interval=BACKGROUND_INTERVAL_S, start=BACKGROUND_INTERVAL_S),
+                                priority=Priority.LOW)
+        self.schedule_recurring(self.sample, Schedule(interval=self.sample_s, start=0.0), priority=Priority.LOW)
+
+    # --- set-up -----------------------------------------------------------------------------------------
+    def _build_nodes(self, seq: np.random.SeedSequence) -> list[NodeAgent]:
+        nodes, seqs = [], iter(seq.spawn(sum(g.count for g in self.config.nodes)))
+        for group in self.config.nodes:
+            for i in range(group.count):
+                k = group.kernel
+                swap = group.swap.model_dump()
+                kernel = Node(memory=group.memory, profile=k.profile, seed=next(seqs), thp=k.thp.model_dump(),
+                              swap=swap, vm=k.vm.model_dump(), proposals=k.proposals, costs=dict(k.costs))
+                for path in sorted(group.cgroups, key=lambda p: p.count("/")):
+                    self._make_cgroup(kernel, path, group.cgroups[path].model_dump())
+                nodes.append(NodeAgent(self, group.name, i, kernel))
+        return nodes
+
+    @staticmethod
+    def _make_cgroup(kernel: Node, path: str, settings: dict) -> None:
+        """Create ``path`` and any missing parents; a None limit means 'max'."""
+        parts = path.strip("/").split("/")
+        for depth in range(1, len(parts)):
+            parent = "/".join(parts[:depth])
+            if parent not in kernel.memcgs.by_path:
+                kernel.cgroup(parent, max="max")
+        kernel.cgroup(path, **{k: ("max" if v is None else v) for k, v in settings.items()})
+
+    def _place_tenants(self) -> list[ProcessAgent]:
+        slots = [Slot(n.group, n.index, n.kernel.phys.total_pages * 4096) for n in self.nodes]
+        by_slot = {(n.group, n.index): n for n in self.nodes}
+        committed: dict[Slot, int] = {}
+        procs = []
+        for tenant in self.config.tenants:
+            chosen = place(slots, tenant.placement, tenant.replicas, tenant.workload.heap, committed)
+            for replica, slot in enumerate(chosen):
+                node = by_slot[(slot.group, slot.index)]
+                leaf = f"{tenant.cgroup.strip('/')}/{tenant.name}-{replica}".strip("/")
+                self._make_cgroup(node.kernel, leaf, tenant.limits.model_dump())
+                rng = np.random.default_rng(next(self._proc_seqs))
+                procs.append(ProcessAgent(self, node, tenant, replica, rng))
+        return procs
+
+    def allocator_options(self, tenant, group: str) -> dict:
+        """Translate a tenant's allocator config into the allocator model's keyword options."""
+        a = tenant.allocator.model_dump()
+        kind = a.pop("kind")
+        madvise, hugepage, collapse = a.pop("madvise"), a.pop("hugepage_advice"), a.pop("collapse")
+        opts = {"collapse": "after_reuse" if collapse else "off", "clock": self._clock}
+        if kind == "jemalloc":
+            opts.update(dirty_decay_ms=a["dirty_decay_ms"], muzzy_decay_ms=a["muzzy_decay_ms"],
+                        background_thread=a["background_thread"], thp=a["thp"],
+                        muzzy_advice=madvise if madvise != "none" else "dontneed")
+            if hugepage and a["thp"] == "default":
+                opts["thp"] = "always"
+            return opts
+        opts.update(release_advice=madvise, hugepage_advice="hugepage" if hugepage else "none")
+        if kind == "tcmalloc":
+            opts.update({k: a[k] for k in ("release_rate", "prefer_split_hugepages", "prefer_long_spans",
+                                           "refault_discount")})
+        elif kind == "temeraire":
+            opts.update(release_rate=a["release_rate"], skip_subrelease_short_s=a["skip_subrelease_short"],
+                        skip_subrelease_long_s=a["skip_subrelease_long"])
+        elif kind == "glibc":
+            opts.update(trim_threshold=a["trim_threshold"], mmap_threshold=a["mmap_threshold"],
+                        malloc_trim="every_tick" if a["malloc_trim"] else "off")
+        return opts
+
+    def _clock(self) -> float:
+        return float(self.time)
+
+    # --- events -----------------------------------------------------------------------------------------
+    def tick(self) -> None:
+        """Every process steps (in a shuffled order), then every kernel advances one tick."""
+        self.agents_by_type[ProcessAgent].shuffle_do("step")
+        for node in self.nodes:
+            node.advance(self.tick_s)
+        self._accumulate()
+
+    def background(self) -> None:
+        self.agents_by_type[ProcessAgent].do("background")
+
+    def sample(self) -> None:
+        """One time-series row per (node group, tenant)."""
+        rows: dict[tuple[str, str], Counter] = {}
+        for p in self.processes:
+            key = (p.node.group, p.tenant.name)
+            rows.setdefault(key, Counter()).update(p.last)
+            rows[key]["processes_up"] += int(p.down_until is None)
+        for (group, tenant), c in rows.items():
+            cov = c["anon_huge"] / c["rss"] if c["rss"] else 0.0
+            self.series.append({"time_s": float(self.time), "node_group": group, "tenant": tenant,
+                                "thp_coverage": cov, **{f"{k}_bytes": float(c[k]) for k in MEMORY_FIELDS},
+                                "processes_up": c["processes_up"]})
+
+    def _accumulate(self) -> None:
+        fleet, per_tenant = Counter(), {t: Counter() for t in self.tenant_acc}
+        for p in self.processes:
+            s = p.last
+            fleet.update(s)
+            per_tenant[p.tenant.name].update(s)
+        self.fleet_acc.add(_full(fleet), self.tick_s)
+        for t, c in per_tenant.items():
+            self.tenant_acc[t].add(_full(c), self.tick_s)
+
+    # --- results ------------------------------------------------------------------------------------
+    def run(self, progress=None, chunk_s: float | None = None) -> None:
+        """Run for the configured duration, calling ``progress(done_s, duration_s)`` along the way."""
+        chunk = chunk_s or max(self.tick_s, self.duration_s / 100)
+        while self.time < self.duration_s - 1e-9:
+            self.run_until(min(self.duration_s, float(self.time) + chunk))
+            if progress is not None:
+                progress(float(self.time), self.duration_s)
+
+    def summary(self) -> dict[str, float]:
+        return summarise(self.fleet_acc, self._hist(self.processes), self._counters(self.processes),
+                         self.duration_s, self._vmstat())
+
+    def tenants_frame(self) -> pd.DataFrame:
+        rows = []
+        for t in self.config.tenants:
+            procs = [p for p in self.processes if p.tenant.name == t.name]
+            vm = self._vmstat(procs)
+            row = summarise(self.tenant_acc[t.name], self._hist(procs), self._counters(procs), self.duration_s, vm)
+            rows.append({"tenant": t.name, **row})
+        return pd.DataFrame(rows, columns=["tenant", *SUMMARY_KEYS])
+
+    def timeseries_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.series)
+
+    def histograms_frame(self) -> pd.DataFrame:
+        return histogram_frame({t.name: self._hist([p for p in self.processes if p.tenant.name == t.name])
+                                for t in self.config.tenants})
+
+    @staticmethod
+    def _hist(procs) -> LatencyHistogram:
+        h = LatencyHistogram()
+        for p in procs:
+            h.merge(p.book.hist)
+        return h
+
+    def _counters(self, procs) -> dict[str, float]:
+        total = Counter()
+        for p in procs:
+            total.update(p.counters())
+        if procs is self.processes:
+            total["cpu_kernel_s"] += sum(n.daemon_s for n in self.nodes)
+        return dict(total)
+
+    def _vmstat(self, procs=None) -> dict[str, float]:
+        """Node counters; for a tenant, its memcgs' share is not separable, so node totals of its nodes."""
+        nodes = self.nodes if procs is None else list({id(p.node): p.node for p in procs}.values())
+        total = Counter()
+        for n in nodes:
+            total.update(n.kernel.vmstat)
+        return dict(total)
+
+
+def _full(c: Counter) -> dict[str, float]:
+    return {k: float(c.get(k, 0.0)) for k in MEMORY_FIELDS}
