@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..units import HPAGE_PAGES, PAGE_SIZE
-from .pagetable import CACHE, DATA, IS_PRESENT, LAZY, NSTATES, QUEUED, SWAP, ZERO, uniq
+from .pagetable import CACHE, DATA, IS_PRESENT, LAZY, NSTATES, PRESENT_STATES, QUEUED, SWAP, ZERO, uniq
 
 if TYPE_CHECKING:
     from .memcg import Memcg
@@ -35,6 +35,7 @@ def _check_rows(node: Node) -> None:
     state = pt.state[:n]
     recount = np.stack([(state == s).sum(axis=1) for s in range(NSTATES)], axis=1)
     assert (recount == pt.cnt[:n]).all(), "per-row state counts do not match the page states"
+    assert (pt.npres[:n] == recount[:, list(PRESENT_STATES)].sum(axis=1)).all(), "present count per row is off"
     folio = pt.folio[:n] >= 0
     assert not (pt.pmd[:n] & ~folio).any(), "a PMD maps no folio"
     assert not (pt.pmd[:n] & pt.pt[:n]).any(), "a PMD-mapped vhp also has a PTE table"
@@ -61,6 +62,10 @@ def _check_blocks(node: Node) -> None:
     assert (used == phys.used).all(), "pageblock use != pages that live there"
     assert phys.nr_free == phys.total_pages - int(phys.used.sum()), "free pages are not conserved"
     assert (phys.used >= 0).all() and (phys.used <= HPAGE_PAGES).all(), "pageblock count out of range"
+    partial = (phys.used > 0) & (phys.used < HPAGE_PAGES) & ~phys.thp
+    assert (phys.partial_movable == (partial & (phys.unmov == 0))).all(), "partial movable flags are stale"
+    assert (phys.partial_unmovable == (partial & (phys.unmov > 0))).all(), "partial unmovable flags are stale"
+    assert phys.nfree_blocks == int((phys.used == 0).sum()), "free block count is stale"
     assert len(node.swap.ram_blocks) == node.swap.pool_pages(), "compressed store size is off"
 
 

@@ -38,6 +38,11 @@ class PhysMem:
         self.unmov = np.zeros(self.nblocks, dtype=np.int32)
         self.thp = np.zeros(self.nblocks, dtype=bool)
         self.nr_free = total_pages
+        # Kept up to date for the blocks each call touches, so allocation never rescans every block's
+        # counters: partly used movable / unmovable blocks, and the number of entirely free blocks.
+        self.partial_movable = np.zeros(self.nblocks, dtype=bool)
+        self.partial_unmovable = np.zeros(self.nblocks, dtype=bool)
+        self.nfree_blocks = self.nblocks
         self.wmark_min = min_free_kbytes // 4
         gap = max(self.wmark_min // 4, total_pages * watermark_scale_factor // 10000)
         self.wmark_low = self.wmark_min + gap
@@ -47,7 +52,19 @@ class PhysMem:
     @property
     def free_blocks(self) -> int:
         """Entirely free pageblocks: what a THP allocation needs."""
-        return int(np.count_nonzero(self.used == 0))
+        return self.nfree_blocks
+
+    def _changed(self, blocks: np.ndarray, free_before: int) -> None:
+        """Refresh the kept flags of distinct ``blocks`` whose counters just changed."""
+        used = self.used[blocks]
+        partial = (used > 0) & (used < HPAGE_PAGES) & ~self.thp[blocks]
+        unmov = self.unmov[blocks] > 0
+        self.partial_movable[blocks] = partial & ~unmov
+        self.partial_unmovable[blocks] = partial & unmov
+        self.nfree_blocks += int(np.count_nonzero(used == 0)) - free_before
+
+    def _free_among(self, blocks: np.ndarray) -> int:
+        return int(np.count_nonzero(self.used[blocks] == 0))
 
     def fragmentation_score(self) -> float:
         """Share of free pages (percent) that sit outside free pageblocks (unusable for order 9)."""
@@ -63,19 +80,22 @@ class PhysMem:
             return np.empty(0, dtype=np.int32)
         if n > self.nr_free:
             return np.empty(0, dtype=np.int32)
-        partial = (self.used > 0) & (self.used < HPAGE_PAGES) & ~self.thp
-        own = partial & ((self.unmov == 0) if movable else (self.unmov > 0))
-        free = self.used == 0
-        other = partial & ~own
-        order = np.concatenate([np.flatnonzero(own), np.flatnonzero(free), np.flatnonzero(other)])
+        own, other = ((self.partial_movable, self.partial_unmovable) if movable
+                      else (self.partial_unmovable, self.partial_movable))
+        order = np.flatnonzero(own)
         room = HPAGE_PAGES - self.used[order]
+        if room.sum() < n:   # break free blocks, then fall back to the other migratetype's blocks
+            order = np.concatenate([order, np.flatnonzero(self.used == 0), np.flatnonzero(other)])
+            room = HPAGE_PAGES - self.used[order]
         take = np.minimum(room, np.maximum(0, n - (np.cumsum(room) - room)))
         keep = take > 0
         blocks, counts = order[keep], take[keep]
+        free_before = self._free_among(blocks)
         self.used[blocks] += counts.astype(np.int32)
         if not movable:
             self.unmov[blocks] += counts.astype(np.int32)
         self.nr_free -= n
+        self._changed(blocks, free_before)
         return np.repeat(blocks.astype(np.int32), counts)
 
     def alloc_blocks(self, k: int) -> np.ndarray:
@@ -86,6 +106,7 @@ class PhysMem:
         self.used[blocks] = HPAGE_PAGES
         self.thp[blocks] = True
         self.nr_free -= HPAGE_PAGES * len(blocks)
+        self._changed(blocks, len(blocks))
         return blocks
 
     def reserve_kernel(self, pages: int, rng: np.random.Generator) -> None:
@@ -96,21 +117,25 @@ class PhysMem:
         blocks = np.sort(rng.choice(self.nblocks, size=nblk, replace=False))
         per = np.full(nblk, pages // nblk, dtype=np.int32)
         per[: pages % nblk] += 1
+        free_before = self._free_among(blocks)
         self.used[blocks] += per
         self.unmov[blocks] += per
         self.nr_free -= pages
+        self._changed(blocks, free_before)
 
     # --- freeing -------------------------------------------------------------------------------------
     def free_pages(self, blocks: np.ndarray, movable: bool = True) -> None:
         """Return order-0 pages, given the block of each page."""
         if len(blocks) == 0:
             return
-        counts = np.bincount(blocks, minlength=self.nblocks).astype(np.int32)
-        self.used -= counts
+        touched, counts = np.unique(blocks, return_counts=True)
+        free_before = self._free_among(touched)
+        self.used[touched] -= counts.astype(np.int32)
         if not movable:
-            self.unmov -= counts
+            self.unmov[touched] -= counts.astype(np.int32)
         self.nr_free += len(blocks)
-        assert self.used.min() >= 0 and self.unmov.min() >= 0, "freed pages that were not allocated"
+        assert self.used[touched].min() >= 0 and self.unmov[touched].min() >= 0, "freed pages never allocated"
+        self._changed(touched, free_before)
 
     def free_blocks_thp(self, blocks: np.ndarray) -> None:
         """Free whole THP folios."""
@@ -120,9 +145,11 @@ class PhysMem:
         self.used[blocks] = 0
         self.thp[blocks] = False
         self.nr_free += HPAGE_PAGES * len(blocks)
+        self._changed(blocks, 0)
 
     def split_thp_block(self, block: np.ndarray, unmapped: np.ndarray) -> None:
         """A THP folio becomes order-0 pages in place; its ``unmapped`` pages go back to the free lists."""
         self.thp[block] = False
         self.used[block] -= unmapped.astype(np.int32)
         self.nr_free += int(unmapped.sum())
+        self._changed(block, 0)

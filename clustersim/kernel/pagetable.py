@@ -18,7 +18,7 @@ from ..units import HPAGE_PAGES
 def uniq(a: np.ndarray, return_counts: bool = False):
     """np.unique for the common case of already sorted input, in one linear pass (numpy's is a hash/sort)."""
     if len(a) and not (a[1:] >= a[:-1]).all():
-        return np.unique(a, return_counts=return_counts)
+        a = np.sort(a)
     first = np.ones(len(a), dtype=bool)
     first[1:] = a[1:] != a[:-1]
     if not return_counts:
@@ -54,6 +54,7 @@ class PageTable:
         self.state = np.zeros((cap, HPAGE_PAGES), dtype=np.uint8)
         self.block = np.full((cap, HPAGE_PAGES), -1, dtype=np.int32)
         self.cnt = np.zeros((cap, NSTATES), dtype=np.int32)
+        self.npres = np.zeros(cap, dtype=np.int32)          # present pages per row (sum of cnt columns)
         self.region = np.full(cap, -1, dtype=np.int32)
         self.memcg = np.full(cap, -1, dtype=np.int32)
         self.pmd = np.zeros(cap, dtype=bool)
@@ -128,8 +129,7 @@ class PageTable:
 
     def present(self, rows: np.ndarray | slice) -> np.ndarray:
         """Present pages per row (mapped by PTE or PMD)."""
-        c = self.cnt[rows]
-        return c[:, ZERO] + c[:, DATA] + c[:, LAZY] + c[:, QUEUED] + c[:, CACHE]
+        return self.npres[rows]
 
     def footprint(self, rows: np.ndarray | slice) -> np.ndarray:
         """Pages each row holds and charges: its whole folio while one exists, the 4 KiB pages mapped
@@ -150,7 +150,9 @@ class PageTable:
         newv = np.broadcast_to(np.asarray(new, dtype=np.uint8), old.shape)
         dec = np.bincount((rows - lo) * NSTATES + old, minlength=span)
         inc = np.bincount((rows - lo) * NSTATES + newv, minlength=span)
-        self.cnt[lo:hi] += (inc - dec).reshape(hi - lo, NSTATES).astype(np.int32)
+        delta = (inc - dec).reshape(hi - lo, NSTATES).astype(np.int32)
+        self.cnt[lo:hi] += delta
+        self.npres[lo:hi] += delta @ IS_PRESENT.astype(np.int32)
         fs[flat] = newv
         return old
 

@@ -69,7 +69,7 @@ class Process:
         self.thp_disable = False
         self.regions: list[Region] = []
         self.stall_s = 0.0
-        self.pending_stall_s = 0.0
+        self.stall_log: list[float] = []
         self.faults_4k = self.faults_thp = self.faults_major = 0
         self.madvise_calls = 0
         self.undo_lost_pages = np.zeros(0, dtype=np.int64)
@@ -117,7 +117,7 @@ class Process:
 
     def touch_many(self, region: Region, offsets, lengths) -> float:
         """touch() over many ranges (numpy arrays of byte offsets and lengths)."""
-        first, n = self._pages_many(region, offsets, lengths, aligned=False)
+        first, n = _by_address(*self._pages_many(region, offsets, lengths, aligned=False))
         return self._touch(uniq(region.flat(first, n)))
 
     def _touch(self, flat: np.ndarray) -> float:
@@ -126,13 +126,19 @@ class Process:
 
     def access(self, region: Region, offset: int | str = 0, length: int | str | None = None) -> float:
         """Read the range: marks it recently used (active) and swaps in swapped pages; returns seconds."""
-        self._check_alive()
         first, n = self._pages(region, offset, length, aligned=False)
-        flat = region.flat(first, n)
+        return self._access(region.flat(first, n))
+
+    def access_many(self, region: Region, offsets, lengths) -> float:
+        """access() over many ranges (numpy arrays of byte offsets and lengths)."""
+        first, n = _by_address(*self._pages_many(region, offsets, lengths, aligned=False))
+        return self._access(uniq(region.flat(first, n)))
+
+    def _access(self, flat: np.ndarray) -> float:
+        self._check_alive()
         swapped = flat[self.node.pt.flat_state[flat] == SWAP]
         cost = fault.touch(self.node, self, swapped) if len(swapped) else 0.0
-        rows = uniq(flat // HPAGE_PAGES)
-        lru_add(self.node, rows, active=True)
+        lru_add(self.node, uniq(flat // HPAGE_PAGES), active=True)
         return cost
 
     def read(self, region: Region, offset: int | str = 0, length: int | str | None = None) -> float:
@@ -172,7 +178,8 @@ class Process:
             return cost
         if advice == MADV.COLLAPSE:
             return self._collapse(region, flat)
-        flat = uniq(flat)
+        if len(first) > 1:
+            flat = uniq(region.flat(*_by_address(first, n)))
         handlers = {MADV.DONTNEED: madvise.dontneed, MADV.FREE: madvise.free,
                     MADV.SPLITTABLE: madvise.splittable, MADV.UNSPLITTABLE: madvise.unsplittable,
                     MADV.COLD: madvise.cold, MADV.PAGEOUT: madvise.pageout}
@@ -184,14 +191,27 @@ class Process:
         """MADV_COLLAPSE (6.1+): EINVAL on MADV_NOHUGEPAGE or with THP disabled by prctl."""
         node = self.node
         rows = uniq(flat // HPAGE_PAGES)
-        if (node.pt.advice[rows] == ADV_NOHUGEPAGE).any() or self.thp_disable:
+        if (node.pt.advice[rows] == ADV_NOHUGEPAGE).any() or self.thp_disable is True:
             raise KernelError("EINVAL", "MADV_COLLAPSE on a VMA with MADV_NOHUGEPAGE or THP disabled by prctl")
         rows = rows[khugepaged.collapsible(node, rows, limits=False)]
         _, failed, cost = khugepaged.collapse(node, rows)
-        self.stall_s += cost
+        self.stall(cost)
         if len(failed):
             raise KernelError("ENOMEM", f"MADV_COLLAPSE: no hugepage for {len(failed)} of {len(rows)} ranges")
         return cost + node.costs.syscall_s
+
+    # --- prctl --------------------------------------------------------------------------------------------
+    @property
+    def thp_disable(self) -> bool | str:
+        """prctl(PR_SET_THP_DISABLE): False, True (no THP in any VMA, MADV_COLLAPSE included) or
+        "except_advised" (PR_THP_DISABLE_EXCEPT_ADVISED: only MADV_HUGEPAGE VMAs and MADV_COLLAPSE get THPs)."""
+        return self._thp_disable
+
+    @thp_disable.setter
+    def thp_disable(self, value: bool | str) -> None:
+        if not (isinstance(value, bool) or value == "except_advised"):
+            raise KernelError("EINVAL", f"thp_disable={value!r} must be True, False or 'except_advised'")
+        self._thp_disable = value
 
     # --- observations -------------------------------------------------------------------------------
     @property
@@ -211,10 +231,16 @@ class Process:
         """Seconds stalled on reclaim, compaction, memory.high throttling, swap-in and collapses."""
         return self.stall_s
 
-    def take_pending_stall(self) -> float:
-        """Stalls imposed from outside the task's own calls (khugepaged collapses), since the last call."""
-        s, self.pending_stall_s = self.pending_stall_s, 0.0
-        return s
+    def stall(self, seconds: float) -> None:
+        """Record one stall event (reclaim, compaction, throttling, swap-in, a collapse holding the mm)."""
+        if seconds > 0:
+            self.stall_s += seconds
+            self.stall_log.append(seconds)
+
+    def take_stalls(self) -> list[float]:
+        """The stall events since the last call, one duration each: they land on individual requests."""
+        log, self.stall_log = self.stall_log, []
+        return log
 
     def rss_pages(self) -> int:
         rows = self._rows()
@@ -244,6 +270,7 @@ class Process:
             raise KernelError("ESRCH", f"process {self.name!r} (pid {self.pid}) has exited or was killed")
 
     def _own(self, region: Region) -> None:
+        self._check_alive()   # a dead task has no mm: ESRCH before any question about its mappings
         if region.proc is not self or not region.mapped:
             raise KernelError("EINVAL", "region is not a live mapping of this process")
 
@@ -270,6 +297,14 @@ class Process:
         first = off // PAGE_SIZE
         last = -(-(off + ln) // PAGE_SIZE)
         return first, np.maximum(last - first, 0)
+
+
+def _by_address(first: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ranges sorted by start, so their pages come out sorted (a linear-time dedupe suffices)."""
+    if len(first) > 1 and not (first[1:] >= first[:-1]).all():
+        order = np.argsort(first, kind="stable")
+        return first[order], n[order]
+    return first, n
 
 
 def _size(key: str, value) -> int:
