@@ -457,6 +457,17 @@ class HeapAllocator:
                 self._unplace(start, n)
         return seconds + self._on_free_batch()
 
+    def access(self, span_ids: np.ndarray) -> float:
+        """The application reads these live spans: the kernel marks them recently used (swap-in if needed)."""
+        spans = [self._spans[s] for s in np.asarray(span_ids, dtype=np.int64).tolist() if s in self._spans]
+        if not spans:
+            return 0.0
+        starts = np.array([s for s, _ in spans], dtype=np.int64)
+        npages = np.array([n for _, n in spans], dtype=np.int64)
+        order = np.argsort(starts, kind="stable")
+        return sum(self.process.access_many(r, off, ln)
+                   for r, off, ln in self._per_region(starts[order], npages[order]))
+
     def background(self, now_s: float) -> float:
         """The allocator's background thread tick (called every second). Returns seconds spent."""
         dt_s = 0.0 if self._last_background_s is None else max(0.0, now_s - self._last_background_s)

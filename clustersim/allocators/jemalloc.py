@@ -29,8 +29,10 @@ from .extents import ExtentSet
 DIRTY_DECAY_MS = 10_000   # opt.dirty_decay_ms default
 MUZZY_DECAY_MS = 0        # opt.muzzy_decay_ms default since 5.2 (PR #1421)
 _THP = {"default": "none", "always": "hugepage", "never": "nohugepage"}
+# "dontneed": no lazy purge at all, as on a kernel without MADV_FREE (pages_can_purge_lazy false):
+# decayed dirty pages go straight to retained with MADV_DONTNEED.
 _LAZY = {"free": ReleaseAdvice.FREE, "splittable": ReleaseAdvice.SPLITTABLE,
-         "free_undo": ReleaseAdvice.FREE_UNDO}
+         "free_undo": ReleaseAdvice.FREE_UNDO, "dontneed": ReleaseAdvice.DONTNEED}
 
 
 def _check_decay_ms(value: object, name: str) -> int:
@@ -114,7 +116,8 @@ class JemallocArena(HeapAllocator):
             return 0.0
         starts = np.array([s for s, _ in evicted], dtype=np.int64)
         lengths = np.array([n for _, n in evicted], dtype=np.int64)
-        if extents is self.dirty and self.decay_muzzy.decay_ms != 0:
+        lazy = self.lazy_advice is not ReleaseAdvice.DONTNEED
+        if extents is self.dirty and self.decay_muzzy.decay_ms != 0 and lazy:
             return self._purge_lazy(starts, lengths, evicted)
         from_states = (PageState.FREE_BACKED,) if extents is self.dirty else _LAZY_STATES
         _, seconds = self.release_ranges(starts, lengths, from_states=from_states,
