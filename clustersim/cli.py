@@ -1,0 +1,194 @@
+"""The ``clustersim`` command: run, check, sweep and plot.
+
+    clustersim run CONFIG [--out DIR] [--set key.path=value ...]
+    clustersim check CONFIG [--set key.path=value ...]
+    clustersim sweep SWEEP.yaml --out DIR [--dry-run] [--workers N] [--dask ADDRESS|local] [--timeout S]
+                                          [--rerun-failed]
+    clustersim plot DIR --x PARAM --y METRIC [--hue PARAM] [--col PARAM] --out FILE [--kind line|bar|cdf]
+
+Errors are printed as messages, not tracebacks. Exit status: 0 on success; 2 for an invalid config or sweep
+(nothing was run); 1 when a run fails; for ``sweep``, the number of failed runs (at most 100); 130 when
+interrupted (run the same command again to resume a sweep).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+EXIT_INVALID = 2
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clustersim", description="Fleet memory-management simulator.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _run_parser(sub.add_parser("run", help="run one config and store its results"))
+    _check_parser(sub.add_parser("check", help="validate a config and print it resolved"))
+    _sweep_parser(sub.add_parser("sweep", help="run a sweep file (resumes an earlier sweep in DIR)"))
+    _plot_parser(sub.add_parser("plot", help="plot stored results (never re-runs)"))
+    return parser
+
+
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="override one config value (YAML value; list items by index); repeatable")
+
+
+def _run_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", type=Path)
+    parser.add_argument("--out", type=Path, help="results folder (default: results/<name>)")
+    _add_set(parser)
+    parser.set_defaults(func=cmd_run)
+
+
+def _check_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", type=Path)
+    _add_set(parser)
+    parser.set_defaults(func=cmd_check)
+
+
+def _sweep_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sweep", type=Path)
+    parser.add_argument("--out", type=Path, required=True, help="results folder of the sweep")
+    parser.add_argument("--dry-run", action="store_true", help="print the expanded runs and stop")
+    parser.add_argument("--workers", type=int, default=None, help="processes (1: in this process; "
+                        "default: core count)")
+    parser.add_argument("--dask", metavar="ADDRESS|local", help="run on a Dask scheduler, or a LocalCluster")
+    parser.add_argument("--timeout", type=float, default=None, metavar="S", help="seconds a run may take")
+    parser.add_argument("--rerun-failed", action="store_true", help="run again the runs that failed")
+    parser.set_defaults(func=cmd_sweep)
+
+
+def _plot_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--x", help="parameter on the x axis (key path as in the sweep file)")
+    parser.add_argument("--y", help="metric (summary key)")
+    parser.add_argument("--hue", help="parameter drawn as colours")
+    parser.add_argument("--col", help="parameter drawn as columns of panels")
+    parser.add_argument("--tenant", help="use this tenant's rows instead of fleet-wide results")
+    parser.add_argument("--kind", choices=("line", "bar", "cdf"), default="line")
+    parser.add_argument("--out", type=Path, required=True, help="figure file; its stem gets .pdf and .png")
+    parser.set_defaults(func=cmd_plot)
+
+
+# ---- commands ------------------------------------------------------------------------------------------
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from clustersim.experiments.config import load_config
+    from clustersim.experiments.run import run
+    from clustersim.experiments.store import safe_name
+
+    config = load_config(args.config, args.overrides)
+    out = args.out or Path("results") / safe_name(config.name)
+    fmt = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]"
+    with tqdm(total=config.duration, desc="simulated", bar_format=fmt, dynamic_ncols=True) as bar:
+        def progress(done_s: float, duration_s: float) -> None:
+            bar.total = duration_s
+            bar.update(max(0.0, done_s - bar.n))
+
+        result = run(config, out, progress=progress)
+    print(summary_table(result.summary))
+    print(f"results in {out}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import yaml
+
+    from clustersim.experiments.config import config_hash, load_config, resolved
+
+    config = load_config(args.config, args.overrides)
+    print(yaml.safe_dump(resolved(config), sort_keys=False), end="")
+    print(f"# config hash: {config_hash(config)}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from clustersim.experiments.sweep import plan, sweep
+
+    if args.dry_run:
+        table = plan(args.sweep, args.out)
+        print(table.to_string(index=False))
+        states = table["state"].value_counts().to_dict() if len(table) else {}
+        print(f"{len(table)} runs ({', '.join(f'{n} {s}' for s, n in sorted(states.items()))})")
+        return 0
+    report = sweep(args.sweep, args.out, workers=args.workers, dask=args.dask, timeout=args.timeout,
+                   rerun_failed=args.rerun_failed)
+    print(f"{report.total} runs: {report.reused} already done, {report.executed} run now, "
+          f"{report.failed} failed; results in {report.out}")
+    _print_runs("slowest runs", report.slowest(), ["wall_s"])
+    _print_runs("failed runs", report.failures(), ["error"])
+    return report.exit_status
+
+
+def _print_runs(title: str, runs: pd.DataFrame, extra: list[str]) -> None:
+    if runs.empty:
+        return
+    fixed = {"point", "replicate", "seed", "config_hash", "status", "error", "wall_s", "host"}
+    from clustersim.experiments.metrics import SUMMARY_KEYS
+
+    params = [c for c in runs.columns if c not in fixed and c not in SUMMARY_KEYS]
+    print(f"\n{title}:")
+    print(runs[[*params, "seed", *extra]].to_string(index=False, max_colwidth=80))
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from clustersim.figures.plot import plot
+
+    paths = plot(args.results, x=args.x, y=args.y, hue=args.hue, col=args.col, out=args.out,
+                 kind=args.kind, tenant=args.tenant)
+    print("\n".join(str(p) for p in paths))
+    return 0
+
+
+def summary_table(summary: dict[str, float]) -> str:
+    """Summary values in their display units, one per line."""
+    from clustersim.experiments.metrics import metric
+
+    rows = []
+    for key, value in summary.items():
+        shown = metric(key)
+        rows.append(f"  {key:<28} {value * shown.scale:>14.6g}  {shown.unit}")
+    return "\n".join(["summary:", *rows])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        return _report_error(exc)
+
+
+def _report_error(exc: Exception) -> int:
+    from clustersim.experiments.errors import ConfigError
+
+    if isinstance(exc, ConfigError):
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"error: {type(exc).__name__}: {exc}" if not _plain(exc) else f"error: {exc}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _plain(exc: Any) -> bool:
+    from clustersim.experiments.run import RunFailed
+    from clustersim.experiments.worker import SimulateUnavailable
+
+    return isinstance(exc, RunFailed | SimulateUnavailable | FileNotFoundError | ValueError)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Checks that span several keys of a run file, run after each key is valid on its own.
+
+Each returns ``key.path: value -> what is allowed`` lines. They catch configs that would run but cannot mean
+what their author intended: heaps that do not fit the nodes they are placed on, placements naming unknown
+node groups, memcg limits in the wrong order, allocators told to use an advice their kernel lacks.
+Releasing with MADV_FREE on linux-4.5 is allowed: the kernel gives it different semantics (DONTNEED on a
+swapless node), which is an experiment, not a mistake. A never-merged advice (SPLITTABLE, FREE_UNDO) without
+its proposal is an error, because no real allocator has a fallback for it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+
+from .config import Memcg, NodeGroup, RunConfig, Tenant
+from .errors import problem
+
+# madvise option -> the kernel proposal that must be on for it to exist.
+ADVICE_PROPOSAL = {"splittable": "madv_splittable", "free_undo": "madv_free_undo"}
+COLLAPSE_SINCE = "linux-6.1"  # MADV_COLLAPSE was merged in 6.1
+_CGROUP_PART = re.compile(r"^[A-Za-z0-9._@:-]+$")
+# (lower, upper): memcg settings that must not exceed each other when both are set.
+_MEMCG_ORDER = (("min", "high"), ("low", "high"), ("min", "max"), ("low", "max"), ("high", "max"))
+
+
+def cross_check(config: RunConfig) -> list[str]:
+    """Every cross-field problem of a config that passed the per-key checks."""
+    problems = [*_run_checks(config), *_unique_names(config)]
+    for i, group in enumerate(config.nodes):
+        problems += _cgroup_tree_checks(group, ("nodes", i))
+    for j, tenant in enumerate(config.tenants):
+        problems += _tenant_checks(config, tenant, ("tenants", j))
+    if not problems:
+        problems += _fit_checks(config)
+    return problems
+
+
+def _run_checks(config: RunConfig) -> Iterator[str]:
+    if config.duration <= 0:
+        yield problem(("duration",), config.duration, "a duration > 0")
+    if config.tick <= 0 or config.tick > config.duration:
+        yield problem(("tick",), config.tick, f"a duration > 0 and <= duration ({config.duration:g} s)")
+
+
+def _unique_names(config: RunConfig) -> Iterator[str]:
+    for key, items in (("nodes", config.nodes), ("tenants", config.tenants)):
+        seen: set[str] = set()
+        for i, item in enumerate(items):
+            if item.name in seen:
+                yield problem((key, i, "name"), item.name, f"a name not used by another item of {key}")
+            seen.add(item.name)
+
+
+def _cgroup_tree_checks(group: NodeGroup, loc: tuple[object, ...]) -> Iterator[str]:
+    for path, memcg in group.cgroups.items():
+        if not _valid_cgroup_path(path):
+            yield problem((*loc, "cgroups"), path, "a cgroup path like 'workload.slice/web' (no '.', '..')")
+        yield from memcg_order(memcg, (*loc, "cgroups", path))
+
+
+def _valid_cgroup_path(path: str) -> bool:
+    parts = path.split("/")
+    return all(_CGROUP_PART.match(p) and p not in (".", "..") for p in parts)
+
+
+def memcg_order(memcg: Memcg, loc: tuple[object, ...]) -> Iterator[str]:
+    """min and low at most high and max, high at most max (None is 'max')."""
+    for lower, upper in _MEMCG_ORDER:
+        lo, hi = getattr(memcg, lower), getattr(memcg, upper)
+        if lo is not None and hi is not None and lo > hi:
+            yield problem((*loc, lower), fmt_size(lo), f"<= {upper} ({fmt_size(hi)})")
+
+
+def _tenant_checks(config: RunConfig, tenant: Tenant, loc: tuple[object, ...]) -> Iterator[str]:
+    if not _valid_cgroup_path(tenant.cgroup):
+        yield problem((*loc, "cgroup"), tenant.cgroup, "a cgroup path like 'workload.slice' (no '.', '..')")
+    yield from memcg_order(tenant.limits, (*loc, "limits"))
+    yield from _placement_checks(config, tenant, loc)
+    yield from _workload_checks(tenant, (*loc, "workload"))
+    for group in placed_groups(config, tenant):
+        yield from _advice_checks(tenant, group, (*loc, "allocator"))
+
+
+def _placement_checks(config: RunConfig, tenant: Tenant, loc: tuple[object, ...]) -> Iterator[str]:
+    if not isinstance(tenant.placement, dict):
+        return
+    names = [g.name for g in config.nodes]
+    for name in tenant.placement:
+        if name not in names:
+            yield problem((*loc, "placement", name), name, f"a node group name: {', '.join(names)}")
+    total = sum(tenant.placement.values())
+    if total != tenant.replicas:
+        yield problem((*loc, "placement"), tenant.placement,
+                      f"counts summing to replicas ({tenant.replicas})")
+
+
+def _workload_checks(tenant: Tenant, loc: tuple[object, ...]) -> Iterator[str]:
+    work = tenant.workload
+    if work.service_time.p99 < work.service_time.median:
+        yield problem((*loc, "service_time", "p99"), work.service_time.p99,
+                      f">= median ({work.service_time.median:g} s)")
+    if work.kind == "filecache" and (work.file_set <= 0 or work.file_rate <= 0):
+        yield problem((*loc, "kind"), work.kind, "filecache needs file_set > 0 and file_rate > 0")
+
+
+def _advice_checks(tenant: Tenant, group: NodeGroup, loc: tuple[object, ...]) -> Iterator[str]:
+    advice, kernel = tenant.allocator.madvise, group.kernel
+    needed = ADVICE_PROPOSAL.get(advice)
+    if needed and needed not in kernel.proposals:
+        yield problem((*loc, "madvise"), advice,
+                      f"needs proposal {needed} in the kernel of node group {group.name} (kernel.proposals); "
+                      "no real allocator has a fallback for a never-merged advice")
+    if tenant.allocator.collapse and not kernel.profile_at_least(COLLAPSE_SINCE):
+        yield problem((*loc, "collapse"), True,
+                      f"false on {kernel.profile} (node group {group.name}); MADV_COLLAPSE needs "
+                      f"{COLLAPSE_SINCE} or later")
+
+
+def placed_groups(config: RunConfig, tenant: Tenant) -> list[NodeGroup]:
+    """Node groups a tenant's replicas may land on."""
+    if isinstance(tenant.placement, dict):
+        return [g for g in config.nodes if tenant.placement.get(g.name, 0) > 0]
+    return list(config.nodes)
+
+
+def replicas_per_node(config: RunConfig, tenant: Tenant) -> dict[str, int]:
+    """Most replicas of ``tenant`` one node of each group holds under spread or an explicit placement."""
+    if isinstance(tenant.placement, dict):
+        return {g.name: math.ceil(tenant.placement.get(g.name, 0) / g.count) for g in config.nodes}
+    total_nodes = sum(g.count for g in config.nodes)
+    return {g.name: math.ceil(tenant.replicas / total_nodes) for g in config.nodes}
+
+
+def _fit_checks(config: RunConfig) -> Iterator[str]:
+    """Heaps times replicas per node must fit a node's memory (pack: one heap a node, all in the fleet)."""
+    fleet_bytes = sum(g.count * g.memory for g in config.nodes)
+    largest = max(g.memory for g in config.nodes)
+    load = {g.name: 0 for g in config.nodes}
+    for j, tenant in enumerate(config.tenants):
+        heap, loc = tenant.workload.heap, ("tenants", j, "workload", "heap")
+        if tenant.placement == "pack":
+            if heap > largest or heap * tenant.replicas > fleet_bytes:
+                most = min(largest, fleet_bytes // tenant.replicas)
+                yield problem(loc, fmt_size(heap),
+                              f"at most {fmt_size(most)} so {tenant.replicas} packed replicas fit")
+            continue
+        for name, count in replicas_per_node(config, tenant).items():
+            load[name] += count * heap
+    yield from _group_loads(config, load)
+
+
+def _group_loads(config: RunConfig, load: dict[str, int]) -> Iterator[str]:
+    for i, group in enumerate(config.nodes):
+        if load[group.name] > group.memory:
+            yield problem(("nodes", i, "memory"), fmt_size(group.memory),
+                          f"at least {fmt_size(load[group.name])}: the heaps placed on one node "
+                          "(heap x replicas per node) must fit in its memory")
+
+
+def fmt_size(nbytes: float) -> str:
+    """Bytes as the shortest binary-suffixed string (``16G``, ``1.5G``, ``512M``)."""
+    for suffix, mult in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if abs(nbytes) >= mult:
+            return f"{nbytes / mult:.4g}{suffix}"
+    return f"{nbytes:g}"

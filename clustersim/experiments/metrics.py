@@ -1,0 +1,62 @@
+"""The summary metrics every run reports, with the label and unit each is plotted under.
+
+This is the contract between the fleet simulation and everything that stores or draws its results: the
+fleet's ``simulate`` returns exactly these keys (fleet-wide) in ``FleetOutput.summary`` and per tenant in
+``FleetOutput.tenants``. Definitions follow DESIGN section 7 (coverage = AnonHugePages / anonymous heap RSS,
+RSS-weighted across processes; ``_mean`` is a time-weighted mean over the run).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GIB = float(1 << 30)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """How a metric is shown: axis label, unit, and the factor from its stored unit to the shown one."""
+
+    label: str
+    unit: str
+    scale: float = 1.0
+
+    @property
+    def axis_label(self) -> str:
+        return f"{self.label} ({self.unit})"
+
+
+METRICS: dict[str, Metric] = {
+    "thp_coverage": Metric("THP coverage, time mean", "% of anon heap RSS", 100.0),
+    "thp_coverage_end": Metric("THP coverage at end", "% of anon heap RSS", 100.0),
+    "latency_p50_ms": Metric("Request latency p50", "ms"),
+    "latency_p99_ms": Metric("Request latency p99", "ms"),
+    "latency_p999_ms": Metric("Request latency p99.9", "ms"),
+    "throughput_rps": Metric("Throughput", "requests/s"),
+    "oom_kills": Metric("OOM kills", "count"),
+    "rss_bytes_mean": Metric("RSS, time mean", "GiB", 1 / GIB),
+    "lazyfree_bytes_mean": Metric("LazyFree, time mean", "GiB", 1 / GIB),
+    "swap_bytes_mean": Metric("Swap, time mean", "GiB", 1 / GIB),
+    "allocator_free_bytes_mean": Metric("Allocator-held free memory, time mean", "GiB", 1 / GIB),
+    "faults_4k": Metric("4 KiB page faults", "count"),
+    "faults_thp": Metric("THP faults (thp_fault_alloc)", "count"),
+    "thp_split_pmd": Metric("PMD splits (thp_split_pmd)", "count"),
+    "thp_collapse_alloc": Metric("Collapses (thp_collapse_alloc)", "count"),
+    "madvise_calls": Metric("madvise calls", "count"),
+    "reclaim_stall_s": Metric("Reclaim stall time", "s"),
+    "cpu_kernel_s": Metric("Kernel CPU time", "s"),
+}
+
+# The summary keys of the contract, in their declared order.
+SUMMARY_KEYS: tuple[str, ...] = tuple(METRICS)
+
+# Columns the results store adds, plotted with these labels too.
+RUN_COLUMNS: dict[str, Metric] = {
+    "wall_s": Metric("Wall time of the run", "s"),
+    "seed": Metric("Seed", "integer"),
+}
+
+
+def metric(name: str) -> Metric:
+    """The display of ``name``; an unknown column is shown under its own name, unit unknown."""
+    return METRICS.get(name) or RUN_COLUMNS.get(name) or Metric(name, "?")

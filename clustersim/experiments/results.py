@@ -1,0 +1,198 @@
+"""The results folder of a sweep, and loading it back as tidy DataFrames.
+
+Layout (one folder per sweep)::
+
+    manifest.json                              sweep file, expansion, configs, version, host, start, end
+    runs.parquet                               one row per finished run: parameters, seed, status, summary
+    done/<run_id>.json                         completion marker of each run, written last
+    tenants/run_id=<id>/part.parquet           per-run tables, Hive-partitioned by run id
+    timeseries/run_id=<id>/part.parquet
+    latency_histograms/run_id=<id>/part.parquet
+
+A run is complete only when its marker exists, parses, and every table it lists is a whole Parquet file of
+the recorded size; anything less is redone on resume. ``runs.parquet`` is derived from the markers and
+rewritten atomically as the sweep advances and when it stops, however it stops.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pandas as pd
+
+from .metrics import SUMMARY_KEYS
+from .run import MANIFEST, SUMMARY_FILE
+from .store import inside, parquet_ok, read_json, remove_stale_temps, write_json_atomic, write_parquet_atomic
+from .sweepfile import ExpandedRun
+from .worker import TABLES, RunOutcome
+
+RUNS_FILE = "runs.parquet"
+MARKERS = "done"
+IDENTITY = ("run_id", "point", "replicate")
+OUTCOME = ("seed", "config_hash", "status", "error", "wall_s", "host")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class SweepStore:
+    """Reads and writes one sweep's results folder; never writes outside it."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def path(self, *parts: str) -> Path:
+        return inside(self.root, self.root.joinpath(*parts))
+
+    def table_path(self, table: str, run_id: str) -> Path:
+        return self.path(table, f"run_id={run_id}", "part.parquet")
+
+    def marker_path(self, run_id: str) -> Path:
+        return self.path(MARKERS, f"{run_id}.json")
+
+    def prepare(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(self.root)
+        remove_stale_temps(self.root / MARKERS)
+
+    def record(self, outcome: RunOutcome, run: ExpandedRun) -> dict[str, Any]:
+        """Store one outcome: its tables first, then its marker; returns the marker."""
+        files: dict[str, int] = {}
+        for table in TABLES:
+            path = self.table_path(table, run.run_id)
+            if outcome.status == "ok":
+                files[table] = write_parquet_atomic(path, outcome.tables[table])
+            elif path.parent.exists():
+                shutil.rmtree(path.parent)
+        marker = {"run_id": run.run_id, "config_hash": run.config_hash, "seed": run.seed,
+                  "status": outcome.status, "error": outcome.error, "traceback": outcome.traceback,
+                  "wall_s": outcome.wall_s, "host": outcome.host, "finished": now(),
+                  "summary": outcome.summary, "files": files}
+        write_json_atomic(self.marker_path(run.run_id), marker)
+        return marker
+
+    def finished(self, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Markers of the runs that are complete (ok with whole tables) or recorded as failed."""
+        out = {}
+        for run_id in run_ids:
+            marker = read_json(self.marker_path(run_id))
+            if marker is not None and self._whole(marker):
+                out[run_id] = marker
+        return out
+
+    def _whole(self, marker: Mapping[str, Any]) -> bool:
+        if marker.get("status") == "failed":
+            return True
+        files = marker.get("files") or {}
+        return marker.get("status") == "ok" and set(files) == set(TABLES) and all(
+            parquet_ok(self.table_path(table, marker["run_id"]), size) for table, size in files.items())
+
+    def write_runs(self, runs: Iterable[ExpandedRun],
+                   markers: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+        frame = runs_frame(runs, markers)
+        write_parquet_atomic(self.path(RUNS_FILE), frame)
+        return frame
+
+    def write_manifest(self, manifest: Mapping[str, Any]) -> None:
+        write_json_atomic(self.path(MANIFEST), dict(manifest))
+
+
+def runs_frame(runs: Iterable[ExpandedRun], markers: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per finished run, in expansion order: identity, parameters, outcome, summary keys."""
+    rows, params = [], []
+    for run in runs:
+        marker = markers.get(run.run_id)
+        if marker is None:
+            continue
+        params += [k for k in run.params if k not in params]
+        summary = marker.get("summary") or {}
+        outcome = {"seed": run.seed, "config_hash": run.config_hash,
+                   **{k: marker.get(k) for k in OUTCOME[2:]}}
+        rows.append({"run_id": run.run_id, "point": run.point, "replicate": run.replicate,
+                     **{k: _cell(v) for k, v in run.params.items()}, **outcome,
+                     **{k: summary.get(k, float("nan")) for k in SUMMARY_KEYS},
+                     **{k: v for k, v in sorted(summary.items()) if k not in SUMMARY_KEYS}})
+    columns = [*IDENTITY, *params, *OUTCOME, *SUMMARY_KEYS]
+    frame = pd.DataFrame(rows, columns=[*columns, *_extra_columns(rows, columns)])
+    for column in params:
+        frame[column] = _uniform(frame[column])
+    return frame
+
+
+def _cell(value: Any) -> Any:
+    """A parameter value as a Parquet cell: scalars as they are, lists and mappings as JSON text."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return json.dumps(value, sort_keys=True)
+
+
+def _uniform(column: pd.Series) -> pd.Series:
+    """A column of one type: mixed types (other than int with float) become text."""
+    kinds = {type(v) for v in column if v is not None and v == v}
+    if len(kinds) > 1 and not kinds <= {int, float}:
+        return column.map(lambda v: None if v is None else str(v))
+    return column
+
+
+def _extra_columns(rows: list[dict[str, Any]], known: list[str]) -> list[str]:
+    return sorted({k for row in rows for k in row} - set(known))
+
+
+class Results(NamedTuple):
+    """A results folder as DataFrames; per-run tables carry the run's parameters, seed and config hash."""
+
+    runs: pd.DataFrame
+    tenants: pd.DataFrame
+    timeseries: pd.DataFrame
+    latency_histograms: pd.DataFrame
+
+
+def load(folder: str | Path) -> Results:
+    """Read a sweep folder (``runs.parquet``) or a single-run folder (``summary.parquet``)."""
+    root = Path(folder)
+    if (root / RUNS_FILE).exists():
+        runs = pd.read_parquet(root / RUNS_FILE)
+        tables = [_sweep_table(root, name, runs) for name in TABLES]
+    elif (root / SUMMARY_FILE).exists():
+        runs = pd.read_parquet(root / SUMMARY_FILE)
+        runs.insert(0, "run_id", runs["config_hash"].str[:16])
+        tables = [_run_table(root, name, runs) for name in TABLES]
+    else:
+        raise FileNotFoundError(f"{root} holds no results ({RUNS_FILE} or {SUMMARY_FILE})")
+    return Results(runs, *tables)
+
+
+def _sweep_table(root: Path, name: str, runs: pd.DataFrame) -> pd.DataFrame:
+    frames = []
+    for run_id in runs.loc[runs["status"] == "ok", "run_id"]:
+        frame = pd.read_parquet(root / name / f"run_id={run_id}" / "part.parquet")
+        frames.append(frame.assign(run_id=run_id))
+    return _with_run_columns(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), runs)
+
+
+def _run_table(root: Path, name: str, runs: pd.DataFrame) -> pd.DataFrame:
+    frame = pd.read_parquet(root / f"{name}.parquet").assign(run_id=runs["run_id"].iloc[0])
+    return _with_run_columns(frame, runs)
+
+
+def _with_run_columns(frame: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Join each row to its run's parameters, seed and config hash (not its summary numbers)."""
+    if frame.empty:
+        return frame
+    dropped = {*SUMMARY_KEYS, "error", "host", "wall_s", *frame.columns}
+    keep = ["run_id", *(c for c in runs.columns if c not in dropped)]
+    return frame.merge(runs[keep], on="run_id", how="left")
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """The manifest of a results folder."""
+    manifest = read_json(Path(folder) / MANIFEST)
+    if manifest is None:
+        raise FileNotFoundError(f"{folder}: no readable {MANIFEST}")
+    return manifest

@@ -1,0 +1,117 @@
+"""One simulated run from a run file: validate, simulate, and store the results with a manifest.
+
+``run`` is what ``clustersim run`` and ``clustersim.run`` do. The config is validated completely before
+the simulation starts. Results go to one folder chosen by the caller and nowhere else: four Parquet tables
+and ``manifest.json`` (resolved config, config hash, seed, package version, wall time, status, error),
+each written atomically. The manifest is written last, so a folder whose manifest says ``ok`` holds a
+complete result; on failure the manifest says ``failed`` with the error and the tables are removed.
+"""
+
+from __future__ import annotations
+
+import platform
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .config import RunConfig, config_hash, load_config, resolved
+from .store import inside, write_json_atomic, write_parquet_atomic
+from .worker import TABLES, Progress, RunTask, SimulateSpec, execute_here, resolve_simulate, simulate_spec
+
+MANIFEST = "manifest.json"
+SUMMARY_FILE = "summary.parquet"
+
+
+class RunFailed(RuntimeError):
+    """The simulation raised; the message carries its error, the manifest its traceback."""
+
+
+@dataclass
+class RunResult:
+    """The results of one run, as stored."""
+
+    summary: dict[str, float]
+    tenants: pd.DataFrame
+    timeseries: pd.DataFrame
+    latency_histograms: pd.DataFrame
+    manifest: dict[str, Any]
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("clustersim")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def as_config(source: RunConfig | str | Path | Mapping[str, Any], overrides: Sequence[str] = ()) -> RunConfig:
+    """A validated RunConfig from a config object, a run file path or a mapping, overrides applied."""
+    if isinstance(source, RunConfig):
+        return load_config(resolved(source), overrides) if overrides else source
+    return load_config(source, overrides)
+
+
+def run(config_or_path: RunConfig | str | Path | Mapping[str, Any], out: str | Path | None = None,
+        overrides: Sequence[str] = (), *, simulate: SimulateSpec | None = None,
+        progress: Progress | None = None) -> RunResult:
+    """Validate, simulate and (if ``out`` is given) store one run; raises ConfigError or RunFailed.
+
+    Args:
+        config_or_path: a run file, a mapping in run-file form, or a RunConfig.
+        out: folder for the results; created if needed; nothing is written outside it.
+        overrides: ``key.path=value`` strings applied before validation.
+        simulate: the simulation, ``module:function`` or a callable; default the fleet's.
+        progress: called as ``progress(sim_time_done_s, duration_s)`` while the run advances.
+    """
+    config = as_config(config_or_path, overrides)
+    resolve_simulate(simulate)  # fail now, not after set-up, if the simulation cannot be imported
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    task = RunTask(config_hash(config)[:16], resolved(config), simulate_spec(simulate))
+    outcome = execute_here(task, progress)
+    manifest = run_manifest(config, started, outcome.wall_s, outcome.status, outcome.error, outcome.traceback)
+    if outcome.status != "ok":
+        if out is not None:
+            write_run_dir(Path(out), manifest, None)
+        raise RunFailed(outcome.error)
+    result = RunResult(outcome.summary, *(outcome.tables[name] for name in TABLES), manifest=manifest)
+    if out is not None:
+        write_run_dir(Path(out), manifest, result)
+    return result
+
+
+def run_manifest(config: RunConfig, started: str, wall_s: float, status: str, error: str | None,
+                 trace: str | None = None) -> dict[str, Any]:
+    return {
+        "name": config.name, "status": status, "error": error, "traceback": trace,
+        "config_hash": config_hash(config), "seed": config.seed, "version": package_version(),
+        "python": platform.python_version(), "host": socket.gethostname(), "started": started,
+        "wall_s": wall_s, "config": resolved(config),
+    }
+
+
+def write_run_dir(out: Path, manifest: dict[str, Any], result: RunResult | None) -> None:
+    """Tables first, manifest last; a failed run leaves only its manifest."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {SUMMARY_FILE: None, **{f"{name}.parquet": name for name in TABLES}}
+    for filename, table in files.items():
+        path = inside(out, out / filename)
+        if result is None:
+            path.unlink(missing_ok=True)
+        elif table is None:
+            write_parquet_atomic(path, summary_frame(result.summary, manifest))
+        else:
+            write_parquet_atomic(path, getattr(result, table))
+    write_json_atomic(inside(out, out / MANIFEST), manifest)
+
+
+def summary_frame(summary: Mapping[str, float], manifest: Mapping[str, Any]) -> pd.DataFrame:
+    """The one-row summary table: run identity, then every summary key."""
+    ident = {"name": manifest["name"], "seed": manifest["seed"], "config_hash": manifest["config_hash"]}
+    return pd.DataFrame([{**ident, **summary}])
