@@ -16,6 +16,7 @@ import json
 import math
 import types
 from collections.abc import Mapping, Sequence
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
@@ -24,7 +25,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Fiel
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
+from clustersim.kernel.costs import Costs
 from clustersim.units import UnitError, parse_duration, parse_rate, parse_size
+from clustersim.workloads import list_profiles
+from clustersim.workloads.tenants import DEFAULT_TLB_SENSITIVITY
 
 from .errors import ConfigError, describe_pydantic, problem
 from .keypath import KeyPathError, apply_overrides, parse_override
@@ -33,18 +37,16 @@ PROFILES = ("linux-4.5", "linux-4.12", "linux-6.1", "linux-6.12")  # oldest firs
 PROPOSALS = ("madv_splittable", "madv_free_undo", "lazy_free_split")
 
 # Default slowdown of a request when none of its heap is THP-backed (factor 1 + s * (1 - coverage)).
-# Temeraire's fleet table (reference/literature.md) moved dTLB page-walk cycles from 23.3% to 12.4% of all
-# cycles: about 0.11 of run time rides on hugepage backing. The workload package may take this constant over.
-TLB_SENSITIVITY_DEFAULT = 0.11
-
-# Allocation profiles shipped as data: source -> names (tcmalloc empirical, fleetbench Y22, malloc traces).
+# The default TLB sensitivity and the profile names belong to the workload package; one source each.
+TLB_SENSITIVITY_DEFAULT = DEFAULT_TLB_SENSITIVITY
 WORKLOAD_PROFILES: dict[str, tuple[str, ...]] = {
-    "tcmalloc": ("beta", "bravo", "charlie", "delta", "echo", "foxtrot", "merced", "sierra", "sigma",
-                 "uniform"),
-    "fleetbench": tuple(f"TCMALLOC_{i}" for i in range(10)),
-    "trace": ("cpp-demangle", "dogfood", "ffmpeg", "find", "gcc-hello", "grep-random-data", "grep-recursive",
-              "ls", "source-map"),
+    source: tuple(n.partition("/")[2] for n in list_profiles() if n.startswith(source + "/"))
+    for source in dict.fromkeys(n.partition("/")[0] for n in list_profiles())
 }
+COST_NAMES = tuple(f.name for f in dataclass_fields(Costs))
+# Span grouping quantum: small spans of one class born in the same tick are one allocation unit of at
+# least this size (workloads.md). 256 KiB keeps about 64 births per tick for a heap turning over 16 MiB/s.
+SPAN_QUANTUM_DEFAULT = 256 << 10
 
 
 # ---- unit-bearing field types --------------------------------------------------------------------------
@@ -161,6 +163,14 @@ class KernelConfig(Section):
     thp: ThpConfig = Field(default_factory=ThpConfig)
     vm: VmConfig = Field(default_factory=VmConfig)
     costs: dict[str, Duration] = Field(default_factory=dict)
+
+    @field_validator("costs")
+    @classmethod
+    def _known_costs(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(COST_NAMES))
+        if unknown:
+            raise PydanticCustomError("choice", f"cost names from the kernel's table: {', '.join(COST_NAMES)}")
+        return value
 
     def profile_at_least(self, profile: str) -> bool:
         return PROFILES.index(self.profile) >= PROFILES.index(profile)
@@ -346,7 +356,8 @@ class Workload(Section):
     """Demand of one process: heap from an allocation profile, churn, requests and file I/O."""
 
     CHOICES = {"kind": ("service", "batch", "cache", "filecache")}
-    BOUNDS = {"rps": (0.0, None), "tlb_sensitivity": (0.0, 1.0), "hot_share": (0.0, 1.0)}
+    BOUNDS = {"rps": (0.0, None), "tlb_sensitivity": (0.0, 0.99), "hot_share": (0.0, 1.0),
+              "span_quantum": (4096, 1 << 30)}
     kind: str = "service"
     profile: str = "tcmalloc/beta"
     heap: Size = 1 << 30
@@ -361,6 +372,7 @@ class Workload(Section):
     restarts: Restarts = Field(default_factory=Restarts)
     file_rate: Rate = 0.0
     file_set: Size = 0
+    span_quantum: Size = SPAN_QUANTUM_DEFAULT
 
     @field_validator("profile")
     @classmethod
@@ -412,6 +424,7 @@ class RunConfig(Section):
     seed: int = 0
     duration: Duration = 600.0
     tick: Duration = 1.0
+    sample_interval: Duration | None = None
     kernel: KernelConfig = Field(default_factory=KernelConfig)
     nodes: list[NodeGroup] = Field(default_factory=lambda: [NodeGroup()], min_length=1)
     tenants: list[Tenant] = Field(default_factory=list)

@@ -251,8 +251,7 @@ def _make_demand(w, rng: np.random.Generator) -> HeapDemand:
                      spikes=Spikes(w.spikes.rate, w.spikes.size, w.spikes.lifetime),
                      startup=Startup(w.startup.duration, w.startup.bytes),
                      restarts=Restarts(w.restarts.interval))
-    quantum = getattr(w, "span_quantum", 256 * 1024)
-    return HeapDemand(w.profile, w.heap, w.churn, rng, min_span_bytes=quantum, modulation=mod)
+    return HeapDemand(w.profile, w.heap, w.churn, rng, min_span_bytes=w.span_quantum, modulation=mod)
 
 
 __all__ = ["PAGE_SIZE", "NodeAgent", "ProcessAgent"]

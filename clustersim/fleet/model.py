@@ -16,7 +16,6 @@ import pandas as pd
 from mesa.time import Priority, Schedule
 
 from ..kernel import Node
-from ..units import parse_duration
 from .agents import NodeAgent, ProcessAgent
 from .latency import LatencyHistogram
 from .metrics import MEMORY_FIELDS, SUMMARY_KEYS, Accumulator, histogram_frame, summarise
@@ -46,8 +45,8 @@ class Fleet(mesa.Model):
         self.fleet_acc = Accumulator()
         self.tenant_acc = {t.name: Accumulator() for t in config.tenants}
         self.series: list[dict] = []
-        interval = getattr(config, "sample_interval", None)
-        self.sample_s = parse_duration(interval) if interval else max(self.tick_s, self.duration_s / DEFAULT_SAMPLES)
+        interval = config.sample_interval
+        self.sample_s = interval or max(self.tick_s, self.duration_s / DEFAULT_SAMPLES)
         self.schedule_recurring(self.tick, Schedule(interval=self.tick_s, start=self.tick_s))
         self.schedule_recurring(self.background, Schedule(interval=BACKGROUND_INTERVAL_S, start=BACKGROUND_INTERVAL_S),
                                 priority=Priority.LOW)

@@ -39,7 +39,8 @@ def test_tenant_defaults_fill_allocator_and_workload_and_name_by_index() -> None
     assert tenant.name == "tenant0" and tenant.replicas == 1 and tenant.placement == "spread"
     assert tenant.allocator.kind == "tcmalloc" and tenant.allocator.release_rate == 0.0
     assert tenant.allocator.madvise == "dontneed"
-    assert tenant.workload.tlb_sensitivity == TLB_SENSITIVITY_DEFAULT == 0.11
+    assert tenant.workload.tlb_sensitivity == TLB_SENSITIVITY_DEFAULT == 0.25
+    assert tenant.workload.span_quantum == 256 << 10
     assert tenant.limits.max is None and tenant.limits.min == 0
 
 
