@@ -21,6 +21,7 @@ from .memcg import INF
 from .memory import charging, ensure_page_tables, lru_add, map_pages
 from .pagetable import ADV_HUGEPAGE, DATA, LAZY, NONE, SWAP, ZERO, uniq
 from .slowpath import over_high, reserve
+from .vmscan import memcg_reclaim
 
 if TYPE_CHECKING:
     from .node import Node
@@ -96,8 +97,12 @@ def _thp_faults(node: Node, p: Process, cand: np.ndarray, need: np.ndarray) -> t
     if short > 0 and direct.any():
         _, c = direct_compact(node, min(short, int(direct.sum())))
         cost += c
-        p.stall_s += c
+        p.stall(c)
     fit = _thp_charge_room(node, p, len(cand))
+    if fit < int(direct.sum()):
+        fit, c = _thp_charge_reclaim(node, p, int(direct.sum()), fit)
+        cost += c
+        p.stall(c)
     room = phys.free_blocks
     order = np.concatenate([cand[direct], cand[~direct]])   # compacted blocks go to direct faults first
     got = np.sort(order[: min(fit, room)])
@@ -124,8 +129,25 @@ def _thp_faults(node: Node, p: Process, cand: np.ndarray, need: np.ndarray) -> t
     return got, cost
 
 
+def _thp_charge_reclaim(node: Node, p: Process, k: int, fit: int) -> tuple[int, float]:
+    """try_charge() of ``k`` THPs whose gfp allows direct reclaim (GFP_TRANSHUGE under `defrag`).
+
+    Each THP charge over memory.max counts a `max` event and reclaims from the memcg over its limit; it
+    carries __GFP_NORETRY, so when the 512 pages still do not fit it fails without OOM and the fault falls
+    back to 4 KiB (calibration scenario 6: 73 limit hits, every new 2 MiB a THP). The reclaims of the
+    ``k - fit`` charges are done as one pass over the same LRU order. Returns (THPs that fit, seconds).
+    """
+    over = node.memcgs.over_max(p.memcg, (k - fit) * HPAGE_PAGES)
+    if over is None:
+        return fit, 0.0
+    over.events_local["max"] += k - fit
+    short = (k - fit) * HPAGE_PAGES - max(0, int(over.max - over.usage) - fit * HPAGE_PAGES)
+    sc = memcg_reclaim(node, over, short)
+    return _thp_charge_room(node, p, k), sc.cost_s
+
+
 def _thp_charge_room(node: Node, p: Process, k: int) -> int:
-    """How many 512-page charges fit now: memcg max (no reclaim for THP) and the min watermark."""
+    """How many 512-page charges fit now under every memory.max and above the min watermark."""
     room = (node.phys.nr_free - node.phys.wmark_min) // HPAGE_PAGES
     for a in p.memcg.ancestors():
         if a.max != INF:
@@ -141,7 +163,7 @@ def _small_faults(node: Node, p: Process, need: np.ndarray) -> float:
         new_tables = len(uniq(remaining // HPAGE_PAGES)[~pt.pt[uniq(remaining // HPAGE_PAGES)]])
         allowed, stall = reserve(node, p, len(remaining) + new_tables)
         cost += stall
-        p.stall_s += stall
+        p.stall(stall)
         if allowed <= 0:
             break
         chunk = _fitting_prefix(node, remaining, allowed)
@@ -170,7 +192,7 @@ def _map_chunk(node: Node, p: Process, chunk: np.ndarray) -> float:
     if len(swapped):
         swapin = node.swap.swapin_cost_s(node, p.memcg.idx, len(swapped))
         cost += swapin
-        p.stall_s += swapin
+        p.stall(swapin)
         node.vmstat["pswpin"] += len(swapped)
         node.vmstat["workingset_refault_anon"] += len(swapped)
         p.memcg.counters["pswpin"] += len(swapped)
@@ -190,5 +212,5 @@ def _map_chunk(node: Node, p: Process, chunk: np.ndarray) -> float:
 def _after_charge(node: Node, p: Process, nr_pages: int) -> float:
     """memory.high enforcement and kswapd wake-up after memory was charged."""
     stall = over_high(node, p, nr_pages)
-    p.stall_s += stall
+    p.stall(stall)
     return stall

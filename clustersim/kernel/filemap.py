@@ -39,7 +39,7 @@ def read_file(node: Node, p: Process, nbytes: int, name: str) -> float:
     while start < len(missing) and p.alive:
         allowed, stall = reserve(node, p, len(missing) - start)
         cost += stall
-        p.stall_s += stall
+        p.stall(stall)
         if allowed <= 0:
             break
         chunk = missing[start:start + allowed]

@@ -30,7 +30,7 @@ def vma_allows_thp(node: Node, rows: np.ndarray, *, collapse: bool = False) -> n
     pt = node.pt
     adv = pt.advice[rows]
     ok = pt.full[rows] & ((adv == ADV_NONE) | (adv == ADV_HUGEPAGE))
-    ok &= ~node.thp_disabled_rows(rows)
+    ok &= ~node.thp_disabled_rows(rows, collapse=collapse)
     if collapse:
         return ok
     enabled = node.thp.enabled

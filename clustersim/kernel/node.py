@@ -17,7 +17,7 @@ from .costs import Costs
 from .errors import KernelError
 from .memcg import EVENTS, LIMITS, Memcg, MemcgTree, parse_limit
 from .page_alloc import PhysMem, default_min_free_kbytes
-from .pagetable import CACHE, LAZY, PageTable
+from .pagetable import ADV_HUGEPAGE, CACHE, LAZY, PageTable
 from .profiles import make_profile
 from .settings import SwapSettings, THPSettings, VMSettings
 from .swap import SwapDevice
@@ -154,12 +154,18 @@ class Node:
         from .huge_memory import vma_allows_thp
         return np.sort(rows[vma_allows_thp(self, rows)])
 
-    def thp_disabled_rows(self, rows: np.ndarray) -> np.ndarray:
-        """PR_SET_THP_DISABLE of each row's owner."""
+    def thp_disabled_rows(self, rows: np.ndarray, *, collapse: bool = False) -> np.ndarray:
+        """PR_SET_THP_DISABLE of each row's owner (vma_thp_disabled()): True disables every VMA;
+        "except_advised" spares MADV_HUGEPAGE VMAs and a forced collapse (MADV_COLLAPSE)."""
         out = np.zeros(len(rows), dtype=bool)
-        disabled = [r.id for r in self.regions.values() if r.proc is not None and r.proc.thp_disable]
-        if disabled:
-            out = np.isin(self.pt.region[rows], disabled)
+        owners = [r for r in self.regions.values() if r.proc is not None and r.proc.thp_disable is not False]
+        if not owners:
+            return out
+        region = self.pt.region[rows]
+        out = np.isin(region, [r.id for r in owners if r.proc.thp_disable is True])
+        if not collapse:
+            advised = self.pt.advice[rows] == ADV_HUGEPAGE
+            out |= np.isin(region, [r.id for r in owners if r.proc.thp_disable == "except_advised"]) & ~advised
         return out
 
     # --- time ----------------------------------------------------------------------------------------

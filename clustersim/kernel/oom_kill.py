@@ -40,14 +40,17 @@ def out_of_memory(node: Node, domain: Memcg | None) -> list[Process]:
     group = _oom_group(victim.memcg, domain)
     victims = [victim]
     if group is not None:
-        victims = [p for m in group.subtree() for p in m.procs
-                   if p.alive and p.oom_score_adj > OOM_SCORE_ADJ_MIN]
+        # oom_kill_process() kills the victim, then every member of the group; the victim still holds
+        # its mm then, so __oom_kill_process() counts it a second time (test_memcg_oom_group_score_events
+        # reads oom_kill 3 after two deaths).
+        victims += [p for m in group.subtree() for p in m.procs
+                    if p.alive and p.oom_score_adj > OOM_SCORE_ADJ_MIN]
         MemcgTree.event(group, "oom_group_kill")
     for p in victims:
         MemcgTree.event(p.memcg, "oom_kill")
         node.vmstat["oom_kill"] += 1
         p.kill()
-    return victims
+    return list(dict.fromkeys(victims))
 
 
 def _oom_group(m: Memcg, domain: Memcg | None) -> Memcg | None:

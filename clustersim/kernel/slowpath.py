@@ -30,6 +30,9 @@ def reserve(node: Node, p: Process, n: int) -> tuple[int, float]:
     progress is possible at all.
     """
     stall = 0.0
+    # try_charge() and the page allocator serve a fault one page at a time: once reclaim has run, any
+    # page of room lets the charge go on, and only no room with no reclaim progress ends in the OOM killer.
+    # Reclaiming in SWAP_CLUSTER_MAX batches below that is the model's batching, not a larger minimum.
     for _ in range(MAX_RECLAIM_RETRIES):
         if not p.alive:
             return 0, stall
@@ -37,19 +40,22 @@ def reserve(node: Node, p: Process, n: int) -> tuple[int, float]:
         if global_room < min(n, SWAP_CLUSTER_MAX):
             sc = direct_reclaim(node, n - max(global_room, 0))
             stall += sc.cost_s
-            stuck = sc.nr_reclaimed == 0 and node.phys.nr_free - node.phys.wmark_min < min(n, SWAP_CLUSTER_MAX)
-            if stuck and not out_of_memory(node, None):
-                return max(0, min(n, node.phys.nr_free)), stall
-            continue
+            global_room = node.phys.nr_free - node.phys.wmark_min
+            if global_room < 1:
+                if sc.nr_reclaimed == 0 and not out_of_memory(node, None):
+                    return max(0, min(n, node.phys.nr_free)), stall   # nothing to kill: dip into reserves
+                continue
         memcg_room, over = _memcg_room(p, n)
         if memcg_room < min(n, SWAP_CLUSTER_MAX) and over is not None:
             MemcgTree.event(over, "max")
             sc = memcg_reclaim(node, over, n - max(memcg_room, 0))
             stall += sc.cost_s
-            stuck = sc.nr_reclaimed == 0 and _memcg_room(p, n)[0] < min(n, 1)
-            if stuck and not out_of_memory(node, over):
-                return 0, stall
-            continue
+            memcg_room = _memcg_room(p, n)[0]
+            if memcg_room < 1:
+                if sc.nr_reclaimed == 0 and not out_of_memory(node, over):
+                    return 0, stall
+                continue
+            global_room = node.phys.nr_free - node.phys.wmark_min
         return int(min(n, global_room, memcg_room)), stall
     return 0, stall
 
