@@ -34,7 +34,7 @@ def touch(node: Node, p: Process, flat: np.ndarray) -> float:
         return 0.0
     pt = node.pt
     st = pt.flat_state[flat]
-    cost = _reuse_lazy(node, flat[st == LAZY])
+    cost = len(flat) * node.costs.write_page_s + _reuse_lazy(node, flat[st == LAZY])
     zero = flat[st == ZERO]
     if len(zero):
         pt.set_states(zero, DATA)

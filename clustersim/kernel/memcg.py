@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..units import PAGE_SIZE, UnitError, parse_size
 from .errors import KernelError
 
@@ -181,17 +183,20 @@ def _effective(usage: int, parent_usage: int, setting: float, parent_eff: float,
 
 
 def high_penalty_s(usage: int, high: float, nr_pages: int) -> float:
-    """mem_cgroup_handle_over_high(): 64*f^2*HZ jiffies per MEMCG_CHARGE_BATCH pages, capped at 2 s.
+    """mem_cgroup_handle_over_high() summed over the returns to user space of one call.
 
-    f = (usage - high) / high. Returns 0 when the delay would be under the 10 ms floor, as the kernel
-    skips such short sleeps.
+    The kernel charges in MEMCG_CHARGE_BATCH (64-page) batches and, on the return to user space after each,
+    sleeps 64*f^2*HZ jiffies * batch/64 with f = (usage - high) / high, capped at 2 s, and not at all under
+    10 ms. A call that charged ``nr_pages`` and left the memcg at ``usage`` crossed the overage in batches:
+    the k-th batch ended at usage - over + 64k, where over = the pages it charged above high.
     """
     if high == INF or usage <= high or high <= 0:
         return 0.0
-    over = (usage - high) / high
-    delay = 64.0 * over * over * max(nr_pages, 1) / MEMCG_CHARGE_BATCH  # seconds (jiffies / HZ)
-    delay = min(delay, HIGH_DELAY_CAP_S)
-    return 0.0 if delay <= HIGH_DELAY_FLOOR_S else delay
+    over = min(nr_pages, usage - high)
+    ends = usage - over + MEMCG_CHARGE_BATCH * np.arange(1, -(-over // MEMCG_CHARGE_BATCH) + 1)
+    f = (np.minimum(ends, usage) - high) / high
+    delay = np.minimum(64.0 * f * f, HIGH_DELAY_CAP_S)   # seconds (jiffies / HZ) per full batch
+    return float(delay[delay > HIGH_DELAY_FLOOR_S].sum())
 
 
 def parse_limit(key: str, value: object) -> float:

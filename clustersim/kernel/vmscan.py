@@ -129,8 +129,7 @@ def _shrink_memcg(node: Node, sc: ScanControl, m: Memcg, rows: np.ndarray, prior
             nr_anon = 0
         if nr_anon > 0:
             _swap_out(node, sc, m, rows, min(nr_anon, max(want, SWAP_CLUSTER_MAX)))
-    if not sc.done:
-        _shrink_slab(node, sc, rows, priority)
+    _shrink_slab(node, sc, rows, priority)   # shrink_node_memcgs(): LRU then slab, for every memcg visited
 
 
 def _lazy_on_file_lru(node: Node, sc: ScanControl) -> bool:
@@ -223,7 +222,7 @@ def _shrink_slab(node: Node, sc: ScanControl, rows: np.ndarray, priority: int) -
         (int(np.count_nonzero(pt.cnt[rows, QUEUED])), lambda k: zap_splittable(node, rows, k)),
     )
     for freeable, scan in shrinkers:
-        if freeable == 0 or sc.done:
+        if freeable == 0:
             continue
         nr = max(1, (freeable * 4 // DEFAULT_SEEKS) >> priority)
         freed = scan(min(nr, freeable))

@@ -88,9 +88,6 @@ def test_refault_after_dontneed_costs_3_times_reuse_after_free_on_4k_pages(pages
     assert within(refault / reuse, measured)
 
 
-@pytest.mark.xfail(strict=True, reason="the model charges no time for writes to resident pages (measured "
-                   "0.035-0.05 us/page); reuse of a lazyfree THP costs one PMD dirty-bit update (0.4 us) "
-                   "against 15 us measured per 2M, so the ratio is about 640, not 17")
 def test_refault_after_dontneed_costs_17_times_reuse_after_free_on_a_thp():
     # Calibration 3: THP-backed 2M: refault 266 us per THP vs reuse 15 us per 2M: 17.2.
     p, r, _ = written(True)
