@@ -19,7 +19,7 @@ test: setup
 	$(PY) -m pytest -q
 
 demo: setup
-	$(PY) experiments/kernel_demo.py
+	$(PY) experiments/demo.py
 
 bench: setup
 	$(PY) benchmarks/kernel_bench.py

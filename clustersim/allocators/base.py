@@ -33,7 +33,8 @@ from clustersim.kernel.errors import KernelError
 from clustersim.kernel.mman import MADV
 from clustersim.units import HPAGE_PAGES, PAGE_SIZE
 
-from .ranges import EMPTY, expand_ranges, runs_of
+from .ranges import EMPTY, expand_ranges, runs_of, uniform_runs, vhp_pieces
+from .span_table import SpanTable
 
 
 class PageState(IntEnum):
@@ -172,10 +173,9 @@ class HeapAllocator:
         self.now_s = 0.0
         self._last_background_s: float | None = None
         self._init_pages()
-        self._spans: dict[int, tuple[int, int]] = {}     # span id -> (start page, pages)
+        self._spans = SpanTable()                         # heap spans: id -> start page, pages, bytes
         self._direct: dict[int, tuple[object, int]] = {}  # span id -> (region, bytes) for own mappings
         self._direct_bytes = 0
-        self._requested: dict[int, int] = {}
         self._requested_bytes = 0
         self._calls: Counter[MADV] = Counter()
         self._refused: set[MADV] = set()
@@ -242,17 +242,22 @@ class HeapAllocator:
         mapped = sum(s.npages for s in self._segments)
         return self._map_heap(max(need_pages, GROW_MIN_PAGES, mapped))
 
-    def _transition(self, pages: np.ndarray, new_state: int) -> np.ndarray:
-        """Move ``pages`` to ``new_state``, keeping per-vhp and total counts; returns their old states."""
+    def _transition(self, pages: np.ndarray, lengths: np.ndarray, new_state: int) -> np.ndarray:
+        """Move ``pages`` (ranges of ``lengths`` pages, expanded) to ``new_state``, keeping per-vhp and total
+        counts; returns their old states.
+
+        The counts move per run of pages sharing an old state, cut at 2 MiB boundaries: a batch of spans
+        costs per span rather than per page, and only the vhps it touches are updated (np.add.at), not a
+        bincount over the whole heap.
+        """
         old = self._state[pages]
         if len(pages) == 0:
             return old
-        nv = self.nvhp
-        vhp = pages >> 9
-        flat = self._vhp_counts[:nv].reshape(-1)
-        flat -= np.bincount(vhp * _NCOLS + old, minlength=nv * _NCOLS)
-        self._vhp_counts[:nv, new_state] += np.bincount(vhp, minlength=nv)
-        self._totals[: PageState.UNMAPPED + 1] -= np.bincount(old, minlength=PageState.UNMAPPED + 1)
+        starts, npages, was = uniform_runs(pages, lengths, old)
+        vhp, pieces, run = vhp_pieces(starts, npages)
+        np.subtract.at(self._vhp_counts, (vhp, was[run]), pieces)
+        np.add.at(self._vhp_counts[:, new_state], vhp, pieces)
+        np.subtract.at(self._totals, was, npages)
         self._totals[new_state] += len(pages)
         self._state[pages] = new_state
         return old
@@ -344,7 +349,7 @@ class HeapAllocator:
         if seconds is None:
             madv, target = _RELEASE_CALL[ReleaseAdvice.DONTNEED]
             seconds = self._madvise(starts, lengths, madv)
-        self._transition(pages, target)
+        self._transition(pages, lengths, target)
         return seconds
 
     def release_ranges(self, starts: np.ndarray, lengths: np.ndarray,
@@ -398,7 +403,7 @@ class HeapAllocator:
     def _hand_out(self, starts: np.ndarray, npages: np.ndarray) -> float:
         """Mark the placed spans in use, make reuse calls, and let the application write them."""
         pages = expand_ranges(starts, npages)
-        old = self._transition(pages, PageState.IN_USE)
+        old = self._transition(pages, npages, PageState.IN_USE)
         assert not ((old == PageState.IN_USE) | (old == PageState.UNMAPPED)).any(), "double allocation"
         self.reused_released_pages += int(np.count_nonzero(
             (old == PageState.RELEASED) | (old == PageState.LAZYFREE) | (old == PageState.QUEUED)))
@@ -418,52 +423,65 @@ class HeapAllocator:
             return 0.0
         if (nbytes <= 0).any() or (nbytes % PAGE_SIZE).any():
             raise ValueError("span_bytes must be positive multiples of 4096")
+        self._check_new_ids(ids)
         seconds = self._on_alloc_batch()
         direct = self._direct_mask(nbytes)
         if direct is not None and direct.any():
             seconds += self._alloc_direct(ids[direct], nbytes[direct])
             ids, nbytes = ids[~direct], nbytes[~direct]
         npages = self._round_pages(nbytes // PAGE_SIZE)
-        id_list = ids.tolist()
-        starts = np.fromiter((self._place(n) for n in npages.tolist()), dtype=np.int64, count=len(id_list))
-        for sid, start, n, b in zip(id_list, starts.tolist(), npages.tolist(), nbytes.tolist(), strict=True):
-            if sid in self._spans or sid in self._direct:
-                raise ValueError(f"span id {sid} is already allocated")
-            self._spans[sid] = (start, n)
-            self._requested[sid] = b
+        place = self._place
+        starts = np.array([place(n) for n in npages.tolist()], dtype=np.int64)
+        self._spans.add(ids, starts, npages, nbytes)
         self._requested_bytes += int(nbytes.sum())
         return seconds + self._hand_out(starts, npages)
 
+    def _check_new_ids(self, ids: np.ndarray) -> None:
+        """A ValueError names the first id that is live already or repeated within the batch."""
+        distinct = bool((ids[1:] > ids[:-1]).all()) or len(np.unique(ids)) == len(ids)
+        live = self._spans.contains(ids)
+        if self._direct:
+            live |= np.fromiter((sid in self._direct for sid in ids.tolist()), dtype=bool, count=len(ids))
+        if not distinct:
+            live |= _repeats(ids)
+        if live.any():
+            raise ValueError(f"span id {ids[live][0]} is already allocated")
+
     def free(self, span_ids: np.ndarray) -> float:
         """Free a batch of spans; the memory stays in the allocator until it releases. Returns seconds."""
-        ids = np.asarray(span_ids, dtype=np.int64).tolist()
-        if not ids:
+        ids = np.asarray(span_ids, dtype=np.int64)
+        if len(ids) == 0:
             return 0.0
-        seconds = 0.0
-        spans = []
-        for sid in ids:
-            if sid in self._direct:
-                seconds += self._free_direct(sid)
-                continue
-            if sid not in self._spans:
-                raise ValueError(f"span id {sid} is not allocated")
-            spans.append(self._spans.pop(sid))
-            self._requested_bytes -= self._requested.pop(sid)
-        if spans:
-            starts = np.array([s for s, _ in spans], dtype=np.int64)
-            npages = np.array([n for _, n in spans], dtype=np.int64)
-            self._transition(expand_ranges(starts, npages), PageState.FREE_BACKED)
-            for start, n in spans:
-                self._unplace(start, n)
+        direct_ids = []
+        if self._direct:
+            direct = np.fromiter((sid in self._direct for sid in ids.tolist()), dtype=bool, count=len(ids))
+            if len(set(ids[direct].tolist())) != np.count_nonzero(direct):
+                raise ValueError(f"span id {ids[direct][_repeats(ids[direct])][0]} is not allocated")
+            direct_ids, ids = ids[direct].tolist(), ids[~direct]
+        self._check_live_ids(ids)
+        seconds = sum(self._free_direct(sid) for sid in direct_ids)
+        if len(ids):
+            starts, npages, nbytes = self._spans.pop(ids)
+            self._requested_bytes -= int(nbytes.sum())
+            self._transition(expand_ranges(starts, npages), npages, PageState.FREE_BACKED)
+            unplace = self._unplace
+            for start, n in zip(starts.tolist(), npages.tolist(), strict=True):
+                unplace(start, n)
         return seconds + self._on_free_batch()
+
+    def _check_live_ids(self, ids: np.ndarray) -> None:
+        """A ValueError names the first id that is not a live heap span (or is freed twice in the batch)."""
+        dead = ~self._spans.contains(ids)
+        if len(np.unique(ids)) != len(ids):
+            dead |= _repeats(ids)
+        if dead.any():
+            raise ValueError(f"span id {ids[dead][0]} is not allocated")
 
     def access(self, span_ids: np.ndarray) -> float:
         """The application reads these live spans: the kernel marks them recently used (swap-in if needed)."""
-        spans = [self._spans[s] for s in np.asarray(span_ids, dtype=np.int64).tolist() if s in self._spans]
-        if not spans:
+        starts, npages = self._spans.lookup(np.asarray(span_ids, dtype=np.int64))
+        if len(starts) == 0:
             return 0.0
-        starts = np.array([s for s, _ in spans], dtype=np.int64)
-        npages = np.array([n for _, n in spans], dtype=np.int64)
         order = np.argsort(starts, kind="stable")
         return sum(self.process.access_many(r, off, ln)
                    for r, off, ln in self._per_region(starts[order], npages[order]))
@@ -511,20 +529,17 @@ class HeapAllocator:
         """Give each span its own mmap (glibc's mmapped chunks); the app writes it."""
         seconds = 0.0
         for sid, b in zip(ids.tolist(), nbytes.tolist(), strict=True):
-            if sid in self._spans or sid in self._direct:
-                raise ValueError(f"span id {sid} is already allocated")
             region = self.process.mmap(b)
             seconds += self.process.touch(region, 0, b)
             self._direct[sid] = (region, b)
             self._direct_bytes += b
-            self._requested[sid] = b
             self._requested_bytes += b
         return seconds
 
     def _free_direct(self, sid: int) -> float:
         region, b = self._direct.pop(sid)
         self._direct_bytes -= b
-        self._requested_bytes -= self._requested.pop(sid)
+        self._requested_bytes -= b
         spent = self.process.munmap(region)
         self._on_direct_free(b)
         return float(spent or 0.0)
@@ -561,3 +576,11 @@ class HeapAllocator:
     def _background(self, now_s: float, dt_s: float) -> float:
         """The background thread's release work."""
         return 0.0
+
+
+def _repeats(ids: np.ndarray) -> np.ndarray:
+    """Mask of the ids that occur earlier in ``ids`` too."""
+    _, first = np.unique(ids, return_index=True)
+    mask = np.ones(len(ids), dtype=bool)
+    mask[first] = False
+    return mask

@@ -12,33 +12,42 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 
+# Ranges are ordered by one int key, length << _START_BITS | start: the same order as (length, start) tuples,
+# but bisect compares machine-size ints instead of tuples. Page indices stay below 2**40 (4 PiB of heap).
+_START_BITS = 40
+_START_MASK = (1 << _START_BITS) - 1
+
 
 class BestFitFreeList:
     """Free ranges of a page index space. Costs O(log n) search plus a list insert per operation."""
 
     def __init__(self) -> None:
-        self._by_len: list[tuple[int, int]] = []  # sorted (length, start)
+        self._keys: list[int] = []               # sorted length << _START_BITS | start
         self._len_at: dict[int, int] = {}         # start -> length
         self._start_of_end: dict[int, int] = {}   # end -> start
-        self._dirty: dict[int, bool] = {}         # start -> may hold backed pages
+        self._clean: set[int] = set()             # starts of ranges known to hold no backed pages
         self.free_pages = 0
 
     def __len__(self) -> int:
         return len(self._len_at)
 
     def _add(self, start: int, n: int, dirty: bool) -> None:
-        insort(self._by_len, (n, start))
+        insort(self._keys, n << _START_BITS | start)
         self._len_at[start] = n
         self._start_of_end[start + n] = start
-        self._dirty[start] = dirty
+        if not dirty:
+            self._clean.add(start)
         self.free_pages += n
 
     def _drop(self, start: int) -> tuple[int, bool]:
         n = self._len_at.pop(start)
         del self._start_of_end[start + n]
-        dirty = self._dirty.pop(start)
-        i = bisect_left(self._by_len, (n, start))
-        del self._by_len[i]
+        dirty = True
+        if self._clean and start in self._clean:
+            self._clean.remove(start)
+            dirty = False
+        keys = self._keys
+        del keys[bisect_left(keys, n << _START_BITS | start)]
         self.free_pages -= n
         return n, dirty
 
@@ -48,9 +57,8 @@ class BestFitFreeList:
         if prev is not None:
             pn, pd = self._drop(prev)
             start, n, dirty = prev, n + pn, dirty or pd
-        nxt = start + n
-        if nxt in self._len_at:
-            nn, nd = self._drop(nxt)
+        if start + n in self._len_at:
+            nn, nd = self._drop(start + n)
             n, dirty = n + nn, dirty or nd
         self._add(start, n, dirty)
         return start, n
@@ -58,20 +66,20 @@ class BestFitFreeList:
     def take_best_fit(self, n: int) -> int | None:
         """Remove the smallest free range of at least ``n`` pages (lowest address on ties); its head is
         returned and the tail stays free. None when nothing fits."""
-        i = bisect_left(self._by_len, (n, -1))
-        if i == len(self._by_len):
+        keys = self._keys
+        i = bisect_left(keys, n << _START_BITS)
+        if i == len(keys):
             return None
-        length, start = self._by_len[i]
-        _, dirty = self._drop(start)
+        start = keys[i] & _START_MASK
+        length, dirty = self._drop(start)
         if length > n:
             self._add(start + n, length - n, dirty)
         return start
 
     def take_largest(self) -> tuple[int, int]:
         """Remove the longest free range (highest address on ties): (start, length)."""
-        length, start = self._by_len[-1]
-        self._drop(start)
-        return start, length
+        start = self._keys[-1] & _START_MASK
+        return start, self._drop(start)[0]
 
     def take_range(self, start: int) -> tuple[int, bool]:
         """Remove the free range starting at ``start``: (length, dirty)."""
@@ -86,7 +94,8 @@ class BestFitFreeList:
 
     def dirty_ranges(self) -> list[tuple[int, int]]:
         """(start, length) of ranges that may hold backed pages, in address order."""
-        return sorted((s, self._len_at[s]) for s, d in self._dirty.items() if d)
+        clean = self._clean
+        return sorted((s, n) for s, n in self._len_at.items() if s not in clean)
 
     def ranges(self) -> list[tuple[int, int]]:
         """All free (start, length), in address order."""
@@ -94,4 +103,5 @@ class BestFitFreeList:
 
     def mark_clean(self, start: int) -> None:
         """Record that the range at ``start`` holds no backed pages any more."""
-        self._dirty[start] = False
+        assert start in self._len_at
+        self._clean.add(start)

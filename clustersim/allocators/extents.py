@@ -10,7 +10,7 @@ Left out: delayed coalescing of dirty extents (coalesced eagerly here), opt.lg_e
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, insort
 
 # Page-size classes: 1, 2, 3, 4, then 4 per doubling (5, 6, 7, 8, 10, 12, 14, 16, 20, ...), as jemalloc's
 # psz classes with LG_SIZE_CLASS_GROUP = 2.
@@ -19,11 +19,17 @@ CLASS_PAGES: tuple[int, ...] = (1, 2, 3, *((1 << lg) + k * (1 << lg) // 4 for lg
 
 
 def class_floor(n: int) -> int:
-    return bisect_right(CLASS_PAGES, n) - 1
+    """Index of the largest class <= n (n >= 1), by arithmetic on n's top bits instead of a bisect."""
+    if n < 4:
+        return n - 1
+    lg = n.bit_length() - 1
+    return 3 + (lg - 2) * 4 + ((n >> (lg - 2)) & 3)
 
 
 def class_ceil(n: int) -> int:
-    return bisect_left(CLASS_PAGES, n)
+    """Index of the smallest class >= n."""
+    c = class_floor(n)
+    return c if CLASS_PAGES[c] == n else c + 1
 
 
 class ExtentSet:
@@ -76,11 +82,14 @@ class ExtentSet:
 
     def first_fit(self, n: int) -> int | None:
         """Take ``n`` pages from the lowest-address extent among classes that surely fit; None if none."""
-        i = bisect_left(self._classes, class_ceil(n))
-        if i == len(self._classes):
+        classes = self._classes
+        if not classes:
+            return None
+        i = bisect_left(classes, class_ceil(n))
+        if i == len(classes):
             return None
         heads = self._heads
-        start = min(heads[c][0] for c in self._classes[i:])
+        start = min([heads[c][0] for c in classes[i:]])
         length = self._drop(start)
         if length > n:
             self._add(start + n, length - n)

@@ -18,7 +18,7 @@ largest per-epoch minimum in the long interval.
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from collections import deque
 
 import numpy as np
@@ -30,32 +30,25 @@ from .base import PageState
 TC_PAGES_PER_HUGEPAGE = 256        # 2 MiB / 8 KiB tcmalloc pages
 TC_PAGE_PAGES = HPAGE_PAGES // TC_PAGES_PER_HUGEPAGE
 ALLOC_CHUNKS = 8                   # kChunks: allocation counts bucketed log2 into 8 lists per LFR
-FULL_MASK = (1 << TC_PAGES_PER_HUGEPAGE) - 1
 REGULAR, DONATED, RELEASED = 0, 1, 2   # tracker kinds, in order of preference for new spans
 
 
-def free_runs(free_mask: int) -> list[tuple[int, int]]:
-    """(start, length) of every run of set bits, lowest first (a few big-int operations per run)."""
-    runs = []
-    while free_mask:
-        low = free_mask & -free_mask
-        start = low.bit_length() - 1
-        carried = free_mask + low
-        end = (carried & -carried).bit_length() - 1
-        runs.append((start, end - start))
-        free_mask &= carried
-    return runs
-
-
 class PageTracker:
-    """Allocation state of one hugepage in the filler, in tcmalloc pages."""
+    """Allocation state of one hugepage in the filler, in tcmalloc pages.
 
-    __slots__ = ("donated", "key", "kind", "longest_free", "nallocs", "released", "used_mask", "used_tc",
-                 "vhp")
+    tcmalloc's PageTracker scans a 256-bit bitmap for free ranges. A hugepage holds a handful of spans, so
+    here the free ranges themselves are kept, sorted by start (two parallel lists): best fit is a scan of a
+    few ranges, a free merges with at most two neighbours, and the longest free range (LFR) is recomputed
+    only when the range it came from shrinks.
+    """
+
+    __slots__ = ("donated", "free_len", "free_start", "key", "kind", "longest_free", "nallocs", "released",
+                 "used_tc", "vhp")
 
     def __init__(self, vhp: int) -> None:
         self.vhp = vhp
-        self.used_mask = 0
+        self.free_start = [0]
+        self.free_len = [TC_PAGES_PER_HUGEPAGE]
         self.used_tc = 0
         self.nallocs = 0
         self.longest_free = TC_PAGES_PER_HUGEPAGE
@@ -65,46 +58,81 @@ class PageTracker:
         self.key = -1
 
     def get(self, n: int) -> int:
-        """Mark the best-fit free range of ``n`` pages used; returns its first tcmalloc page.
+        """Mark the best-fit free range of ``n`` pages used (the shortest that fits, lowest start on
+        ties); returns its first tcmalloc page.
 
         REQUIRES: longest_free >= n.
         """
         assert self.longest_free >= n
-        runs = free_runs(~self.used_mask & FULL_MASK)
-        start = min((length, s) for s, length in runs if length >= n)[1]
-        self.used_mask |= ((1 << n) - 1) << start
-        self.used_tc += n
-        self.nallocs += 1
-        self._update_longest()
+        lens = self.free_len
+        i, best = 0, TC_PAGES_PER_HUGEPAGE + 1
+        for j, length in enumerate(lens):
+            if n <= length < best:
+                i, best = j, length
+        start = self.free_start[i]
+        self._take(i, start, n)
         return start
 
     def mark(self, start: int, n: int) -> None:
-        """Mark [start, start+n) used as one allocation (the head of a donated tail)."""
-        self.used_mask |= ((1 << n) - 1) << start
+        """Mark [start, start+n) used as one allocation (the head of a donated tail).
+
+        REQUIRES: the pages are free.
+        """
+        i = bisect_right(self.free_start, start) - 1
+        head = self.free_start[i]
+        assert i >= 0 and start + n <= head + self.free_len[i]
+        if start > head:  # keep the free pages before the span as their own range
+            self.free_start.insert(i, head)
+            self.free_len.insert(i, start - head)
+            self.free_start[i + 1] = start
+            self.free_len[i + 1] -= start - head
+            i += 1
+        self._take(i, start, n)
+        self.longest_free = max(self.free_len, default=0)
+
+    def _take(self, i: int, start: int, n: int) -> None:
+        """Allocate the first ``n`` pages of free range ``i`` (which begins at ``start``)."""
+        length = self.free_len[i]
+        if length == n:
+            del self.free_start[i], self.free_len[i]
+        else:
+            self.free_start[i] = start + n
+            self.free_len[i] = length - n
+        if length == self.longest_free:
+            self.longest_free = max(self.free_len, default=0)
         self.used_tc += n
         self.nallocs += 1
-        self._update_longest()
 
     def put(self, start: int, n: int) -> None:
-        """Free [start, start+n). REQUIRES: it was allocated as one span."""
-        bits = ((1 << n) - 1) << start
-        assert self.used_mask & bits == bits
-        self.used_mask &= ~bits
+        """Free [start, start+n), merged with free neighbours. REQUIRES: it was allocated as one span."""
+        starts, lens = self.free_start, self.free_len
+        i = bisect_left(starts, start)
+        after_prev = i > 0 and starts[i - 1] + lens[i - 1] == start
+        before_next = i < len(starts) and starts[i] == start + n
+        assert (i == 0 or starts[i - 1] + lens[i - 1] <= start) and (i == len(starts) or start + n <= starts[i])
+        if after_prev and before_next:
+            lens[i - 1] += n + lens[i]
+            del starts[i], lens[i]
+            merged = lens[i - 1]
+        elif after_prev:
+            lens[i - 1] += n
+            merged = lens[i - 1]
+        elif before_next:
+            starts[i] = start
+            lens[i] += n
+            merged = lens[i]
+        else:
+            starts.insert(i, start)
+            lens.insert(i, n)
+            merged = n
+        self.longest_free = max(self.longest_free, merged)
         self.used_tc -= n
         self.nallocs -= 1
-        self._update_longest()
-
-    def _update_longest(self) -> None:
-        runs = free_runs(~self.used_mask & FULL_MASK)
-        self.longest_free = max((length for _, length in runs), default=0)
 
     def free_ranges_4k(self) -> tuple[np.ndarray, np.ndarray]:
         """Free ranges as (first 4 KiB page index, 4 KiB pages) in the heap's page space."""
-        runs = free_runs(~self.used_mask & FULL_MASK)
-        base = self.vhp * HPAGE_PAGES
-        starts = np.array([base + s * TC_PAGE_PAGES for s, _ in runs], dtype=np.int64)
-        lengths = np.array([n * TC_PAGE_PAGES for _, n in runs], dtype=np.int64)
-        return starts, lengths
+        starts = np.array(self.free_start, dtype=np.int64) * TC_PAGE_PAGES + self.vhp * HPAGE_PAGES
+        return starts, np.array(self.free_len, dtype=np.int64) * TC_PAGE_PAGES
 
     def list_key(self) -> int:
         """Index of this tracker's list: lower LFR first, then more allocations first."""

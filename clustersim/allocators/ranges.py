@@ -13,13 +13,46 @@ EMPTY = np.zeros(0, dtype=np.int64)
 
 def expand_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """All page indices covered by the ranges [starts[i], starts[i] + lengths[i]), in range order."""
+    starts = np.asarray(starts, dtype=np.int64)
     lengths = np.asarray(lengths, dtype=np.int64)
+    if len(lengths) and not (lengths > 0).all():
+        starts, lengths = starts[lengths > 0], lengths[lengths > 0]
     total = int(lengths.sum())
     if total == 0:
         return EMPTY
-    starts = np.asarray(starts, dtype=np.int64)
-    first_out = np.cumsum(lengths) - lengths
-    return np.repeat(starts - first_out, lengths) + np.arange(total, dtype=np.int64)
+    # Each index is the one before plus 1, except at the head of a range, which jumps from the end of the range
+    # before: one cumulative sum over these steps builds every index (several times cheaper than np.repeat).
+    steps = np.ones(total, dtype=np.int64)
+    steps[0] = starts[0]
+    steps[np.cumsum(lengths[:-1])] = starts[1:] - (starts[:-1] + lengths[:-1]) + 1
+    return np.cumsum(steps, out=steps)
+
+
+def vhp_pieces(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ranges cut at 2 MiB boundaries: (vhp, pages, index of its range) of every piece.
+
+    REQUIRES: lengths > 0.
+    """
+    first = starts >> 9
+    last = (starts + lengths - 1) >> 9
+    if (first == last).all():
+        return first, lengths, np.arange(len(starts))
+    nvhp = last - first + 1
+    vhp = expand_ranges(first, nvhp)
+    which = np.repeat(np.arange(len(starts)), nvhp)
+    heads = np.maximum(starts[which], vhp << 9)
+    return vhp, np.minimum((starts + lengths)[which], (vhp + 1) << 9) - heads, which
+
+
+def uniform_runs(pages: np.ndarray, lengths: np.ndarray, values: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut expanded ranges (``pages`` from ``expand_ranges(_, lengths)``) where ``values`` changes: the
+    (starts, lengths, value) of runs of consecutive pages sharing one value. REQUIRES: len(pages) > 0."""
+    total = len(pages)
+    cuts = np.concatenate(([0], np.cumsum(lengths[:-1]), np.flatnonzero(values[1:] != values[:-1]) + 1))
+    heads = np.unique(cuts)
+    heads = heads[heads < total]
+    return pages[heads], np.diff(heads, append=total), values[heads]
 
 
 def runs_of(pages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

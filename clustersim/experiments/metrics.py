@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from clustersim.fleet.metrics import SUMMARY_KEYS
+
 GIB = float(1 << 30)
 
 
@@ -48,7 +50,7 @@ METRICS: dict[str, Metric] = {
 }
 
 # The summary keys of the contract, in their declared order.
-SUMMARY_KEYS: tuple[str, ...] = tuple(METRICS)
+assert tuple(METRICS) == SUMMARY_KEYS, "every summary key of the fleet needs a label and a unit here"
 
 # Columns the results store adds, plotted with these labels too.
 RUN_COLUMNS: dict[str, Metric] = {

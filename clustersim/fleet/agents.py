@@ -109,7 +109,7 @@ class ProcessAgent(mesa.Agent):
         b.faults_4k += k.faults_4k
         b.faults_thp += k.faults_thp
         b.madvise_calls += k.madvise_calls
-        b.stall_s += k.stall_s
+        b.stall_s += k.memstall_s
 
     def _killed(self, now: float) -> None:
         """The OOM killer took this process: it stays down for the restart delay."""
@@ -232,7 +232,7 @@ class ProcessAgent(mesa.Agent):
         return {"faults_4k": b.faults_4k + (k.faults_4k if live else 0),
                 "faults_thp": b.faults_thp + (k.faults_thp if live else 0),
                 "madvise_calls": b.madvise_calls + (k.madvise_calls if live else 0),
-                "reclaim_stall_s": b.stall_s + (k.stall_s if live else 0.0),
+                "reclaim_stall_s": b.stall_s + (k.memstall_s if live else 0.0),
                 "cpu_kernel_s": b.kernel_s, "oom_kills": b.oom_kills, "requests": b.requests,
                 "failed": b.failed, "work": b.work}
 

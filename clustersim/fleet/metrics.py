@@ -4,6 +4,7 @@ THP coverage = AnonHugePages / anonymous RSS of the heap, per process; fleet (or
 processes by RSS (sum of AnonHugePages over sum of RSS). The summary's ``thp_coverage`` is its time-weighted
 mean over every tick, ``thp_coverage_end`` its last value. Memory means are time-weighted means of fleet
 totals. Latency percentiles come from the merged log-bucketed histograms of request-serving tenants.
+``reclaim_stall_s`` is PSI-style memory stall time (reclaim, compaction, memory.high throttling, swap-in).
 """
 
 from __future__ import annotations

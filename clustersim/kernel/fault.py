@@ -97,12 +97,12 @@ def _thp_faults(node: Node, p: Process, cand: np.ndarray, need: np.ndarray) -> t
     if short > 0 and direct.any():
         _, c = direct_compact(node, min(short, int(direct.sum())))
         cost += c
-        p.stall(c)
+        p.stall(c, "compaction")
     fit = _thp_charge_room(node, p, len(cand))
     if fit < int(direct.sum()):
         fit, c = _thp_charge_reclaim(node, p, int(direct.sum()), fit)
         cost += c
-        p.stall(c)
+        p.stall(c, "reclaim")
     room = phys.free_blocks
     order = np.concatenate([cand[direct], cand[~direct]])   # compacted blocks go to direct faults first
     got = np.sort(order[: min(fit, room)])
@@ -163,7 +163,7 @@ def _small_faults(node: Node, p: Process, need: np.ndarray) -> float:
         new_tables = len(uniq(remaining // HPAGE_PAGES)[~pt.pt[uniq(remaining // HPAGE_PAGES)]])
         allowed, stall = reserve(node, p, len(remaining) + new_tables)
         cost += stall
-        p.stall(stall)
+        p.stall(stall, "reclaim")
         if allowed <= 0:
             break
         chunk = _fitting_prefix(node, remaining, allowed)
@@ -192,7 +192,7 @@ def _map_chunk(node: Node, p: Process, chunk: np.ndarray) -> float:
     if len(swapped):
         swapin = node.swap.swapin_cost_s(node, p.memcg.idx, len(swapped))
         cost += swapin
-        p.stall(swapin)
+        p.stall(swapin, "swapin")
         node.vmstat["pswpin"] += len(swapped)
         node.vmstat["workingset_refault_anon"] += len(swapped)
         p.memcg.counters["pswpin"] += len(swapped)
@@ -212,5 +212,5 @@ def _map_chunk(node: Node, p: Process, chunk: np.ndarray) -> float:
 def _after_charge(node: Node, p: Process, nr_pages: int) -> float:
     """memory.high enforcement and kswapd wake-up after memory was charged."""
     stall = over_high(node, p, nr_pages)
-    p.stall(stall)
+    p.stall(stall, "throttle")
     return stall

@@ -39,7 +39,7 @@ def read_file(node: Node, p: Process, nbytes: int, name: str) -> float:
     while start < len(missing) and p.alive:
         allowed, stall = reserve(node, p, len(missing) - start)
         cost += stall
-        p.stall(stall)
+        p.stall(stall, "reclaim")
         if allowed <= 0:
             break
         chunk = missing[start:start + allowed]
@@ -47,7 +47,9 @@ def read_file(node: Node, p: Process, nbytes: int, name: str) -> float:
         with charging(node, rows):
             blocks = node.phys.alloc_pages(len(chunk))
             map_pages(node, chunk, CACHE, blocks)
-        cost += len(chunk) * CACHE_MISS_S + over_high(node, p, len(chunk))
+        throttle = over_high(node, p, len(chunk))
+        p.stall(throttle, "throttle")
+        cost += len(chunk) * CACHE_MISS_S + throttle
         start += len(chunk)
     lru_add(node, region.rows)
     return cost

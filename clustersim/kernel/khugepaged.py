@@ -118,4 +118,4 @@ def _stall_owners(node: Node, rows: np.ndarray, cost: float) -> None:
     for r_id, k in zip(*uniq(owners, return_counts=True), strict=True):
         p = node.regions[int(r_id)].proc
         share = cost * k / len(rows)
-        p.stall(share)
+        p.stall(share, "collapse")

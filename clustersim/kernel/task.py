@@ -7,6 +7,7 @@ length up to pages, as Linux does; a range outside the mapping is ENOMEM.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,9 @@ from .pagetable import ADV_HUGEPAGE, ADV_NOHUGEPAGE, HOLDS_DATA, LAZY, NONE, SWA
 if TYPE_CHECKING:
     from .memcg import Memcg
     from .node import Node
+
+
+STALL_KINDS = ("reclaim", "compaction", "throttle", "swapin", "collapse")
 
 
 @dataclass(eq=False)
@@ -70,6 +74,7 @@ class Process:
         self.regions: list[Region] = []
         self.stall_s = 0.0
         self.stall_log: list[float] = []
+        self.stall_by_kind: Counter = Counter()
         self.faults_4k = self.faults_thp = self.faults_major = 0
         self.madvise_calls = 0
         self.undo_lost_pages = np.zeros(0, dtype=np.int64)
@@ -195,7 +200,7 @@ class Process:
             raise KernelError("EINVAL", "MADV_COLLAPSE on a VMA with MADV_NOHUGEPAGE or THP disabled by prctl")
         rows = rows[khugepaged.collapsible(node, rows, limits=False)]
         _, failed, cost = khugepaged.collapse(node, rows)
-        self.stall(cost)
+        self.stall(cost, "collapse")
         if len(failed):
             raise KernelError("ENOMEM", f"MADV_COLLAPSE: no hugepage for {len(failed)} of {len(rows)} ranges")
         return cost + node.costs.syscall_s
@@ -231,11 +236,19 @@ class Process:
         """Seconds stalled on reclaim, compaction, memory.high throttling, swap-in and collapses."""
         return self.stall_s
 
-    def stall(self, seconds: float) -> None:
-        """Record one stall event (reclaim, compaction, throttling, swap-in, a collapse holding the mm)."""
+    def stall(self, seconds: float, kind: str) -> None:
+        """Record one stall event of a STALL_KINDS kind; reclaim, compaction, throttle and swapin are the
+        memory stalls PSI counts (TMO, psi.rst); a collapse holding the mm is not."""
+        assert kind in STALL_KINDS, kind
         if seconds > 0:
             self.stall_s += seconds
+            self.stall_by_kind[kind] += seconds
             self.stall_log.append(seconds)
+
+    @property
+    def memstall_s(self) -> float:
+        """PSI-style memory stall time: reclaim, compaction, memory.high throttling, swap-in."""
+        return self.stall_s - self.stall_by_kind["collapse"]
 
     def take_stalls(self) -> list[float]:
         """The stall events since the last call, one duration each: they land on individual requests."""

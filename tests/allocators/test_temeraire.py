@@ -6,7 +6,7 @@ import numpy as np
 from conftest import Churn, FakeProcess, assert_conserved, hugepage_footprint_overhead
 
 from clustersim.allocators import HugePageAwareAllocator, PageState, make_allocator
-from clustersim.allocators.huge_page_filler import PageTracker, free_runs
+from clustersim.allocators.huge_page_filler import PageTracker
 
 MiB = 1 << 20
 
@@ -148,9 +148,15 @@ def test_skip_subrelease_keeps_memory_recent_peak_demand_needs(proc):
     assert run(60, 300) < unskipped
 
 
-def test_free_runs_reads_bitmaps():
-    assert free_runs(0b1110011) == [(0, 2), (4, 3)]
+def test_page_tracker_places_best_fit_and_merges_freed_ranges():
+    # Free ranges [0, 2) and [4, 7) after marking: a 2-page span takes the exact hole at 0, a 1-page span
+    # the lower end of [4, 7); freeing everything merges back into one range of the whole hugepage.
     pt = PageTracker(0)
+    pt.mark(2, 2)
+    pt.mark(7, 249)
+    assert (pt.free_start, pt.free_len, pt.longest_free) == ([0, 4], [2, 3], 3)
+    assert pt.get(2) == 0 and pt.get(1) == 4 and pt.longest_free == 2
+    for start, n in ((7, 249), (0, 2), (4, 1), (2, 2)):
+        pt.put(start, n)
+    assert (pt.free_start, pt.free_len, pt.longest_free, pt.used_tc, pt.nallocs) == ([0], [256], 256, 0, 0)
     assert pt.get(10) == 0 and pt.longest_free == 246
-    pt.put(0, 10)
-    assert pt.longest_free == 256
