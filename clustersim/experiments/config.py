@@ -148,10 +148,13 @@ class ThpConfig(Section):
 class VmConfig(Section):
     """/proc/sys/vm knobs; ``min_free_kbytes`` None means the kernel's sqrt(lowmem * 16) formula."""
 
-    BOUNDS = {"swappiness": (0, 200), "watermark_scale_factor": (1, 3000), "min_free_kbytes": (0, None)}
+    BOUNDS = {"swappiness": (0, 200), "watermark_scale_factor": (1, 3000), "min_free_kbytes": (128, None),
+              "kernel_share": (0.0, 0.49), "compaction_proactiveness": (0, 100)}
     swappiness: int = 60
     watermark_scale_factor: int = 10
     min_free_kbytes: int | None = None
+    kernel_share: float = 0.02
+    compaction_proactiveness: int = 20
 
 
 class KernelConfig(Section):

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 
 STALL_KINDS = ("reclaim", "compaction", "throttle", "swapin", "collapse")
+_HANDLERS = {MADV.DONTNEED: madvise.dontneed, MADV.FREE: madvise.free, MADV.SPLITTABLE: madvise.splittable,
+             MADV.UNSPLITTABLE: madvise.unsplittable, MADV.COLD: madvise.cold, MADV.PAGEOUT: madvise.pageout}
 
 
 @dataclass(eq=False)
@@ -125,9 +127,25 @@ class Process:
         first, n = _by_address(*self._pages_many(region, offsets, lengths, aligned=False))
         return self._touch(uniq(region.flat(first, n)))
 
+    def touch_batch(self, batch) -> float:
+        """touch_many() over several mappings at once: ``batch`` is (region, offsets, lengths) triples.
+
+        One kernel entry for a whole allocation batch, as the fault path costs the same either way but the
+        simulator's per-call work is paid once.
+        """
+        return self._touch(self._batch_flat(batch))
+
     def _touch(self, flat: np.ndarray) -> float:
         self._check_alive()
         return fault.touch(self.node, self, flat)
+
+    def _batch_flat(self, batch) -> np.ndarray:
+        """Sorted distinct flat pages of (region, offsets, lengths) triples, each range checked."""
+        parts = [region.flat(*_by_address(*self._pages_many(region, off, ln, aligned=False)))
+                 for region, off, ln in batch]
+        if not parts:
+            return np.empty(0, dtype=np.int64)
+        return uniq(np.concatenate(parts)) if len(parts) > 1 else uniq(parts[0])
 
     def access(self, region: Region, offset: int | str = 0, length: int | str | None = None) -> float:
         """Read the range: marks it recently used (active) and swaps in swapped pages; returns seconds."""
@@ -138,6 +156,10 @@ class Process:
         """access() over many ranges (numpy arrays of byte offsets and lengths)."""
         first, n = _by_address(*self._pages_many(region, offsets, lengths, aligned=False))
         return self._access(uniq(region.flat(first, n)))
+
+    def access_batch(self, batch) -> float:
+        """access_many() over several mappings at once ((region, offsets, lengths) triples)."""
+        return self._access(self._batch_flat(batch))
 
     def _access(self, flat: np.ndarray) -> float:
         self._check_alive()
@@ -169,6 +191,21 @@ class Process:
         first, n = self._pages_many(region, offsets, lengths, aligned=True)
         return self._madvise(region, first, n, advice)
 
+    def madvise_batch(self, batch, advice: MADV) -> float:
+        """madvise_many() over several mappings at once ((region, offsets, lengths) triples); one call per
+        range is counted and costed, as if each were its own madvise(2)."""
+        advice = madvise.check_advice(self.node, advice)
+        if advice in (MADV.HUGEPAGE, MADV.NOHUGEPAGE, MADV.COLLAPSE, MADV.FREE_UNDO) or len(batch) == 1:
+            return sum(self.madvise_many(region, off, ln, advice) for region, off, ln in batch)
+        self._check_alive()
+        pages = [self._pages_many(region, off, ln, aligned=True) for region, off, ln in batch]
+        ranges = sum(len(first) for first, _ in pages)
+        flat = uniq(np.concatenate([region.flat(*_by_address(first, n))
+                                    for (region, _, _), (first, n) in zip(batch, pages, strict=True)]))
+        self.madvise_calls += ranges
+        self.node.vmstat["madvise_calls"] += ranges
+        return _HANDLERS[advice](self.node, self, flat, ranges)
+
     def _madvise(self, region: Region, first: np.ndarray, n: np.ndarray, advice: MADV) -> float:
         self._check_alive()
         node = self.node
@@ -185,11 +222,8 @@ class Process:
             return self._collapse(region, flat)
         if len(first) > 1:
             flat = uniq(region.flat(*_by_address(first, n)))
-        handlers = {MADV.DONTNEED: madvise.dontneed, MADV.FREE: madvise.free,
-                    MADV.SPLITTABLE: madvise.splittable, MADV.UNSPLITTABLE: madvise.unsplittable,
-                    MADV.COLD: madvise.cold, MADV.PAGEOUT: madvise.pageout}
-        if advice in handlers:
-            return handlers[advice](node, self, flat, ranges)
+        if advice in _HANDLERS:
+            return _HANDLERS[advice](node, self, flat, ranges)
         return madvise.set_thp_advice(node, region, flat, advice)
 
     def _collapse(self, region: Region, flat: np.ndarray) -> float:
