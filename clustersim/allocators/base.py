@@ -33,7 +33,7 @@ from clustersim.kernel.errors import KernelError
 from clustersim.kernel.mman import MADV
 from clustersim.units import HPAGE_PAGES, PAGE_SIZE
 
-from .ranges import EMPTY, expand_ranges, runs_of, uniform_runs, vhp_pieces
+from .ranges import EMPTY, expand_ranges, merge_adjacent, runs_of, uniform_runs
 from .span_table import SpanTable
 
 
@@ -242,25 +242,47 @@ class HeapAllocator:
         mapped = sum(s.npages for s in self._segments)
         return self._map_heap(max(need_pages, GROW_MIN_PAGES, mapped))
 
-    def _transition(self, pages: np.ndarray, lengths: np.ndarray, new_state: int) -> np.ndarray:
+    def _transition(self, pages: np.ndarray, lengths: np.ndarray,
+                    new_state: int) -> tuple[np.ndarray, np.ndarray]:
         """Move ``pages`` (ranges of ``lengths`` pages, expanded) to ``new_state``, keeping per-vhp and total
-        counts; returns their old states.
+        counts; returns their old states and how many pages left each state.
 
-        The counts move per run of pages sharing an old state, cut at 2 MiB boundaries: a batch of spans
-        costs per span rather than per page, and only the vhps it touches are updated (np.add.at), not a
-        bincount over the whole heap.
+        The counts move per run of pages sharing an old state and a vhp (np.add.at): a batch of spans
+        costs a few passes over its page indices plus work per span, and only the vhps it touches are
+        updated, not a bincount over the whole heap.
         """
         old = self._state[pages]
         if len(pages) == 0:
-            return old
+            return old, np.zeros(_NCOLS, dtype=np.int64)
         starts, npages, was = uniform_runs(pages, lengths, old)
-        vhp, pieces, run = vhp_pieces(starts, npages)
-        np.subtract.at(self._vhp_counts, (vhp, was[run]), pieces)
-        np.add.at(self._vhp_counts[:, new_state], vhp, pieces)
-        np.subtract.at(self._totals, was, npages)
+        vhp = starts >> 9
+        np.subtract.at(self._vhp_counts, (vhp, was), npages)
+        np.add.at(self._vhp_counts[:, new_state], vhp, npages)
+        moved = np.bincount(was, weights=npages, minlength=_NCOLS).astype(np.int64)
+        self._totals -= moved
         self._totals[new_state] += len(pages)
         self._state[pages] = new_state
-        return old
+        return old, moved
+
+    def free_backed_in(self, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Free-and-backed pages in each range [starts[i], starts[i] + lengths[i]).
+
+        The whole 2 MiB slots a range covers are read from the per-vhp counts (a prefix sum over vhps); only
+        its ragged ends are read page by page, so a long free range costs no more than a short one.
+        """
+        ends = starts + lengths
+        full_lo = np.minimum(-(-starts // HPAGE_PAGES), ends // HPAGE_PAGES)
+        full_hi = np.maximum(ends // HPAGE_PAGES, full_lo)
+        cum = np.concatenate(([0], np.cumsum(self._vhp_counts[: self.nvhp, PageState.FREE_BACKED])))
+        backed = cum[full_hi] - cum[full_lo]
+        head_end = np.where(full_hi > full_lo, full_lo * HPAGE_PAGES, ends)
+        tail_start = np.maximum(full_hi * HPAGE_PAGES, head_end)
+        piece_starts = np.concatenate((starts, tail_start))
+        piece_lengths = np.concatenate((head_end - starts, ends - tail_start))
+        is_backed = self._state[expand_ranges(piece_starts, piece_lengths)] == PageState.FREE_BACKED
+        upto = np.concatenate(([0], np.cumsum(is_backed)))[np.cumsum(piece_lengths)]
+        per_piece = np.diff(upto, prepend=0)
+        return backed + per_piece[: len(starts)] + per_piece[len(starts):]
 
     def pages_in(self, state: PageState) -> int:
         """Heap pages currently in ``state``."""
@@ -334,8 +356,10 @@ class HeapAllocator:
 
     # ----------------------------------------------------------------------------------- release
 
-    def _release_pages(self, pages: np.ndarray, advice: ReleaseAdvice | None = None) -> float:
-        """Release ``pages`` (already chosen, all free) with ``advice`` (default: the configured one).
+    def _release_pages(self, pages: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
+                       advice: ReleaseAdvice | None = None) -> float:
+        """Release ``pages`` (already chosen, all free; ``starts``/``lengths`` are their runs) with
+        ``advice`` (default: the configured one).
 
         The real allocators try the configured advice and fall back to MADV_DONTNEED when the kernel
         answers EINVAL (tcmalloc's SystemRelease, jemalloc's pages_purge_lazy -> pages_purge_forced).
@@ -344,7 +368,6 @@ class HeapAllocator:
         if len(pages) == 0 or advice is ReleaseAdvice.NONE:
             return 0.0
         madv, target = _RELEASE_CALL[advice]
-        starts, lengths = runs_of(pages)
         seconds = self._try_madvise(starts, lengths, madv)
         if seconds is None:
             madv, target = _RELEASE_CALL[ReleaseAdvice.DONTNEED]
@@ -363,29 +386,33 @@ class HeapAllocator:
         keep = st == from_states[0]
         for s in from_states[1:]:
             keep |= st == s
-        pages = pages[keep]
-        return len(pages), self._release_pages(pages, advice)
+        if keep.all():
+            starts, lengths = merge_adjacent(starts, lengths)
+        else:
+            pages = pages[keep]
+            starts, lengths = runs_of(pages)
+        return len(pages), self._release_pages(pages, starts, lengths, advice)
 
     # ----------------------------------------------------------------------------------- hand out
 
-    def _reuse_calls(self, pages: np.ndarray, old: np.ndarray) -> float:
+    def _reuse_calls(self, pages: np.ndarray, old: np.ndarray, moved: np.ndarray) -> float:
         """UNSPLITTABLE on queued pages, FREE_UNDO on lazyfree pages (free_undo mode) before the write."""
         seconds = 0.0
-        queued = pages[old == PageState.QUEUED]
-        if len(queued):
+        if moved[PageState.QUEUED]:
+            queued = pages[old == PageState.QUEUED]
             seconds += self._madvise(*runs_of(queued), MADV.UNSPLITTABLE)
-        if self.undo_lazyfree:
+        if self.undo_lazyfree and moved[PageState.LAZYFREE]:
             lazy = pages[old == PageState.LAZYFREE]
             if len(lazy):
                 spent = self._try_madvise(*runs_of(lazy), MADV.FREE_UNDO)
                 seconds += spent or 0.0
         return seconds
 
-    def _maybe_collapse(self, pages: np.ndarray, old: np.ndarray) -> float:
+    def _maybe_collapse(self, pages: np.ndarray, old: np.ndarray, reused_pages: int) -> float:
         """MADV_COLLAPSE the hugepages in which released memory was reused and nothing released is left."""
-        reused = (old == PageState.RELEASED) | (old == PageState.LAZYFREE) | (old == PageState.QUEUED)
-        if self.collapse is Collapse.OFF or not reused.any() or MADV.COLLAPSE in self._refused:
+        if self.collapse is Collapse.OFF or not reused_pages or MADV.COLLAPSE in self._refused:
             return 0.0
+        reused = (old == PageState.RELEASED) | (old == PageState.LAZYFREE) | (old == PageState.QUEUED)
         vhps = np.unique(pages[reused] >> 9)
         c = self._vhp_counts[vhps]
         left = c[:, PageState.RELEASED] + c[:, PageState.LAZYFREE] + c[:, PageState.QUEUED]
@@ -403,13 +430,13 @@ class HeapAllocator:
     def _hand_out(self, starts: np.ndarray, npages: np.ndarray) -> float:
         """Mark the placed spans in use, make reuse calls, and let the application write them."""
         pages = expand_ranges(starts, npages)
-        old = self._transition(pages, npages, PageState.IN_USE)
-        assert not ((old == PageState.IN_USE) | (old == PageState.UNMAPPED)).any(), "double allocation"
-        self.reused_released_pages += int(np.count_nonzero(
-            (old == PageState.RELEASED) | (old == PageState.LAZYFREE) | (old == PageState.QUEUED)))
-        seconds = self._reuse_calls(pages, old)
+        old, moved = self._transition(pages, npages, PageState.IN_USE)
+        assert moved[PageState.IN_USE] == moved[PageState.UNMAPPED] == 0, "double allocation"
+        reused = int(moved[PageState.RELEASED] + moved[PageState.LAZYFREE] + moved[PageState.QUEUED])
+        self.reused_released_pages += reused
+        seconds = self._reuse_calls(pages, old, moved)
         seconds += self._touch(starts, npages)
-        return seconds + self._maybe_collapse(pages, old)
+        return seconds + self._maybe_collapse(pages, old, reused)
 
     # ----------------------------------------------------------------------------------- public API
 

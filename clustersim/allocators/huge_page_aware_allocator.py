@@ -176,7 +176,7 @@ class HugePageAwareAllocator(HeapAllocator):
 
     def filler_slack(self) -> float:
         """Free backed bytes over backed bytes of the filler's hugepages (tcmalloc's filler stats)."""
-        vhps = np.array([pt.vhp for lists in self.filler.lists for pt in lists.trackers()], dtype=np.int64)
+        vhps = self.filler.member_vhps()
         if len(vhps) == 0:
             return 0.0
         free = int(self._vhp_counts[vhps, PageState.FREE_BACKED].sum())

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
+from operator import attrgetter
 
 import numpy as np
 
@@ -189,6 +190,9 @@ class HugePageFiller:
         self.used_tc = 0
         self.size_hp = 0
         self._demand: deque[list] = deque()  # [second, min used, max used]
+        # Which vhps are filler hugepages, so that statistics over them are one numpy expression rather
+        # than a walk over every tracker.
+        self._member = np.zeros(64, dtype=bool)
 
     # ----------------------------------------------------------------------------------- lists
 
@@ -228,6 +232,9 @@ class HugePageFiller:
         pt.donated = donated
         self.used_tc += pt.used_tc
         self.size_hp += 1
+        if pt.vhp >= len(self._member):
+            self._member = np.concatenate((self._member, np.zeros(pt.vhp + len(self._member), dtype=bool)))
+        self._member[pt.vhp] = True
         self._add(pt)
 
     def put(self, pt: PageTracker, start: int, n: int) -> bool:
@@ -237,6 +244,7 @@ class HugePageFiller:
         self.used_tc -= n
         if pt.used_tc == 0:
             self.size_hp -= 1
+            self._member[pt.vhp] = False
             return True
         self._add(pt)
         return False
@@ -268,12 +276,13 @@ class HugePageFiller:
 
     # ----------------------------------------------------------------------------------- release
 
+    def member_vhps(self) -> np.ndarray:
+        """vhps of the filler's hugepages, ascending."""
+        return np.flatnonzero(self._member)
+
     def backed_tc(self) -> int:
         """Used plus free-and-backed tcmalloc pages of the filler's hugepages."""
-        free_backed = 0
-        for lists in self.lists:
-            for pt in lists.trackers():
-                free_backed += int(self.heap._vhp_counts[pt.vhp, PageState.FREE_BACKED])
+        free_backed = int(self.heap._vhp_counts[self.member_vhps(), PageState.FREE_BACKED].sum())
         return self.used_tc + free_backed // TC_PAGE_PAGES
 
     def release_pages(self, desired_tc: int) -> tuple[int, float]:
@@ -304,7 +313,7 @@ class HugePageFiller:
 
     def _release_candidates(self) -> list[PageTracker]:
         """Partly released hugepages first, then intact ones (regular and donated); emptiest first."""
-        released = sorted(self.lists[RELEASED].trackers(), key=lambda pt: pt.used_tc)
+        released = sorted(self.lists[RELEASED].trackers(), key=attrgetter("used_tc"))
         intact = sorted([*self.lists[REGULAR].trackers(), *self.lists[DONATED].trackers()],
-                        key=lambda pt: pt.used_tc)
+                        key=attrgetter("used_tc"))
         return released + intact

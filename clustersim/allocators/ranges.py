@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from clustersim.units import HPAGE_PAGES
+
 EMPTY = np.zeros(0, dtype=np.int64)
 
 
@@ -28,31 +30,16 @@ def expand_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.cumsum(steps, out=steps)
 
 
-def vhp_pieces(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ranges cut at 2 MiB boundaries: (vhp, pages, index of its range) of every piece.
-
-    REQUIRES: lengths > 0.
-    """
-    first = starts >> 9
-    last = (starts + lengths - 1) >> 9
-    if (first == last).all():
-        return first, lengths, np.arange(len(starts))
-    nvhp = last - first + 1
-    vhp = expand_ranges(first, nvhp)
-    which = np.repeat(np.arange(len(starts)), nvhp)
-    heads = np.maximum(starts[which], vhp << 9)
-    return vhp, np.minimum((starts + lengths)[which], (vhp + 1) << 9) - heads, which
-
-
 def uniform_runs(pages: np.ndarray, lengths: np.ndarray, values: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cut expanded ranges (``pages`` from ``expand_ranges(_, lengths)``) where ``values`` changes: the
-    (starts, lengths, value) of runs of consecutive pages sharing one value. REQUIRES: len(pages) > 0."""
-    total = len(pages)
-    cuts = np.concatenate(([0], np.cumsum(lengths[:-1]), np.flatnonzero(values[1:] != values[:-1]) + 1))
-    heads = np.unique(cuts)
-    heads = heads[heads < total]
-    return pages[heads], np.diff(heads, append=total), values[heads]
+    """Cut expanded ranges (``pages``, from ``expand_ranges(_, lengths)``) into runs of consecutive pages
+    that share one value and one vhp: (starts, lengths, value) of each run. REQUIRES: len(pages) > 0."""
+    cut = (pages & (HPAGE_PAGES - 1)) == 0
+    cut[0] = True
+    cut[np.cumsum(lengths[:-1])] = True  # zero-length ranges cut where the next range starts anyway
+    cut[1:] |= values[1:] != values[:-1]
+    heads = np.flatnonzero(cut)
+    return pages[heads], np.diff(heads, append=len(pages)), values[heads]
 
 
 def runs_of(pages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -64,3 +51,20 @@ def runs_of(pages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     last = np.concatenate((breaks - 1, [len(pages) - 1]))
     starts = pages[first]
     return starts, pages[last] - starts + 1
+
+
+def merge_adjacent(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``runs_of(expand_ranges(starts, lengths))`` computed per range rather than per page: empty ranges
+    dropped, and a range that starts where the one before ends merged into it."""
+    starts = np.asarray(starts, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if not (lengths > 0).all():
+        starts, lengths = starts[lengths > 0], lengths[lengths > 0]
+    if len(starts) < 2:
+        return starts, lengths
+    joins = starts[1:] == starts[:-1] + lengths[:-1]
+    if not joins.any():
+        return starts, lengths
+    heads = np.flatnonzero(np.concatenate(([True], ~joins)))
+    lasts = np.append(heads[1:] - 1, len(starts) - 1)
+    return starts[heads], starts[lasts] + lengths[lasts] - starts[heads]

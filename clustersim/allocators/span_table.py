@@ -2,43 +2,47 @@
 
 The fleet allocates and frees hundreds of spans per process per tick; a Python dict costs a few lookups per
 span on every path, where sorted id columns answer a whole batch with one ``np.searchsorted``. Workloads
-number spans in birth order, so a batch of new ids usually lands past the last one and is appended; only
-out-of-order ids pay a sort.
+number spans in birth order, so new ids usually land past the last one and are appended in place (the
+columns grow by doubling); only out-of-order ids pay a sort. A free only marks its rows dead; the columns
+are compacted once dead rows outnumber live ones, so no batch copies the whole table.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .ranges import EMPTY
+_MIN_CAPACITY = 1024
 
 
 class SpanTable:
-    """id -> (start page, pages, requested bytes) for live heap spans; ids sorted ascending."""
+    """id -> (start page, pages, requested bytes) for live heap spans; rows sorted by id."""
 
     def __init__(self) -> None:
-        self.ids = EMPTY
-        self.start = EMPTY
-        self.npages = EMPTY
-        self.nbytes = EMPTY
+        self._rows = 0   # rows in use, live or dead
+        self._dead = 0
+        self._ids = np.zeros(_MIN_CAPACITY, dtype=np.int64)
+        self._start = np.zeros(_MIN_CAPACITY, dtype=np.int64)
+        self._npages = np.zeros(_MIN_CAPACITY, dtype=np.int64)
+        self._nbytes = np.zeros(_MIN_CAPACITY, dtype=np.int64)
+        self._live = np.zeros(_MIN_CAPACITY, dtype=bool)
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return self._rows - self._dead
 
     def __getitem__(self, sid: int) -> tuple[int, int]:
         """(start page, pages) of one live span (for tests and debugging; batches use ``lookup``)."""
         pos, found = self._positions(np.array([sid], dtype=np.int64))
         if not found[0]:
             raise KeyError(sid)
-        return int(self.start[pos[0]]), int(self.npages[pos[0]])
+        return int(self._start[pos[0]]), int(self._npages[pos[0]])
 
     def _positions(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Where each id is or would go, and whether it is there."""
-        pos = np.searchsorted(self.ids, ids)
-        if len(self.ids) == 0:
-            return pos, np.zeros(len(ids), dtype=bool)
-        found = self.ids[np.minimum(pos, len(self.ids) - 1)] == ids
-        return pos, found
+        """Row of each id (clipped to a valid row) and whether it is a live span there."""
+        n = self._rows
+        if n == 0:
+            return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
+        pos = np.minimum(np.searchsorted(self._ids[:n], ids), n - 1)
+        return pos, (self._ids[pos] == ids) & self._live[pos]
 
     def contains(self, ids: np.ndarray) -> np.ndarray:
         """Mask of the ids that are live."""
@@ -46,14 +50,18 @@ class SpanTable:
 
     def add(self, ids: np.ndarray, start: np.ndarray, npages: np.ndarray, nbytes: np.ndarray) -> None:
         """Add new spans. REQUIRES: the ids are distinct and none is live."""
-        cols = [np.concatenate((old, new)) for old, new in
-                ((self.ids, ids), (self.start, start), (self.npages, npages), (self.nbytes, nbytes))]
-        in_order = len(ids) == 0 or ((len(self.ids) == 0 or ids[0] > self.ids[-1])
-                                     and bool((ids[1:] > ids[:-1]).all()))
+        if len(ids) == 0:
+            return
+        n, k = self._rows, len(ids)
+        in_order = (n == 0 or ids[0] > self._ids[n - 1]) and bool((ids[1:] > ids[:-1]).all())
         if not in_order:
-            order = np.argsort(cols[0], kind="stable")
-            cols = [c[order] for c in cols]
-        self.ids, self.start, self.npages, self.nbytes = cols
+            self._rebuild(ids, start, npages, nbytes)
+            return
+        self._reserve(n + k)
+        self._ids[n:n + k], self._start[n:n + k] = ids, start
+        self._npages[n:n + k], self._nbytes[n:n + k] = npages, nbytes
+        self._live[n:n + k] = True
+        self._rows = n + k
 
     def pop(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Remove live spans: their (start, npages, nbytes) in the order of ``ids``.
@@ -62,15 +70,54 @@ class SpanTable:
         """
         pos, found = self._positions(ids)
         assert found.all()
-        out = self.start[pos], self.npages[pos], self.nbytes[pos]
-        keep = np.ones(len(self.ids), dtype=bool)
-        keep[pos] = False
-        self.ids, self.start, self.npages, self.nbytes = (
-            self.ids[keep], self.start[keep], self.npages[keep], self.nbytes[keep])
+        out = self._start[pos], self._npages[pos], self._nbytes[pos]
+        self._live[pos] = False
+        self._dead += len(ids)
+        if self._dead > max(self._rows // 2, _MIN_CAPACITY):
+            self._compact()
         return out
 
     def lookup(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(start, npages) of the ids that are live, in the order of ``ids``; others are skipped."""
         pos, found = self._positions(ids)
         pos = pos[found]
-        return self.start[pos], self.npages[pos]
+        return self._start[pos], self._npages[pos]
+
+    # ----------------------------------------------------------------------------------- storage
+
+    def _columns(self) -> list[np.ndarray]:
+        return [self._ids, self._start, self._npages, self._nbytes, self._live]
+
+    def _reserve(self, rows: int) -> None:
+        cap = len(self._ids)
+        if rows <= cap:
+            return
+        cap = max(rows, 2 * cap)
+        grown = []
+        for col in self._columns():
+            new = np.zeros(cap, dtype=col.dtype)
+            new[: self._rows] = col[: self._rows]
+            grown.append(new)
+        self._ids, self._start, self._npages, self._nbytes, self._live = grown
+
+    def _compact(self) -> None:
+        """Drop dead rows (they keep the ids sorted until then)."""
+        live = np.flatnonzero(self._live[: self._rows])
+        for col in self._columns():
+            col[: len(live)] = col[live]
+        self._live[len(live): self._rows] = False
+        self._rows, self._dead = len(live), 0
+
+    def _rebuild(self, ids, start, npages, nbytes) -> None:
+        """Merge out-of-order new spans in by sorting all live rows again."""
+        self._compact()
+        n = self._rows
+        merged = [np.concatenate((col[:n], new)) for col, new in
+                  zip(self._columns()[:4], (ids, start, npages, nbytes), strict=True)]
+        order = np.argsort(merged[0], kind="stable")
+        self._rows = 0
+        self._reserve(len(order))
+        for col, values in zip(self._columns()[:4], merged, strict=True):
+            col[: len(order)] = values[order]
+        self._live[: len(order)] = True
+        self._rows = len(order)

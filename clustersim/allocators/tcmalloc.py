@@ -18,13 +18,14 @@ which pages are backed).
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 import numpy as np
 
 from clustersim.units import PAGE_SIZE, parse_rate
 
 from .base import HeapAllocator, PageState, check_non_negative, parse_switch
 from .best_fit import BestFitFreeList
-from .ranges import expand_ranges
 
 TCMALLOC_PAGE_PAGES = 2  # kPageSize = 8 KiB, the default tcmalloc page (tcmalloc/common.h)
 # Ranges examined per step of a release pass: enough to meet a typical per-second budget in one step,
@@ -90,7 +91,7 @@ class LegacyPageHeap(HeapAllocator):
         ranges = self.free_list.dirty_ranges()
         if not ranges:
             return ranges
-        k = next((i for i, (s, _) in enumerate(ranges) if s >= self._cursor), 0)
+        k = bisect_left(ranges, (self._cursor,))  # the first range starting at or after the cursor
         ranges = ranges[k:] + ranges[:k]
         if self.prefer_long_spans:
             ranges.sort(key=lambda r: -r[1])
@@ -123,7 +124,7 @@ class LegacyPageHeap(HeapAllocator):
             chunk = ranges[i:i + RELEASE_SCAN_RANGES]
             starts = np.array([s for s, _ in chunk], dtype=np.int64)
             lengths = np.array([n for _, n in chunk], dtype=np.int64)
-            backed = self._backed_per_range(starts, lengths)
+            backed = self.free_backed_in(starts, lengths)
             need = budget - released
             upto = int(np.searchsorted(np.cumsum(backed), need, side="left")) + 1
             upto = min(upto, len(chunk))
@@ -136,10 +137,3 @@ class LegacyPageHeap(HeapAllocator):
             if released >= budget:
                 break
         return released, seconds
-
-    def _backed_per_range(self, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        pages = expand_ranges(starts, lengths)
-        backed = (self._state[pages] == PageState.FREE_BACKED).astype(np.int64)
-        return np.add.reduceat(backed, np.cumsum(lengths) - lengths)
-
-
