@@ -328,18 +328,22 @@ class HeapAllocator:
         """The application writes the pages [start, start+length) of each range."""
         if len(starts) == 0:
             return 0.0
-        return sum(self.process.touch_many(r, off, ln) for r, off, ln in self._per_region(starts, lengths))
+        return self.process.touch_batch(list(self._per_region(starts, lengths)))
 
     def _madvise(self, starts: np.ndarray, lengths: np.ndarray, advice: MADV) -> float:
         """madvise every range with ``advice``; counts one call per range."""
         if len(starts) == 0:
             return 0.0
+        batch = list(self._per_region(starts, lengths))
+        if advice is not MADV.FREE_UNDO:   # FREE_UNDO reports lost pages per call: one call per VMA
+            seconds = self.process.madvise_batch(batch, advice)
+            self._calls[advice] += sum(len(off) for _, off, _ in batch)
+            return seconds
         seconds = 0.0
-        for r, off, ln in self._per_region(starts, lengths):
+        for r, off, ln in batch:
             seconds += self.process.madvise_many(r, off, ln, advice)
             self._calls[advice] += len(off)
-            if advice is MADV.FREE_UNDO:
-                self._undo_lost_pages += int(np.sum(self.process.undo_lost_pages))
+            self._undo_lost_pages += int(np.sum(self.process.undo_lost_pages))
         return seconds
 
     def _try_madvise(self, starts: np.ndarray, lengths: np.ndarray, advice: MADV) -> float | None:
@@ -510,8 +514,7 @@ class HeapAllocator:
         if len(starts) == 0:
             return 0.0
         order = np.argsort(starts, kind="stable")
-        return sum(self.process.access_many(r, off, ln)
-                   for r, off, ln in self._per_region(starts[order], npages[order]))
+        return self.process.access_batch(list(self._per_region(starts[order], npages[order])))
 
     def background(self, now_s: float) -> float:
         """The allocator's background thread tick (called every second). Returns seconds spent."""

@@ -78,8 +78,21 @@ class FakeProcess:
         self.log.append(("touch", r.id, int(n.sum())))
         return 1e-6 * int(n.sum())
 
+    def touch_batch(self, batch):
+        return sum(self.touch_many(r, off, ln) for r, off, ln in batch)
+
+    def access_many(self, r, offsets, lengths):
+        self._check(r, offsets, lengths)
+        return 0.0
+
+    def access_batch(self, batch):
+        return sum(self.access_many(r, off, ln) for r, off, ln in batch)
+
     def madvise(self, r, offset, length, advice):
         return self.madvise_many(r, np.array([offset]), np.array([length]), advice)
+
+    def madvise_batch(self, batch, advice):
+        return sum(self.madvise_many(r, off, ln, advice) for r, off, ln in batch)
 
     def madvise_many(self, r, offsets, lengths, advice):
         if not self.profile.supports(advice):
