@@ -375,6 +375,7 @@ class Workload(Section):
     restarts: Restarts = Field(default_factory=Restarts)
     file_rate: Rate = 0.0
     file_set: Size = 0
+    refill_rate: Rate = float(1 << 30)
     span_quantum: Size = SPAN_QUANTUM_DEFAULT
 
     @field_validator("profile")

@@ -73,6 +73,7 @@ class ProcessAgent(mesa.Agent):
         self.demand = _make_demand(tenant.workload, rng)
         self.access = AccessPattern(rng, hot_share=tenant.workload.hot_share)
         self.next_access_s = ACCESS_INTERVAL_S
+        self.lost_seen = 0
         self.last: dict[str, float] = dict.fromkeys(MEMORY_FIELDS, 0.0)
         self._boot(self.demand.initial(model.time))
         self.observe()
@@ -81,6 +82,7 @@ class ProcessAgent(mesa.Agent):
     def _boot(self, events) -> None:
         """Start the process in its memcg with a fresh allocator, then allocate ``events``."""
         self.kproc = self.node.kernel.spawn(cgroup=self.cgroup, name=f"{self.tenant.name}-{self.replica}")
+        self.lost_seen = 0
         self.allocator = make_allocator(self.tenant.allocator.kind, self.kproc,
                                         **self.model.allocator_options(self.tenant, self.node.group))
         self._apply(events)
@@ -141,7 +143,7 @@ class ProcessAgent(mesa.Agent):
         if not self.kproc.alive:
             self._killed(now)
             return
-        self._serve(dt, cost, self.kproc.faults_thp - faults_thp)
+        self._serve(dt, cost, self.kproc.faults_thp - faults_thp, self._refill_s())
 
     def background(self) -> None:
         """The allocator's background thread (every second): release and decay; not on any request."""
@@ -192,13 +194,23 @@ class ProcessAgent(mesa.Agent):
         hot = self.access.hot_ids(self.demand.live_ids, now)
         return self._call(self.allocator.access, hot) if len(hot) else 0.0
 
-    def _serve(self, dt: float, cost: float, thp_faults: int) -> None:
+    def _refill_s(self) -> float:
+        """A cache tenant refills what FREE_UNDO reported lost: one cache miss of that many bytes."""
+        w = self.tenant.workload
+        if w.kind != "cache":
+            return 0.0
+        lost = self.allocator.stats().undo_lost_pages
+        fresh, self.lost_seen = lost - self.lost_seen, lost
+        return fresh * PAGE_SIZE / w.refill_rate if w.refill_rate > 0 else 0.0
+
+    def _serve(self, dt: float, cost: float, thp_faults: int, refill_s: float = 0.0) -> None:
         """Requests of the tick: base x TLB factor + spread small costs + discrete stalls on single ones."""
         w, b = self.tenant.workload, self.book
         stalls = np.array(self.kproc.take_stalls())
         thp_fault_s = thp_faults * self.node.kernel.costs.fault_thp_s
-        discrete = np.concatenate([stalls, np.full(thp_faults, self.node.kernel.costs.fault_thp_s)])
         smooth = max(0.0, cost - float(stalls.sum()) - thp_fault_s)
+        discrete = np.concatenate([stalls, np.full(thp_faults, self.node.kernel.costs.fault_thp_s),
+                                   [refill_s] if refill_s > 0 else []])
         tlb = tlb_factor(self.coverage(), w.tlb_sensitivity)
         if w.kind == "batch":
             b.work += max(0.0, dt - float(discrete.sum()) - smooth) / tlb

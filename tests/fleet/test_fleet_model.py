@@ -92,3 +92,19 @@ def test_summary_has_every_contract_key_and_tenants_table_the_same():
     assert list(out.tenants["tenant"]) == ["a", "b"]
     assert set(SUMMARY_KEYS) <= set(out.tenants.columns)
     assert {"time_s", "node_group", "tenant", "thp_coverage"} <= set(out.timeseries.columns)
+
+
+def test_a_cache_tenant_under_pressure_refills_what_free_undo_reports_lost():
+    # A cache tenant releasing with MADV_FREE and re-pinning with MADV_FREE_UNDO under a tight memcg: reclaim
+    # discards lazyfree pages, FREE_UNDO reports them, and each refill lands on a request as a cache miss
+    # (lost bytes / refill_rate): the tail grows with the refill cost.
+    def config(refill: str) -> dict:
+        tenant = {**service("cache", {"kind": "tcmalloc", "madvise": "free_undo", "release_rate": "32MiB/s"},
+                            replicas=1, heap="512M", churn="32MiB/s", kind="cache", refill_rate=refill),
+                  "limits": {"max": "560M"}}
+        return fleet([tenant], proposals=["madv_free_undo"], duration="60s")
+    fast, slow = run(config("10GiB/s")).summary, run(config("10MiB/s")).summary
+    lost = Fleet(load_config(config("10MiB/s")))
+    lost.run()
+    assert lost.processes[0].allocator.stats().undo_lost_pages > 0
+    assert slow["latency_p999_ms"] > fast["latency_p999_ms"]
