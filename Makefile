@@ -23,6 +23,8 @@ demo: setup
 
 bench: setup
 	$(PY) benchmarks/kernel_bench.py
+	$(PY) benchmarks/fleet_bench.py
+	$(PY) benchmarks/sweep_bench.py
 
 lint: setup
 	$(VENV)/bin/ruff check .
