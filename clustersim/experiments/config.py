@@ -26,6 +26,7 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
 from clustersim.kernel.costs import Costs
+from clustersim.kernel.settings import THP_DEFRAG, THP_ENABLED, THPSettings, VMSettings
 from clustersim.units import UnitError, parse_duration, parse_rate, parse_size
 from clustersim.workloads import list_profiles
 from clustersim.workloads.tenants import DEFAULT_TLB_SENSITIVITY
@@ -129,20 +130,23 @@ def _check_bounds(value: float, lo: float | None, hi: float | None) -> None:
 
 # ---- kernel --------------------------------------------------------------------------------------------
 
+# Defaults are the kernel model's own (clustersim.kernel.settings), so the two cannot drift apart.
+_THP, _VM = THPSettings(), VMSettings()
+
+
 class ThpConfig(Section):
     """/sys/kernel/mm/transparent_hugepage: policy and khugepaged knobs (Linux defaults)."""
 
-    CHOICES = {"enabled": ("always", "madvise", "never"),
-               "defrag": ("always", "defer", "defer+madvise", "madvise", "never")}
+    CHOICES = {"enabled": THP_ENABLED, "defrag": THP_DEFRAG}
     BOUNDS = {"max_ptes_none": (0, 511), "max_ptes_swap": (0, 511), "pages_to_scan": (1, None)}
-    enabled: str = "madvise"
-    defrag: str = "madvise"
-    max_ptes_none: int = 511
-    max_ptes_swap: int = 64
-    pages_to_scan: int = 4096
-    scan_sleep: Duration = 10.0
-    alloc_sleep: Duration = 60.0
-    shrink_underused: bool = True
+    enabled: str = _THP.enabled
+    defrag: str = _THP.defrag
+    max_ptes_none: int = _THP.max_ptes_none
+    max_ptes_swap: int = _THP.max_ptes_swap
+    pages_to_scan: int = _THP.pages_to_scan
+    scan_sleep: Duration = _THP.scan_sleep
+    alloc_sleep: Duration = _THP.alloc_sleep
+    shrink_underused: bool = _THP.shrink_underused
 
 
 class VmConfig(Section):
@@ -150,11 +154,11 @@ class VmConfig(Section):
 
     BOUNDS = {"swappiness": (0, 200), "watermark_scale_factor": (1, 3000), "min_free_kbytes": (128, None),
               "kernel_share": (0.0, 0.49), "compaction_proactiveness": (0, 100)}
-    swappiness: int = 60
-    watermark_scale_factor: int = 10
-    min_free_kbytes: int | None = None
-    kernel_share: float = 0.02
-    compaction_proactiveness: int = 20
+    swappiness: int = _VM.swappiness
+    watermark_scale_factor: int = _VM.watermark_scale_factor
+    min_free_kbytes: int | None = _VM.min_free_kbytes
+    kernel_share: float = _VM.kernel_share
+    compaction_proactiveness: int = _VM.compaction_proactiveness
 
 
 class KernelConfig(Section):
