@@ -18,7 +18,7 @@ def config(nodes: int, procs_per_node: int, duration: str) -> dict:
     """A swapless fleet of 64 GiB nodes, each running ``procs_per_node`` Temeraire/tcmalloc services."""
     half = procs_per_node // 2
     tenant = {"cgroup": "workload.slice", "placement": "spread",
-              "workload": {"kind": "service", "profile": "tcmalloc/beta", "heap": "2G", "churn": "8MiB/s",
+              "workload": {"kind": "service", "profile": "tcmalloc/beta", "heap": "1G", "churn": "4MiB/s",
                            "rps": 1000}}
     return {"name": "bench", "seed": 1, "duration": duration, "tick": "1s",
             "kernel": {"thp": {"enabled": "madvise"}},

@@ -19,7 +19,7 @@ from .compaction import direct_compact
 from .huge_memory import vma_allows_thp
 from .memcg import INF
 from .memory import charging, ensure_page_tables, lru_add, map_pages
-from .pagetable import ADV_HUGEPAGE, DATA, LAZY, NONE, SWAP, ZERO, uniq
+from .pagetable import ADV_HUGEPAGE, DATA, LAZY, NONE, NSTATES, SWAP, ZERO, uniq
 from .slowpath import over_high, reserve
 from .vmscan import memcg_reclaim
 
@@ -34,21 +34,25 @@ def touch(node: Node, p: Process, flat: np.ndarray) -> float:
         return 0.0
     pt = node.pt
     st = pt.flat_state[flat]
-    cost = len(flat) * node.costs.write_page_s + _reuse_lazy(node, flat[st == LAZY])
-    zero = flat[st == ZERO]
-    if len(zero):
-        pt.set_states(zero, DATA)
-    need = flat[(st == NONE) | (st == SWAP)]
-    if len(need):
-        cost += _fault(node, p, need)
-    lru_add(node, uniq(flat // HPAGE_PAGES))
+    # One count of the states instead of a mask per state: most writes find no lazyfree, zero-filled or
+    # swapped page at all, and their branches are skipped without scanning the pages again.
+    nstate = np.bincount(st, minlength=NSTATES)
+    cost = len(flat) * node.costs.write_page_s
+    if nstate[LAZY]:
+        cost += _reuse_lazy(node, flat[st == LAZY])
+    if nstate[ZERO]:
+        pt.set_states(flat[st == ZERO], DATA)
+    swapped = bool(nstate[SWAP])
+    if nstate[NONE] + nstate[SWAP] == len(flat):
+        cost += _fault(node, p, flat, swapped=swapped)
+    elif nstate[NONE] or swapped:
+        cost += _fault(node, p, flat[(st == NONE) | (st == SWAP) if swapped else st == NONE], swapped=swapped)
+    lru_add(node, flat // HPAGE_PAGES)   # a row listed more than once gets the same stamp
     return cost
 
 
 def _reuse_lazy(node: Node, lazy: np.ndarray) -> float:
     """A write to a surviving lazyfree page: set the dirty bit per PTE, or once per PMD for a THP."""
-    if len(lazy) == 0:
-        return 0.0
     pt = node.pt
     pt.set_states(lazy, DATA)
     rows = lazy // HPAGE_PAGES
@@ -57,25 +61,31 @@ def _reuse_lazy(node: Node, lazy: np.ndarray) -> float:
     return updates * node.costs.ad_bit_update_s
 
 
-def _fault(node: Node, p: Process, need: np.ndarray) -> float:
+def _fault(node: Node, p: Process, need: np.ndarray, *, swapped: bool) -> float:
+    """Fault in ``need`` (sorted NONE/SWAP pages; ``swapped`` whether any is SWAP). Only present pages
+    change state under reclaim, so these pages keep their states throughout."""
     rows = uniq(need // HPAGE_PAGES)
     cost = 0.0
-    cand = rows[_thp_candidates(node, rows)]
+    cand = _thp_candidates(node, rows)
     if len(cand):
         got, c = _thp_faults(node, p, cand, need)
         cost += c
         if len(got):
             need = need[~np.isin(need // HPAGE_PAGES, got)]
+            rows = rows[~np.isin(rows, got)]
     if len(need) and p.alive:
-        cost += _small_faults(node, p, need)
+        cost += _small_faults(node, p, need, rows, swapped)
     return cost
 
 
 def _thp_candidates(node: Node, rows: np.ndarray) -> np.ndarray:
-    """Rows whose PMD is empty and whose VMA allows a THP at fault time (K9)."""
+    """The rows whose PMD is empty and whose VMA allows a THP at fault time (K9)."""
     pt = node.pt
-    empty = ~pt.pmd[rows] & (pt.folio[rows] < 0) & ~pt.pt[rows] & (pt.cnt[rows, NONE] == HPAGE_PAGES)
-    return empty & vma_allows_thp(node, rows)
+    rows = rows[pt.cnt[rows, NONE] == HPAGE_PAGES]   # most faults land in rows already in use: test first
+    if len(rows) == 0:
+        return rows
+    rows = rows[~pt.pmd[rows] & (pt.folio[rows] < 0) & ~pt.pt[rows]]
+    return rows[vma_allows_thp(node, rows)]
 
 
 def _direct_allowed(node: Node, rows: np.ndarray) -> np.ndarray:
@@ -155,21 +165,27 @@ def _thp_charge_room(node: Node, p: Process, k: int) -> int:
     return int(max(0, min(k, room)))
 
 
-def _small_faults(node: Node, p: Process, need: np.ndarray) -> float:
+def _small_faults(node: Node, p: Process, need: np.ndarray, rows: np.ndarray, swapped: bool) -> float:
     """4 KiB faults in chunks that fit after reclaim; swapped pages are swapped in (major faults)."""
     cost, pt, start = 0.0, node.pt, 0
     while start < len(need) and p.alive:
         remaining = need[start:]
-        new_tables = len(uniq(remaining // HPAGE_PAGES)[~pt.pt[uniq(remaining // HPAGE_PAGES)]])
+        if start:
+            rows = uniq(remaining // HPAGE_PAGES)
+        new_tables = int(np.count_nonzero(~pt.pt[rows]))
         allowed, stall = reserve(node, p, len(remaining) + new_tables)
         cost += stall
         p.stall(stall, "reclaim")
         if allowed <= 0:
             break
-        chunk = _fitting_prefix(node, remaining, allowed)
+        if allowed >= len(remaining) + new_tables:   # all of it fits: no prefix to search for
+            chunk, chunk_rows = remaining, rows
+        else:
+            chunk = _fitting_prefix(node, remaining, allowed)
+            chunk_rows = uniq(chunk // HPAGE_PAGES)
         if len(chunk) == 0:
             break
-        cost += _map_chunk(node, p, chunk)
+        cost += _map_chunk(node, p, chunk, chunk_rows, swapped)
         start += len(chunk)
     return cost
 
@@ -184,10 +200,9 @@ def _fitting_prefix(node: Node, pages: np.ndarray, allowed: int) -> np.ndarray:
     return pages[: int(np.searchsorted(total, allowed, side="right"))]
 
 
-def _map_chunk(node: Node, p: Process, chunk: np.ndarray) -> float:
+def _map_chunk(node: Node, p: Process, chunk: np.ndarray, rows: np.ndarray, swapped: bool) -> float:
     pt = node.pt
-    rows = uniq(chunk // HPAGE_PAGES)
-    swapped = chunk[pt.flat_state[chunk] == SWAP]
+    swapped = chunk[pt.flat_state[chunk] == SWAP] if swapped else chunk[:0]
     cost = 0.0
     if len(swapped):
         swapin = node.swap.swapin_cost_s(node, p.memcg.idx, len(swapped))
@@ -202,7 +217,7 @@ def _map_chunk(node: Node, p: Process, chunk: np.ndarray) -> float:
         ensure_page_tables(node, rows)
         blocks = node.phys.alloc_pages(len(chunk))
         assert len(blocks) == len(chunk), "reserve() promised room that was not there"
-        map_pages(node, chunk, DATA, blocks)
+        map_pages(node, chunk, DATA, blocks, all_none=len(swapped) == 0)
     fresh = len(chunk) - len(swapped)
     p.faults_4k += fresh
     cost += fresh * node.costs.fault_4k_s + len(swapped) * node.costs.fault_4k_s

@@ -66,6 +66,7 @@ def _check_blocks(node: Node) -> None:
     assert (phys.partial_movable == (partial & (phys.unmov == 0))).all(), "partial movable flags are stale"
     assert (phys.partial_unmovable == (partial & (phys.unmov > 0))).all(), "partial unmovable flags are stale"
     assert phys.nfree_blocks == int((phys.used == 0).sum()), "free block count is stale"
+    assert not (phys.used[:phys.free_hint] == 0).any(), "a free block lies below free_hint"
     assert len(node.swap.ram_blocks) == node.swap.pool_pages(), "compressed store size is off"
 
 

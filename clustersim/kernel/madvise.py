@@ -72,11 +72,14 @@ def dontneed(node: Node, p: Process, flat: np.ndarray, ranges: int) -> float:
     pmd = pt.pmd[rows]
     partial_thp = rows[pmd & ~whole]
     whole_thp = rows[pmd & whole]
-    split_pmd(node, partial_thp)
-    defer_split(node, partial_thp)
+    if len(partial_thp):
+        split_pmd(node, partial_thp)
+        defer_split(node, partial_thp)
     st = pt.flat_state[flat]
-    in_whole_thp = np.isin(flat // HPAGE_PAGES, whole_thp)
-    pte_pages = int(np.count_nonzero(IS_PRESENT[st] & ~in_whole_thp))
+    on_pte = IS_PRESENT[st]
+    if len(whole_thp):   # pages of whole PMDs are zapped with the PMD, not PTE by PTE
+        on_pte &= ~np.isin(flat // HPAGE_PAGES, whole_thp)
+    pte_pages = int(np.count_nonzero(on_pte))
     with charging(node, rows):
         unmap_pages(node, flat[st != NONE])
     cost = call_cost(node, p, ranges, pte_pages, c.zap_page_s, pmds=len(whole_thp))

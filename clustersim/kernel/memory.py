@@ -6,7 +6,6 @@ that changes page states goes through these helpers, so pages are conserved and 
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,33 +22,58 @@ def unique_rows(flat: np.ndarray) -> np.ndarray:
     return uniq(flat // HPAGE_PAGES)
 
 
-@contextmanager
-def charging(node: Node, rows: np.ndarray):
-    """Charge memcgs with the change in footprint and swap of ``rows`` made inside the block."""
-    pt = node.pt
-    fp0, sw0 = pt.footprint(rows), pt.cnt[rows, SWAP].copy()
-    yield
-    fp_delta, sw_delta = pt.footprint(rows) - fp0, pt.cnt[rows, SWAP] - sw0
-    memcgs = pt.memcg[rows]
-    for m_idx in uniq(memcgs[(fp_delta != 0) | (sw_delta != 0)]):
-        sel = memcgs == m_idx
-        m = node.memcgs.all[m_idx]
-        d = int(fp_delta[sel].sum())
-        if d:
-            node.memcgs.charge(m, d)
-        s = int(sw_delta[sel].sum())
-        if s:
-            node.memcgs.charge_swap(m, s)
+class charging:
+    """Charge memcgs with the change in footprint and swap of ``rows`` made inside the ``with`` block.
+
+    A class rather than a @contextmanager generator: it wraps every fault and zap, where the generator's
+    set-up cost was a visible share of a small call. Nothing is charged if the block raises.
+    """
+
+    __slots__ = ("fp0", "node", "rows", "sw0")
+
+    def __init__(self, node: Node, rows: np.ndarray) -> None:
+        self.node, self.rows = node, rows
+
+    def __enter__(self) -> None:
+        pt, rows = self.node.pt, self.rows
+        self.fp0, self.sw0 = pt.footprint(rows), pt.cnt[rows, SWAP].copy()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            return
+        node, pt, rows = self.node, self.node.pt, self.rows
+        fp_delta, sw_delta = pt.footprint(rows) - self.fp0, pt.cnt[rows, SWAP] - self.sw0
+        memcgs = pt.memcg[rows]
+        if len(memcgs) and (memcgs == memcgs[0]).all():   # the common case: the rows of one task's mappings
+            _charge(node, int(memcgs[0]), int(fp_delta.sum()), int(sw_delta.sum()))
+            return
+        for m_idx in uniq(memcgs[(fp_delta != 0) | (sw_delta != 0)]):
+            sel = memcgs == m_idx
+            _charge(node, int(m_idx), int(fp_delta[sel].sum()), int(sw_delta[sel].sum()))
 
 
-def map_pages(node: Node, flat: np.ndarray, state: int, blocks: np.ndarray) -> None:
-    """Make NONE/SWAP pages of PTE-mapped rows present in ``state`` on the given pageblocks."""
+def _charge(node: Node, m_idx: int, pages: int, swap_pages: int) -> None:
+    m = node.memcgs.all[m_idx]
+    if pages:
+        node.memcgs.charge(m, pages)
+    if swap_pages:
+        node.memcgs.charge_swap(m, swap_pages)
+
+
+def map_pages(node: Node, flat: np.ndarray, state: int, blocks: np.ndarray, *, all_none: bool = False) -> None:
+    """Make NONE/SWAP pages of PTE-mapped rows present in ``state`` on the given pageblocks.
+
+    ``all_none``: the caller knows no page is SWAP (REQUIRES), so no swap slot is looked for.
+    """
     pt = node.pt
-    old = pt.set_states(flat, state)
+    if all_none:
+        pt.move_states(flat, NONE, state)
+    else:
+        old = pt.set_states(flat, state)
+        was_swap = old == SWAP
+        if was_swap.any():
+            node.swap.release(node, flat[was_swap])
     pt.flat_block[flat] = blocks
-    was_swap = old == SWAP
-    if was_swap.any():
-        node.swap.release(node, flat[was_swap])
 
 
 def unmap_pages(node: Node, flat: np.ndarray, new_state: int = NONE) -> np.ndarray:
@@ -116,7 +140,8 @@ def free_page_tables(node: Node, rows: np.ndarray) -> None:
 
 
 def lru_add(node: Node, rows: np.ndarray, *, active: bool = False) -> None:
-    """Note an access: recency for reclaim order. New anon pages start inactive (Linux 5.9+)."""
+    """Note an access: recency for reclaim order. New anon pages start inactive (Linux 5.9+). ``rows`` may
+    repeat a row."""
     node.pt.atime[rows] = node.time
     if active:
         node.pt.active[rows] = True

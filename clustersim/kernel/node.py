@@ -67,6 +67,7 @@ class Node:
         self.next_kcompactd = KCOMPACTD_INTERVAL_S
         self.khugepaged_cursor = 0
         self._khugepaged_regions: set[int] = set()
+        self.thp_disabled_pids: set[int] = set()   # tasks with PR_SET_THP_DISABLE set, kept by Process
 
     # --- cgroups and tasks ---------------------------------------------------------------------------
     def cgroup(self, path: str = "", **settings) -> Cgroup:
@@ -158,6 +159,8 @@ class Node:
         """PR_SET_THP_DISABLE of each row's owner (vma_thp_disabled()): True disables every VMA;
         "except_advised" spares MADV_HUGEPAGE VMAs and a forced collapse (MADV_COLLAPSE)."""
         out = np.zeros(len(rows), dtype=bool)
+        if not self.thp_disabled_pids:
+            return out
         owners = [r for r in self.regions.values() if r.proc is not None and r.proc.thp_disable is not False]
         if not owners:
             return out

@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from ..units import HPAGE_PAGES
+from .pagetable import uniq
 
 # Boot-time slab and other unmovable kernel memory is grouped by migratetype into unmovable blocks, but
 # slab fragmentation leaves those blocks partly empty; half full is an estimate, not a measurement.
@@ -43,6 +44,7 @@ class PhysMem:
         self.partial_movable = np.zeros(self.nblocks, dtype=bool)
         self.partial_unmovable = np.zeros(self.nblocks, dtype=bool)
         self.nfree_blocks = self.nblocks
+        self.free_hint = 0   # no entirely free block lies below this one: searches for free blocks start here
         self.wmark_min = min_free_kbytes // 4
         gap = max(self.wmark_min // 4, total_pages * watermark_scale_factor // 10000)
         self.wmark_low = self.wmark_min + gap
@@ -61,10 +63,33 @@ class PhysMem:
         unmov = self.unmov[blocks] > 0
         self.partial_movable[blocks] = partial & ~unmov
         self.partial_unmovable[blocks] = partial & unmov
-        self.nfree_blocks += int(np.count_nonzero(used == 0)) - free_before
+        free = used == 0
+        nfree = int(np.count_nonzero(free))
+        if nfree:
+            self.free_hint = min(self.free_hint, int(blocks[free].min()))
+        self.nfree_blocks += nfree - free_before
 
     def _free_among(self, blocks: np.ndarray) -> int:
         return int(np.count_nonzero(self.used[blocks] == 0))
+
+    def _lowest_free(self, k: int) -> np.ndarray:
+        """The ``k`` entirely free blocks of lowest address (all of them if fewer), ascending.
+
+        Scans from free_hint in growing windows, so taking a few free blocks costs what they need, not a
+        pass over every block of a large node (the buddy allocator pops its free lists likewise).
+        """
+        found, start, width = [], self.free_hint, 256
+        while k > 0 and start < self.nblocks:
+            window = np.flatnonzero(self.used[start:start + width] == 0)[:k] + start
+            found.append(window)
+            k -= len(window)
+            start, width = start + width, 4 * width
+        if not found:   # none asked for, or the hint is past the last block
+            return np.empty(0, dtype=np.int64)
+        blocks = found[0] if len(found) == 1 else np.concatenate(found)
+        # Every block scanned before the first free one found is in use; with none found, all scanned are.
+        self.free_hint = int(blocks[0]) if len(blocks) else min(start, self.nblocks)
+        return blocks
 
     def fragmentation_score(self) -> float:
         """Share of free pages (percent) that sit outside free pageblocks (unusable for order 9)."""
@@ -82,18 +107,34 @@ class PhysMem:
             return np.empty(0, dtype=np.int32)
         own, other = ((self.partial_movable, self.partial_unmovable) if movable
                       else (self.partial_unmovable, self.partial_movable))
+        first = int(own.argmax())   # stops at the first partly used block
+        if own[first] and HPAGE_PAGES - int(self.used[first]) >= n:   # it has room for all (a page table)
+            return self._fill(np.array([first]), np.array([n], dtype=np.int32), n, movable, 0)
         order = np.flatnonzero(own)
         room = HPAGE_PAGES - self.used[order]
-        if room.sum() < n:   # break free blocks, then fall back to the other migratetype's blocks
-            order = np.concatenate([order, np.flatnonzero(self.used == 0), np.flatnonzero(other)])
+        short = n - int(room.sum())
+        free_before = 0
+        if short > 0:   # break free blocks, then fall back to the other migratetype's blocks
+            free = self._lowest_free(-(-short // HPAGE_PAGES))   # only the free blocks the fill reaches
+            free_before = len(free)   # the fill takes from each of them
+            parts = [order, free]
+            if len(free) * HPAGE_PAGES < short:
+                parts.append(np.flatnonzero(other))
+            order = np.concatenate(parts)
             room = HPAGE_PAGES - self.used[order]
-        take = np.minimum(room, np.maximum(0, n - (np.cumsum(room) - room)))
-        keep = take > 0
-        blocks, counts = order[keep], take[keep]
-        free_before = self._free_among(blocks)
-        self.used[blocks] += counts.astype(np.int32)
+        # Fill in order: every block before the one where the running room reaches n is filled up, that
+        # one takes the rest (each block listed has room, so none is skipped).
+        filled = np.cumsum(room)
+        last = int(np.searchsorted(filled, n))
+        blocks, counts = order[: last + 1], room[: last + 1].astype(np.int32)
+        counts[-1] = n - (filled[last] - room[last])
+        return self._fill(blocks, counts, n, movable, free_before)
+
+    def _fill(self, blocks: np.ndarray, counts: np.ndarray, n: int, movable: bool, free_before: int) -> np.ndarray:
+        """Take ``counts`` pages (int32) of each of ``blocks``; ``free_before`` of them were free."""
+        self.used[blocks] += counts
         if not movable:
-            self.unmov[blocks] += counts.astype(np.int32)
+            self.unmov[blocks] += counts
         self.nr_free -= n
         self._changed(blocks, free_before)
         return np.repeat(blocks.astype(np.int32), counts)
@@ -102,7 +143,7 @@ class PhysMem:
         """Up to ``k`` entirely free pageblocks for THPs, lowest address first."""
         if k <= 0:
             return np.empty(0, dtype=np.int32)
-        blocks = np.flatnonzero(self.used == 0)[:k].astype(np.int32)
+        blocks = self._lowest_free(k).astype(np.int32)
         self.used[blocks] = HPAGE_PAGES
         self.thp[blocks] = True
         self.nr_free -= HPAGE_PAGES * len(blocks)
@@ -128,14 +169,15 @@ class PhysMem:
         """Return order-0 pages, given the block of each page."""
         if len(blocks) == 0:
             return
-        touched, counts = np.unique(blocks, return_counts=True)
-        free_before = self._free_among(touched)
-        self.used[touched] -= counts.astype(np.int32)
+        touched, counts = uniq(blocks, return_counts=True)
+        counts = counts.astype(np.int32)
+        self.used[touched] -= counts
+        assert self.used[touched].min() >= 0, "freed pages never allocated"
         if not movable:
-            self.unmov[touched] -= counts.astype(np.int32)
+            self.unmov[touched] -= counts
+            assert self.unmov[touched].min() >= 0, "freed unmovable pages never allocated"
         self.nr_free += len(blocks)
-        assert self.used[touched].min() >= 0 and self.unmov[touched].min() >= 0, "freed pages never allocated"
-        self._changed(touched, free_before)
+        self._changed(touched, 0)   # each block held the pages freed from it, so none was free before
 
     def free_blocks_thp(self, blocks: np.ndarray) -> None:
         """Free whole THP folios."""

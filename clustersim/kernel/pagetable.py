@@ -24,7 +24,11 @@ def uniq(a: np.ndarray, return_counts: bool = False):
     if not return_counts:
         return a[first]
     starts = np.flatnonzero(first)
-    return a[first], np.diff(np.append(starts, len(a)))
+    counts = np.empty(len(starts), dtype=np.int64)   # gaps between starts, written out (np.diff is slower)
+    counts[:-1] = starts[1:] - starts[:-1]
+    if len(starts):
+        counts[-1] = len(a) - starts[-1]
+    return a[starts], counts
 
 
 # Page states. ZERO: present, holds zeros (a THP subpage never written, or zeroed by UNSPLITTABLE).
@@ -36,6 +40,7 @@ NSTATES = 7
 PRESENT_STATES = (ZERO, DATA, LAZY, QUEUED, CACHE)
 HOLDS_DATA = np.array([False, False, True, True, True, True, True])
 IS_PRESENT = np.array([False, True, True, True, False, True, True])
+_PRESENT_I32 = IS_PRESENT.astype(np.int32)
 
 # Per-vhp THP advice. STRADDLE: the vhp is split between VMAs by a partial madvise, so no PMD can map it.
 ADV_NONE, ADV_HUGEPAGE, ADV_NOHUGEPAGE, ADV_STRADDLE = range(4)
@@ -146,15 +151,32 @@ class PageTable:
             return old
         rows = flat // HPAGE_PAGES
         lo, hi = int(rows.min()), int(rows.max()) + 1
-        span = (hi - lo) * NSTATES
-        newv = np.broadcast_to(np.asarray(new, dtype=np.uint8), old.shape)
-        dec = np.bincount((rows - lo) * NSTATES + old, minlength=span)
-        inc = np.bincount((rows - lo) * NSTATES + newv, minlength=span)
-        delta = (inc - dec).reshape(hi - lo, NSTATES).astype(np.int32)
+        cell = (rows - lo) * NSTATES      # one (row, state) counter per row of the span lo..hi
+        delta = -np.bincount(cell + old, minlength=(hi - lo) * NSTATES)
+        if isinstance(new, np.ndarray):
+            delta += np.bincount(cell + new, minlength=(hi - lo) * NSTATES)
+        else:   # one new state: its column gains the pages per row
+            delta[new::NSTATES] += np.bincount(rows - lo, minlength=hi - lo)
+        delta = delta.reshape(hi - lo, NSTATES).astype(np.int32)
         self.cnt[lo:hi] += delta
-        self.npres[lo:hi] += delta @ IS_PRESENT.astype(np.int32)
-        fs[flat] = newv
+        self.npres[lo:hi] += delta @ _PRESENT_I32
+        fs[flat] = new
         return old
+
+    def move_states(self, flat: np.ndarray, was: int, new: int) -> None:
+        """set_states() for distinct pages all known to be in state ``was`` (REQUIRES): the per-row counts
+        move by the pages per row, without reading the old states (node.check() verifies the counts)."""
+        if len(flat) == 0:
+            return
+        rows = flat // HPAGE_PAGES
+        lo, hi = int(rows.min()), int(rows.max()) + 1
+        per_row = np.bincount(rows - lo, minlength=hi - lo).astype(np.int32)
+        self.cnt[lo:hi, was] -= per_row
+        self.cnt[lo:hi, new] += per_row
+        gain = int(IS_PRESENT[new]) - int(IS_PRESENT[was])
+        if gain:
+            self.npres[lo:hi] += gain * per_row
+        self.flat_state[flat] = new
 
     def pages_of(self, rows: np.ndarray) -> np.ndarray:
         """Flat indices of every page of the given rows."""

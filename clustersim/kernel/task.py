@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .node import Node
 
 
+_INT64 = np.dtype(np.int64)
 STALL_KINDS = ("reclaim", "compaction", "throttle", "swapin", "collapse")
 _HANDLERS = {MADV.DONTNEED: madvise.dontneed, MADV.FREE: madvise.free, MADV.SPLITTABLE: madvise.splittable,
              MADV.UNSPLITTABLE: madvise.unsplittable, MADV.COLD: madvise.cold, MADV.PAGEOUT: madvise.pageout}
@@ -124,8 +125,7 @@ class Process:
 
     def touch_many(self, region: Region, offsets, lengths) -> float:
         """touch() over many ranges (numpy arrays of byte offsets and lengths)."""
-        first, n = _by_address(*self._pages_many(region, offsets, lengths, aligned=False))
-        return self._touch(uniq(region.flat(first, n)))
+        return self._touch(self._batch_flat([(region, offsets, lengths)]))
 
     def touch_batch(self, batch) -> float:
         """touch_many() over several mappings at once: ``batch`` is (region, offsets, lengths) triples.
@@ -139,13 +139,54 @@ class Process:
         self._check_alive()
         return fault.touch(self.node, self, flat)
 
-    def _batch_flat(self, batch) -> np.ndarray:
+    def _batch_flat(self, batch, *, aligned: bool = False) -> np.ndarray:
         """Sorted distinct flat pages of (region, offsets, lengths) triples, each range checked."""
-        parts = [region.flat(*_by_address(*self._pages_many(region, off, ln, aligned=False)))
-                 for region, off, ln in batch]
-        if not parts:
-            return np.empty(0, dtype=np.int64)
-        return uniq(np.concatenate(parts)) if len(parts) > 1 else uniq(parts[0])
+        return _flat_pages(*self._batch_pages(batch, aligned=aligned))
+
+    def _batch_pages(self, batch, *, aligned: bool) -> tuple[np.ndarray, np.ndarray]:
+        """First flat page and page count of every range of (region, offsets, lengths) triples.
+
+        The ranges of all mappings are checked in one vectorised pass: a batch is a few dozen ranges over a
+        handful of VMAs, where per-VMA numpy calls would cost more than the work. Any bad range sends the
+        batch through the per-mapping checks instead, so the error raised is the one the first bad range in
+        batch order gets, exactly as when each mapping was checked in turn.
+        """
+        batch = list(batch)   # read twice when a range is bad
+        offs, lens, bases, limits, counts = [], [], [], [], []
+        for region, off, ln in sorted(batch, key=_start_row):   # by address: the pages come out sorted
+            try:
+                off, ln = _int64(off), _int64(ln)
+            except (TypeError, ValueError):
+                self._raise_first_error(batch, aligned)
+            if region.proc is not self or not region.mapped or off.shape != ln.shape:
+                self._raise_first_error(batch, aligned)
+            offs.append(off)
+            lens.append(ln)
+            bases.append(region.start_row * HPAGE_PAGES)
+            limits.append(region.length)
+            counts.append(len(off))
+        self._check_alive()
+        if len(offs) == 1:
+            off, ln, base, limit = offs[0], lens[0], bases[0], limits[0]
+        elif offs:
+            off, ln = np.concatenate(offs), np.concatenate(lens)
+            base, limit = np.repeat(np.array([bases, limits]), counts, axis=1)
+        else:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        end = off + ln
+        bad = ((off | ln) < 0) | (end > limit)    # (off | ln) < 0: either is negative
+        if aligned:
+            bad |= (off % PAGE_SIZE) != 0
+        if bad.any():
+            self._raise_first_error(batch, aligned)
+        first = off // PAGE_SIZE
+        return base + first, (end + (PAGE_SIZE - 1)) // PAGE_SIZE - first   # ceil; lengths >= 0, counts too
+
+    def _raise_first_error(self, batch, aligned: bool):
+        """Check each mapping's ranges in turn, as separate calls would: raises the first range's error."""
+        for region, off, ln in batch:
+            self._pages_many(region, off, ln, aligned=aligned)
+        raise AssertionError("a range failed the batch check but passed the per-mapping one")
 
     def access(self, region: Region, offset: int | str = 0, length: int | str | None = None) -> float:
         """Read the range: marks it recently used (active) and swaps in swapped pages; returns seconds."""
@@ -154,8 +195,7 @@ class Process:
 
     def access_many(self, region: Region, offsets, lengths) -> float:
         """access() over many ranges (numpy arrays of byte offsets and lengths)."""
-        first, n = _by_address(*self._pages_many(region, offsets, lengths, aligned=False))
-        return self._access(uniq(region.flat(first, n)))
+        return self._access(self._batch_flat([(region, offsets, lengths)]))
 
     def access_batch(self, batch) -> float:
         """access_many() over several mappings at once ((region, offsets, lengths) triples)."""
@@ -195,13 +235,12 @@ class Process:
         """madvise_many() over several mappings at once ((region, offsets, lengths) triples); one call per
         range is counted and costed, as if each were its own madvise(2)."""
         advice = madvise.check_advice(self.node, advice)
-        if advice in (MADV.HUGEPAGE, MADV.NOHUGEPAGE, MADV.COLLAPSE, MADV.FREE_UNDO) or len(batch) == 1:
+        if advice not in _HANDLERS:   # per-VMA advice, or per-call results (FREE_UNDO's lost pages)
             return sum(self.madvise_many(region, off, ln, advice) for region, off, ln in batch)
         self._check_alive()
-        pages = [self._pages_many(region, off, ln, aligned=True) for region, off, ln in batch]
-        ranges = sum(len(first) for first, _ in pages)
-        flat = uniq(np.concatenate([region.flat(*_by_address(first, n))
-                                    for (region, _, _), (first, n) in zip(batch, pages, strict=True)]))
+        first, n = self._batch_pages(batch, aligned=True)
+        ranges = len(first)
+        flat = _flat_pages(first, n)
         self.madvise_calls += ranges
         self.node.vmstat["madvise_calls"] += ranges
         return _HANDLERS[advice](self.node, self, flat, ranges)
@@ -210,18 +249,16 @@ class Process:
         self._check_alive()
         node = self.node
         advice = madvise.check_advice(node, advice)
-        flat = region.flat(first, n)
         ranges = len(first)
         self.madvise_calls += ranges
         node.vmstat["madvise_calls"] += ranges
-        if advice == MADV.FREE_UNDO:
+        if advice == MADV.FREE_UNDO:   # pages in call order: lost pages are counted per call
             starts = np.concatenate([[0], np.cumsum(n)[:-1]]).astype(np.int64)
-            cost, self.undo_lost_pages = madvise.free_undo(node, self, flat, starts)
+            cost, self.undo_lost_pages = madvise.free_undo(node, self, region.flat(first, n), starts)
             return cost
+        flat = _flat_pages(region.start_row * HPAGE_PAGES + first, n)
         if advice == MADV.COLLAPSE:
             return self._collapse(region, flat)
-        if len(first) > 1:
-            flat = uniq(region.flat(*_by_address(first, n)))
         if advice in _HANDLERS:
             return _HANDLERS[advice](node, self, flat, ranges)
         return madvise.set_thp_advice(node, region, flat, advice)
@@ -251,6 +288,10 @@ class Process:
         if not (isinstance(value, bool) or value == "except_advised"):
             raise KernelError("EINVAL", f"thp_disable={value!r} must be True, False or 'except_advised'")
         self._thp_disable = value
+        if value is False:   # the node keeps the set, so faults skip the owner lookup when it is empty
+            self.node.thp_disabled_pids.discard(self.pid)
+        else:
+            self.node.thp_disabled_pids.add(self.pid)
 
     # --- observations -------------------------------------------------------------------------------
     @property
@@ -346,12 +387,38 @@ class Process:
         return first, np.maximum(last - first, 0)
 
 
-def _by_address(first: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Ranges sorted by start, so their pages come out sorted (a linear-time dedupe suffices)."""
-    if len(first) > 1 and not (first[1:] >= first[:-1]).all():
-        order = np.argsort(first, kind="stable")
-        return first[order], n[order]
-    return first, n
+def _flat_pages(first: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Sorted distinct flat pages of ranges given as first flat page and page count (n >= 0)."""
+    if _disjoint_ascending(first, n):
+        return _expand(first, n)
+    order = np.argsort(first, kind="stable")
+    first, n = first[order], n[order]
+    return _expand(first, n) if _disjoint_ascending(first, n) else uniq(_expand(first, n))
+
+
+def _disjoint_ascending(first: np.ndarray, n: np.ndarray) -> bool:
+    """Each range starts at or after the end of the one before (its pages come out sorted and distinct)."""
+    return len(first) < 2 or bool((first[1:] >= first[:-1] + n[:-1]).all())
+
+
+def _expand(first: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """The pages of the ranges one after the other."""
+    ends = np.cumsum(n)
+    total = int(ends[-1]) if len(ends) else 0
+    if total == 0:
+        return np.empty(0, dtype=np.int64)
+    return np.repeat(first - (ends - n), n) + np.arange(total, dtype=np.int64)
+
+
+def _start_row(triple) -> int:
+    return triple[0].start_row
+
+
+def _int64(values) -> np.ndarray:
+    """A 1-d int64 array of ``values`` (no copy when it already is one)."""
+    if type(values) is np.ndarray and values.dtype is _INT64 and values.ndim == 1:
+        return values
+    return np.asarray(values, dtype=np.int64).reshape(-1)
 
 
 def _size(key: str, value) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clustersim.kernel import MADV, Node
+from clustersim.kernel import MADV, KernelError, Node
 
 MIB = 1 << 20
 
@@ -40,3 +40,26 @@ def test_a_batch_over_two_mappings_equals_one_call_per_mapping(advice):
     (sa, va, ma, ta, ca), (sb, vb, mb, tb, cb) = results
     assert np.array_equal(sa, sb) and va == vb and ma == mb and ca == cb
     assert ta == pytest.approx(tb, rel=1e-9)
+
+
+@pytest.mark.parametrize("call", ["touch_batch", "madvise_batch", "access_batch"])
+def test_a_bad_range_in_a_batch_raises_the_error_of_the_first_bad_range_in_batch_order(call):
+    # The second mapping has a range past its end (ENOMEM) and the third a negative offset (EINVAL): the
+    # batch raises what checking the mappings one at a time raises first, and changes nothing.
+    _, p, regions = _two_heaps()
+    third = p.mmap(4 * MIB)
+    batch = [(regions[0], np.array([0]), np.array([4096])),
+             (regions[1], np.array([regions[1].length - 4096]), np.array([8192])),
+             (third, np.array([-4096]), np.array([4096]))]
+    args = (batch, MADV.DONTNEED) if call == "madvise_batch" else (batch,)
+    with pytest.raises(KernelError) as err:
+        getattr(p, call)(*args)
+    assert err.value.errno == "ENOMEM" and str(regions[1].length) in str(err.value)
+    assert p.rss_pages() == 0 and p.madvise_calls == 0
+
+
+def test_an_empty_batch_costs_nothing():
+    # No ranges: no call is counted and no time passes (an empty madvise_batch used to fail in numpy).
+    _, p, _ = _two_heaps()
+    assert p.madvise_batch([], MADV.DONTNEED) == 0.0
+    assert p.touch_batch([]) == 0.0
