@@ -75,6 +75,7 @@ class Process:
         self.alive = True
         self.thp_disable = False
         self.regions: list[Region] = []
+        self._rows_cache: tuple[int, np.ndarray] | None = None
         self.stall_s = 0.0
         self.stall_log: list[float] = []
         self.stall_by_kind: Counter = Counter()
@@ -100,6 +101,7 @@ class Process:
         self._own(region)
         self.node.unmap_region(region)
         self.regions.remove(region)
+        self._rows_cache = None
 
     def exit(self) -> None:
         """The task exits: every mapping goes away. Page cache it read stays (it belongs to the files)."""
@@ -298,13 +300,12 @@ class Process:
     def smaps(self) -> dict[str, int]:
         """smaps_rollup fields in bytes: Rss, Anonymous, AnonHugePages, LazyFree, Swap."""
         pt = self.node.pt
-        rows = self._rows()
-        anon = rows[pt.cnt[rows, 6] == 0] if len(rows) else rows
-        rss = int(pt.present(anon).sum())
+        rows = self._rows()   # a task's own mappings are anonymous; page cache belongs to files
+        rss = int(pt.npres[rows].sum())
+        lazy, swap = pt.cnt[rows][:, [LAZY, SWAP]].sum(axis=0).tolist() if len(rows) else (0, 0)
         return {"Rss": rss * PAGE_SIZE, "Anonymous": rss * PAGE_SIZE,
-                "AnonHugePages": int(pt.pmd[anon].sum()) * HPAGE_PAGES * PAGE_SIZE,
-                "LazyFree": int(pt.cnt[anon, LAZY].sum()) * PAGE_SIZE,
-                "Swap": int(pt.cnt[anon, SWAP].sum()) * PAGE_SIZE}
+                "AnonHugePages": int(np.count_nonzero(pt.pmd[rows])) * HPAGE_PAGES * PAGE_SIZE,
+                "LazyFree": lazy * PAGE_SIZE, "Swap": swap * PAGE_SIZE}
 
     @property
     def stall_seconds(self) -> float:
@@ -348,9 +349,11 @@ class Process:
         return s["AnonHugePages"] / s["Rss"] if s["Rss"] else 0.0
 
     def _rows(self) -> np.ndarray:
-        if not self.regions:
-            return np.empty(0, dtype=np.int64)
-        return np.concatenate([r.rows for r in self.regions])
+        """Page-table rows of all the task's mappings (kept until the next mmap or munmap)."""
+        if self._rows_cache is None or self._rows_cache[0] != len(self.regions):
+            rows = np.concatenate([r.rows for r in self.regions]) if self.regions else np.empty(0, np.int64)
+            self._rows_cache = (len(self.regions), rows)
+        return self._rows_cache[1]
 
     # --- argument checks -----------------------------------------------------------------------------
     def _check_alive(self) -> None:
