@@ -6,8 +6,9 @@ glibc) only decides *where* a span goes and *which* free memory to hand back; th
 
 - the heap's address space as one allocator page index space stitched from the VMAs it mmapped;
 - one state per 4 KiB heap page (in use, free and backed, released, lazyfree, queued by MADV_SPLITTABLE,
-  never touched) with per-vhp (2 MiB slot) counts kept in numpy, so placement policies and statistics never
-  walk pages in Python;
+  never touched) with per-vhp (2 MiB slot) counts, stored once and seen two ways: ranges.py works on a batch
+  range by range through a bytearray and a memoryview, statistics and placement policies read numpy views,
+  and nothing walks pages in Python;
 - the syscalls: the app writes every page it is handed (``touch_many``), the configured release advice with
   its matching reuse call (UNSPLITTABLE, FREE_UNDO), MADV_COLLAPSE after reuse, and the fallback to
   MADV_DONTNEED when the kernel answers EINVAL, as tcmalloc and jemalloc do.
@@ -22,10 +23,12 @@ and the cost of the allocator's own code.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
+from operator import add
 
 import numpy as np
 
@@ -33,7 +36,7 @@ from clustersim.kernel.errors import KernelError
 from clustersim.kernel.mman import MADV
 from clustersim.units import HPAGE_PAGES, PAGE_SIZE
 
-from .ranges import EMPTY, expand_ranges, merge_adjacent, runs_of, uniform_runs
+from .ranges import VHP_SHIFT, count_in, move, runs_in_states, runs_with, transition
 from .span_table import SpanTable
 
 
@@ -54,7 +57,9 @@ class PageState(IntEnum):
 # syscalls touches few of them. Untouched address space costs nothing but page-table bookkeeping.
 GROW_MIN_PAGES = 16 * HPAGE_PAGES
 _NCOLS = 8  # columns of the per-vhp count matrix; 7 states padded to 8
-_NOT_BACKED = (PageState.RELEASED, PageState.FRESH)
+_REUSED = (PageState.RELEASED, PageState.LAZYFREE, PageState.QUEUED)   # free, not backed by the allocator
+_HOLES = (*_REUSED, PageState.FRESH)                                  # what keeps a vhp from being whole
+_NUMPY_MIN_RANGES = 64   # batches split over VMAs in numpy above this many ranges, in Python below
 
 
 class ReleaseAdvice(StrEnum):
@@ -185,14 +190,22 @@ class HeapAllocator:
     # ----------------------------------------------------------------------------------- page space
 
     def _init_pages(self) -> None:
-        self._state = np.full(HPAGE_PAGES * 64, PageState.UNMAPPED, dtype=np.int8)
-        self._vhp_counts = np.zeros((64, _NCOLS), dtype=np.int64)
+        # One state byte per page and a count per (vhp, state), each with two views of the same memory: a
+        # bytearray / flat memoryview for the per-range work of ranges.py, numpy arrays for statistics.
+        self._state_buf = bytearray([PageState.UNMAPPED]) * (HPAGE_PAGES * 64)
+        self._state = np.frombuffer(self._state_buf, dtype=np.int8)
+        self._set_counts(np.zeros((64, _NCOLS), dtype=np.int64))
         self._vhp_counts[:, PageState.UNMAPPED] = HPAGE_PAGES
-        self._totals = np.zeros(_NCOLS, dtype=np.int64)
+        self._totals = [0] * _NCOLS
         self._top_page = 0
+        self._mapped_pages = 0
         self._segments: list[_Segment] = []
-        self._seg_starts = EMPTY
-        self._seg_ends = EMPTY
+        self._seg_starts: list[int] = []
+        self._seg_ends: list[int] = []
+
+    def _set_counts(self, counts: np.ndarray) -> None:
+        self._vhp_counts = counts
+        self._counts = memoryview(counts.reshape(-1))
 
     @property
     def nvhp(self) -> int:
@@ -204,16 +217,16 @@ class HeapAllocator:
         return self._clock() if self._clock is not None else self.now_s
 
     def _ensure_capacity(self, npages: int) -> None:
-        cap = len(self._state)
+        cap = len(self._state_buf)
         if npages <= cap:
             return
         new_cap = max(npages, 2 * cap)
-        state = np.full(new_cap, PageState.UNMAPPED, dtype=np.int8)
-        state[:cap] = self._state
+        self._state_buf = self._state_buf + bytearray([PageState.UNMAPPED]) * (new_cap - cap)
+        self._state = np.frombuffer(self._state_buf, dtype=np.int8)
         counts = np.zeros((new_cap // HPAGE_PAGES, _NCOLS), dtype=np.int64)
         counts[:, PageState.UNMAPPED] = HPAGE_PAGES
         counts[: len(self._vhp_counts)] = self._vhp_counts
-        self._state, self._vhp_counts = state, counts
+        self._set_counts(counts)
 
     def _map_heap(self, npages: int) -> int:
         """mmap a new heap VMA of at least ``npages`` (rounded to 2 MiB); returns its first page index."""
@@ -232,61 +245,45 @@ class HeapAllocator:
         self._vhp_counts[vhps, PageState.UNMAPPED] = 0
         self._vhp_counts[vhps, PageState.FRESH] = HPAGE_PAGES
         self._totals[PageState.FRESH] += npages
+        self._mapped_pages += npages
         self._segments.append(_Segment(start, npages, region))
-        self._seg_starts = np.array([s.start_page for s in self._segments], dtype=np.int64)
-        self._seg_ends = self._seg_starts + np.array([s.npages for s in self._segments], dtype=np.int64)
+        self._seg_starts.append(start)
+        self._seg_ends.append(start + npages)
         return start
 
     def _grow_heap(self, need_pages: int) -> int:
         """Map heap space for at least ``need_pages`` more pages (geometric growth); returns its start."""
-        mapped = sum(s.npages for s in self._segments)
-        return self._map_heap(max(need_pages, GROW_MIN_PAGES, mapped))
+        return self._map_heap(max(need_pages, GROW_MIN_PAGES, self._mapped_pages))
 
-    def _transition(self, pages: np.ndarray, lengths: np.ndarray,
-                    new_state: int) -> tuple[np.ndarray, np.ndarray]:
-        """Move ``pages`` (ranges of ``lengths`` pages, expanded) to ``new_state``, keeping per-vhp and total
-        counts; returns their old states and how many pages left each state.
+    def _transition(self, starts: Sequence[int], lengths: Sequence[int],
+                    new_state: int) -> tuple[list[int], list[tuple[int, int, int]]]:
+        """Move the pages of the ranges to ``new_state``, keeping per-vhp and total counts; returns how many
+        pages left each state and the runs (start, pages, old state) they came from, in range order."""
+        moved, runs = transition(self._state_buf, self._counts, _NCOLS, starts, lengths, new_state)
+        totals = self._totals
+        for st, k in enumerate(moved):
+            totals[st] -= k
+        totals[new_state] += sum(moved)
+        return moved, runs
 
-        The counts move per run of pages sharing an old state and a vhp (np.add.at): a batch of spans
-        costs a few passes over its page indices plus work per span, and only the vhps it touches are
-        updated, not a bincount over the whole heap.
-        """
-        old = self._state[pages]
-        if len(pages) == 0:
-            return old, np.zeros(_NCOLS, dtype=np.int64)
-        starts, npages, was = uniform_runs(pages, lengths, old)
-        vhp = starts >> 9
-        np.subtract.at(self._vhp_counts, (vhp, was), npages)
-        np.add.at(self._vhp_counts[:, new_state], vhp, npages)
-        moved = np.bincount(was, weights=npages, minlength=_NCOLS).astype(np.int64)
-        self._totals -= moved
-        self._totals[new_state] += len(pages)
-        self._state[pages] = new_state
-        return old, moved
+    def _move(self, starts: Sequence[int], lengths: Sequence[int], old_state: int, new_state: int) -> None:
+        """``_transition`` for ranges whose pages are all in ``old_state``."""
+        n = move(self._state_buf, self._counts, _NCOLS, starts, lengths, old_state, new_state)
+        self._totals[old_state] -= n
+        self._totals[new_state] += n
 
-    def free_backed_in(self, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    def free_backed_in(self, starts: Sequence[int], lengths: Sequence[int]) -> list[int]:
         """Free-and-backed pages in each range [starts[i], starts[i] + lengths[i]).
 
-        The whole 2 MiB slots a range covers are read from the per-vhp counts (a prefix sum over vhps); only
-        its ragged ends are read page by page, so a long free range costs no more than a short one.
+        The whole 2 MiB slots a range covers are read from the per-vhp counts; only its ragged ends are read
+        page by page, so a long free range costs little more than a short one.
         """
-        ends = starts + lengths
-        full_lo = np.minimum(-(-starts // HPAGE_PAGES), ends // HPAGE_PAGES)
-        full_hi = np.maximum(ends // HPAGE_PAGES, full_lo)
-        cum = np.concatenate(([0], np.cumsum(self._vhp_counts[: self.nvhp, PageState.FREE_BACKED])))
-        backed = cum[full_hi] - cum[full_lo]
-        head_end = np.where(full_hi > full_lo, full_lo * HPAGE_PAGES, ends)
-        tail_start = np.maximum(full_hi * HPAGE_PAGES, head_end)
-        piece_starts = np.concatenate((starts, tail_start))
-        piece_lengths = np.concatenate((head_end - starts, ends - tail_start))
-        is_backed = self._state[expand_ranges(piece_starts, piece_lengths)] == PageState.FREE_BACKED
-        upto = np.concatenate(([0], np.cumsum(is_backed)))[np.cumsum(piece_lengths)]
-        per_piece = np.diff(upto, prepend=0)
-        return backed + per_piece[: len(starts)] + per_piece[len(starts):]
+        return count_in(self._state_buf, self._counts, _NCOLS, _ints(starts), _ints(lengths),
+                        PageState.FREE_BACKED)
 
     def pages_in(self, state: PageState) -> int:
         """Heap pages currently in ``state``."""
-        return int(self._totals[state])
+        return self._totals[state]
 
     def vhp_counts(self, state: PageState) -> np.ndarray:
         """Per-vhp page counts in ``state`` (a view; do not modify)."""
@@ -294,45 +291,83 @@ class HeapAllocator:
 
     # ----------------------------------------------------------------------------------- syscalls
 
-    def _per_region(self, starts: np.ndarray, lengths: np.ndarray):
-        """Split page ranges by VMA: yields (region, byte offsets, byte lengths)."""
-        seg = np.searchsorted(self._seg_starts, starts, side="right") - 1
-        ends = starts + lengths
-        crossing = ends > self._seg_ends[seg]
+    def _per_region(self, starts: list[int], lengths: list[int]):
+        """Split page ranges by VMA: yields (region, byte offsets, byte lengths) as int64 arrays.
+
+        Common case first: a batch usually lies in one VMA, which holds the lowest start and the highest
+        end (VMAs are contiguous intervals), so two bisects settle it. Otherwise each range is assigned its
+        VMA, a range over a VMA boundary is cut into one piece per VMA (after the ranges that fit whole,
+        as the kernel would see separate calls), and the VMAs are yielded in address order. Large batches
+        (the hot spans ``access`` reads) do that in numpy.
+        """
+        lo, hi = min(starts), max(map(add, starts, lengths))
+        k = bisect_right(self._seg_starts, lo) - 1
+        if hi <= self._seg_ends[k]:
+            yield self._region_ranges(k, starts, lengths)
+        elif len(starts) > _NUMPY_MIN_RANGES:
+            yield from self._per_region_numpy(np.array(starts, dtype=np.int64), np.array(lengths, dtype=np.int64))
+        else:
+            groups = self._by_segment(starts, lengths)
+            for k in sorted(groups):
+                yield self._region_ranges(k, *groups[k])
+
+    def _by_segment(self, starts: list[int], lengths: list[int]) -> dict[int, tuple[list[int], list[int]]]:
+        """Segment -> its (starts, lengths): whole ranges in batch order, then the pieces of crossing ones."""
+        seg_starts, seg_ends = self._seg_starts, self._seg_ends
+        groups: dict[int, tuple[list[int], list[int]]] = {}
+        crossing = []
+        for a, n in zip(starts, lengths, strict=True):
+            k = bisect_right(seg_starts, a) - 1
+            if a + n > seg_ends[k]:
+                crossing.append((a, n, k))
+                continue
+            g = groups.setdefault(k, ([], []))
+            g[0].append(a)
+            g[1].append(n)
+        for a, n, k in crossing:
+            end = a + n
+            while a < end:
+                piece = min(end, seg_ends[k]) - a
+                g = groups.setdefault(k, ([], []))
+                g[0].append(a)
+                g[1].append(piece)
+                a += piece
+                k += 1
+        return groups
+
+    def _per_region_numpy(self, starts: np.ndarray, lengths: np.ndarray):
+        """``_per_region`` for arrays (many ranges, possibly over several VMAs), vectorised."""
+        seg_starts, seg_ends = np.array(self._seg_starts), np.array(self._seg_ends)
+        seg = np.searchsorted(seg_starts, starts, side="right") - 1
+        crossing = starts + lengths > seg_ends[seg]
         if crossing.any():
-            starts, lengths, seg = self._split_crossing(starts, lengths, seg, crossing)
-        first = int(seg[0])
-        if (seg == first).all():
-            s = self._segments[first]
-            yield s.region, (starts - s.start_page) * PAGE_SIZE, lengths * PAGE_SIZE
-            return
+            groups = self._by_segment(starts[crossing].tolist(), lengths[crossing].tolist())
+            extra = [(k, a, n) for k, (ks, ns) in groups.items() for a, n in zip(ks, ns, strict=True)]
+            keep = ~crossing
+            seg = np.concatenate((seg[keep], [k for k, _, _ in extra])).astype(np.int64)
+            starts = np.concatenate((starts[keep], [a for _, a, _ in extra])).astype(np.int64)
+            lengths = np.concatenate((lengths[keep], [n for _, _, n in extra])).astype(np.int64)
         for k in np.unique(seg).tolist():
             m = seg == k
             s = self._segments[k]
             yield s.region, (starts[m] - s.start_page) * PAGE_SIZE, lengths[m] * PAGE_SIZE
 
-    def _split_crossing(self, starts, lengths, seg, crossing):
-        """Cut the (rare) ranges that run over a VMA boundary into one piece per VMA."""
-        out_s, out_l, out_k = [starts[~crossing]], [lengths[~crossing]], [seg[~crossing]]
-        for a, n, k in zip(starts[crossing].tolist(), lengths[crossing].tolist(), seg[crossing].tolist(),
-                           strict=True):
-            end = a + n
-            while a < end:
-                piece = min(end, int(self._seg_ends[k])) - a
-                out_s.append(np.array([a])), out_l.append(np.array([piece])), out_k.append(np.array([k]))
-                a += piece
-                k += 1
-        return np.concatenate(out_s), np.concatenate(out_l), np.concatenate(out_k)
+    def _region_ranges(self, k: int, starts: list[int], lengths: list[int]):
+        """(region, byte offsets, byte lengths) of page ranges inside segment ``k``."""
+        s = self._segments[k]
+        base = s.start_page
+        return (s.region, np.array([(a - base) * PAGE_SIZE for a in starts], dtype=np.int64),
+                np.array([n * PAGE_SIZE for n in lengths], dtype=np.int64))
 
-    def _touch(self, starts: np.ndarray, lengths: np.ndarray) -> float:
+    def _touch(self, starts: list[int], lengths: list[int]) -> float:
         """The application writes the pages [start, start+length) of each range."""
-        if len(starts) == 0:
+        if not starts:
             return 0.0
         return self.process.touch_batch(list(self._per_region(starts, lengths)))
 
-    def _madvise(self, starts: np.ndarray, lengths: np.ndarray, advice: MADV) -> float:
+    def _madvise(self, starts: list[int], lengths: list[int], advice: MADV) -> float:
         """madvise every range with ``advice``; counts one call per range."""
-        if len(starts) == 0:
+        if not starts:
             return 0.0
         batch = list(self._per_region(starts, lengths))
         if advice is not MADV.FREE_UNDO:   # FREE_UNDO reports lost pages per call: one call per VMA
@@ -346,7 +381,7 @@ class HeapAllocator:
             self._undo_lost_pages += int(np.sum(self.process.undo_lost_pages))
         return seconds
 
-    def _try_madvise(self, starts: np.ndarray, lengths: np.ndarray, advice: MADV) -> float | None:
+    def _try_madvise(self, starts: list[int], lengths: list[int], advice: MADV) -> float | None:
         """madvise, or None when the kernel refuses ``advice`` with EINVAL (remembered from then on)."""
         if advice in self._refused:
             return None
@@ -360,87 +395,78 @@ class HeapAllocator:
 
     # ----------------------------------------------------------------------------------- release
 
-    def _release_pages(self, pages: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
+    def _release_pages(self, starts: list[int], lengths: list[int], from_states: tuple[int, ...],
                        advice: ReleaseAdvice | None = None) -> float:
-        """Release ``pages`` (already chosen, all free; ``starts``/``lengths`` are their runs) with
-        ``advice`` (default: the configured one).
+        """Release the page runs ``starts``/``lengths`` (already chosen, all free, all in ``from_states``)
+        with ``advice`` (default: the configured one).
 
         The real allocators try the configured advice and fall back to MADV_DONTNEED when the kernel
         answers EINVAL (tcmalloc's SystemRelease, jemalloc's pages_purge_lazy -> pages_purge_forced).
         """
         advice = self.release_advice if advice is None else advice
-        if len(pages) == 0 or advice is ReleaseAdvice.NONE:
+        if not starts or advice is ReleaseAdvice.NONE:
             return 0.0
         madv, target = _RELEASE_CALL[advice]
         seconds = self._try_madvise(starts, lengths, madv)
         if seconds is None:
             madv, target = _RELEASE_CALL[ReleaseAdvice.DONTNEED]
             seconds = self._madvise(starts, lengths, madv)
-        self._transition(pages, lengths, target)
+        if len(from_states) == 1:
+            self._move(starts, lengths, from_states[0], target)
+        else:
+            self._transition(starts, lengths, target)
         return seconds
 
-    def release_ranges(self, starts: np.ndarray, lengths: np.ndarray,
+    def release_ranges(self, starts: Sequence[int], lengths: Sequence[int],
                        from_states: tuple[PageState, ...] = (PageState.FREE_BACKED,),
                        advice: ReleaseAdvice | None = None) -> tuple[int, float]:
         """Release the pages of the given free ranges that are in ``from_states``: (pages, seconds)."""
-        pages = expand_ranges(starts, lengths)
-        if len(pages) == 0:
+        from_states = tuple(from_states)
+        run_starts, run_lengths = runs_in_states(self._state_buf, self._counts, _NCOLS, _ints(starts),
+                                                 _ints(lengths), from_states)
+        if not run_starts:
             return 0, 0.0
-        st = self._state[pages]
-        keep = st == from_states[0]
-        for s in from_states[1:]:
-            keep |= st == s
-        if keep.all():
-            starts, lengths = merge_adjacent(starts, lengths)
-        else:
-            pages = pages[keep]
-            starts, lengths = runs_of(pages)
-        return len(pages), self._release_pages(pages, starts, lengths, advice)
+        return sum(run_lengths), self._release_pages(run_starts, run_lengths, from_states, advice)
 
     # ----------------------------------------------------------------------------------- hand out
 
-    def _reuse_calls(self, pages: np.ndarray, old: np.ndarray, moved: np.ndarray) -> float:
+    def _reuse_calls(self, runs: list[tuple[int, int, int]], moved: list[int]) -> float:
         """UNSPLITTABLE on queued pages, FREE_UNDO on lazyfree pages (free_undo mode) before the write."""
         seconds = 0.0
         if moved[PageState.QUEUED]:
-            queued = pages[old == PageState.QUEUED]
-            seconds += self._madvise(*runs_of(queued), MADV.UNSPLITTABLE)
+            seconds += self._madvise(*runs_with(runs, (PageState.QUEUED,)), MADV.UNSPLITTABLE)
         if self.undo_lazyfree and moved[PageState.LAZYFREE]:
-            lazy = pages[old == PageState.LAZYFREE]
-            if len(lazy):
-                spent = self._try_madvise(*runs_of(lazy), MADV.FREE_UNDO)
-                seconds += spent or 0.0
+            spent = self._try_madvise(*runs_with(runs, (PageState.LAZYFREE,)), MADV.FREE_UNDO)
+            seconds += spent or 0.0
         return seconds
 
-    def _maybe_collapse(self, pages: np.ndarray, old: np.ndarray, reused_pages: int) -> float:
+    def _maybe_collapse(self, runs: list[tuple[int, int, int]], reused_pages: int) -> float:
         """MADV_COLLAPSE the hugepages in which released memory was reused and nothing released is left."""
         if self.collapse is Collapse.OFF or not reused_pages or MADV.COLLAPSE in self._refused:
             return 0.0
-        reused = (old == PageState.RELEASED) | (old == PageState.LAZYFREE) | (old == PageState.QUEUED)
-        vhps = np.unique(pages[reused] >> 9)
-        c = self._vhp_counts[vhps]
-        left = c[:, PageState.RELEASED] + c[:, PageState.LAZYFREE] + c[:, PageState.QUEUED]
-        vhps = vhps[(left + c[:, PageState.FRESH]) == 0]
-        if len(vhps) == 0:
+        c = self._counts
+        vhps = sorted({s >> VHP_SHIFT for s, _, old in runs if old in _REUSED})
+        vhps = [v for v in vhps if not any(c[v * _NCOLS + st] for st in _HOLES)]
+        if not vhps:
             return 0.0
         try:
-            spent = self._try_madvise(vhps * HPAGE_PAGES, np.full(len(vhps), HPAGE_PAGES), MADV.COLLAPSE)
+            spent = self._try_madvise([v * HPAGE_PAGES for v in vhps], [HPAGE_PAGES] * len(vhps),
+                                      MADV.COLLAPSE)
         except KernelError as err:  # ENOMEM: no free pageblock; like tcmalloc, carry on without the THP
             if err.errno != "ENOMEM":
                 raise
             spent = 0.0
         return spent or 0.0
 
-    def _hand_out(self, starts: np.ndarray, npages: np.ndarray) -> float:
+    def _hand_out(self, starts: list[int], npages: list[int]) -> float:
         """Mark the placed spans in use, make reuse calls, and let the application write them."""
-        pages = expand_ranges(starts, npages)
-        old, moved = self._transition(pages, npages, PageState.IN_USE)
+        moved, runs = self._transition(starts, npages, PageState.IN_USE)
         assert moved[PageState.IN_USE] == moved[PageState.UNMAPPED] == 0, "double allocation"
-        reused = int(moved[PageState.RELEASED] + moved[PageState.LAZYFREE] + moved[PageState.QUEUED])
+        reused = moved[PageState.RELEASED] + moved[PageState.LAZYFREE] + moved[PageState.QUEUED]
         self.reused_released_pages += reused
-        seconds = self._reuse_calls(pages, old, moved)
+        seconds = self._reuse_calls(runs, moved)
         seconds += self._touch(starts, npages)
-        return seconds + self._maybe_collapse(pages, old, reused)
+        return seconds + self._maybe_collapse(runs, reused)
 
     # ----------------------------------------------------------------------------------- public API
 
@@ -452,61 +478,55 @@ class HeapAllocator:
             raise ValueError("span_ids and span_bytes must have the same length")
         if len(ids) == 0:
             return 0.0
-        if (nbytes <= 0).any() or (nbytes % PAGE_SIZE).any():
+        id_list, byte_list = ids.tolist(), nbytes.tolist()
+        if not all(b > 0 and b % PAGE_SIZE == 0 for b in byte_list):
             raise ValueError("span_bytes must be positive multiples of 4096")
-        self._check_new_ids(ids)
+        self._check_new_ids(ids, id_list)
         seconds = self._on_alloc_batch()
         direct = self._direct_mask(nbytes)
         if direct is not None and direct.any():
             seconds += self._alloc_direct(ids[direct], nbytes[direct])
             ids, nbytes = ids[~direct], nbytes[~direct]
-        npages = self._round_pages(nbytes // PAGE_SIZE)
+        npages = self._round_pages(nbytes // PAGE_SIZE).tolist()
         place = self._place
-        starts = np.array([place(n) for n in npages.tolist()], dtype=np.int64)
+        starts = [place(n) for n in npages]
         self._spans.add(ids, starts, npages, nbytes)
         self._requested_bytes += int(nbytes.sum())
-        return seconds + self._hand_out(starts, npages)
+        return seconds + (self._hand_out(starts, npages) if starts else 0.0)
 
-    def _check_new_ids(self, ids: np.ndarray) -> None:
+    def _check_new_ids(self, ids: np.ndarray, id_list: list[int]) -> None:
         """A ValueError names the first id that is live already or repeated within the batch."""
-        distinct = bool((ids[1:] > ids[:-1]).all()) or len(np.unique(ids)) == len(ids)
-        live = self._spans.contains(ids)
-        if self._direct:
-            live |= np.fromiter((sid in self._direct for sid in ids.tolist()), dtype=bool, count=len(ids))
-        if not distinct:
-            live |= _repeats(ids)
-        if live.any():
-            raise ValueError(f"span id {ids[live][0]} is already allocated")
+        live = self._spans.contains(ids).tolist()
+        direct, seen = self._direct, set()
+        for sid, is_live in zip(id_list, live, strict=True):
+            if is_live or sid in direct or sid in seen:
+                raise ValueError(f"span id {sid} is already allocated")
+            seen.add(sid)
 
     def free(self, span_ids: np.ndarray) -> float:
         """Free a batch of spans; the memory stays in the allocator until it releases. Returns seconds."""
         ids = np.asarray(span_ids, dtype=np.int64)
         if len(ids) == 0:
             return 0.0
+        id_list = ids.tolist()
         direct_ids = []
         if self._direct:
-            direct = np.fromiter((sid in self._direct for sid in ids.tolist()), dtype=bool, count=len(ids))
-            if len(set(ids[direct].tolist())) != np.count_nonzero(direct):
-                raise ValueError(f"span id {ids[direct][_repeats(ids[direct])][0]} is not allocated")
-            direct_ids, ids = ids[direct].tolist(), ids[~direct]
-        self._check_live_ids(ids)
+            direct_ids = [sid for sid in id_list if sid in self._direct]
+            _check_distinct(direct_ids)
+            if direct_ids:
+                id_list = [sid for sid in id_list if sid not in self._direct]
+                ids = np.array(id_list, dtype=np.int64)
+        rows, live = self._spans.find(ids)
+        _check_live_ids(id_list, live.tolist())
         seconds = sum(self._free_direct(sid) for sid in direct_ids)
-        if len(ids):
-            starts, npages, nbytes = self._spans.pop(ids)
-            self._requested_bytes -= int(nbytes.sum())
-            self._transition(expand_ranges(starts, npages), npages, PageState.FREE_BACKED)
+        if id_list:
+            starts, npages, nbytes = (col.tolist() for col in self._spans.take(rows))
+            self._requested_bytes -= sum(nbytes)
+            self._move(starts, npages, PageState.IN_USE, PageState.FREE_BACKED)
             unplace = self._unplace
-            for start, n in zip(starts.tolist(), npages.tolist(), strict=True):
+            for start, n in zip(starts, npages, strict=True):
                 unplace(start, n)
         return seconds + self._on_free_batch()
-
-    def _check_live_ids(self, ids: np.ndarray) -> None:
-        """A ValueError names the first id that is not a live heap span (or is freed twice in the batch)."""
-        dead = ~self._spans.contains(ids)
-        if len(np.unique(ids)) != len(ids):
-            dead |= _repeats(ids)
-        if dead.any():
-            raise ValueError(f"span id {ids[dead][0]} is not allocated")
 
     def access(self, span_ids: np.ndarray) -> float:
         """The application reads these live spans: the kernel marks them recently used (swap-in if needed)."""
@@ -514,7 +534,7 @@ class HeapAllocator:
         if len(starts) == 0:
             return 0.0
         order = np.argsort(starts, kind="stable")
-        return self.process.access_batch(list(self._per_region(starts[order], npages[order])))
+        return self.process.access_batch(list(self._per_region_numpy(starts[order], npages[order])))
 
     def background(self, now_s: float) -> float:
         """The allocator's background thread tick (called every second). Returns seconds spent."""
@@ -525,17 +545,16 @@ class HeapAllocator:
 
     def stats(self) -> AllocatorStats:
         """The allocator's view of its heap."""
-        t = self._totals * PAGE_SIZE
-        released = int(t[PageState.RELEASED] + t[PageState.FRESH])
+        t = self._totals
         return AllocatorStats(
-            in_use_bytes=int(t[PageState.IN_USE]) + self._direct_bytes,
-            free_backed_bytes=int(t[PageState.FREE_BACKED]),
-            released_bytes=released,
-            lazyfree_bytes=int(t[PageState.LAZYFREE]),
-            queued_bytes=int(t[PageState.QUEUED]),
-            mapped_bytes=int(sum(s.npages for s in self._segments)) * PAGE_SIZE + self._direct_bytes,
+            in_use_bytes=t[PageState.IN_USE] * PAGE_SIZE + self._direct_bytes,
+            free_backed_bytes=t[PageState.FREE_BACKED] * PAGE_SIZE,
+            released_bytes=(t[PageState.RELEASED] + t[PageState.FRESH]) * PAGE_SIZE,
+            lazyfree_bytes=t[PageState.LAZYFREE] * PAGE_SIZE,
+            queued_bytes=t[PageState.QUEUED] * PAGE_SIZE,
+            mapped_bytes=self._mapped_pages * PAGE_SIZE + self._direct_bytes,
             requested_bytes=self._requested_bytes,
-            untouched_bytes=int(t[PageState.FRESH]),
+            untouched_bytes=t[PageState.FRESH] * PAGE_SIZE,
             hugepage_share=self._hugepage_share(),
             madvise_calls=sum(self._calls.values()),
             madvise_calls_by_advice={a.name: c for a, c in sorted(self._calls.items())},
@@ -544,14 +563,19 @@ class HeapAllocator:
         )
 
     def _hugepage_share(self) -> float:
-        """Resident heap in vhps with nothing released or untouched, over all resident heap."""
-        c = self._vhp_counts[: self.nvhp]
-        resident = c[:, PageState.IN_USE] + c[:, PageState.FREE_BACKED] + c[:, PageState.QUEUED]
-        holes = c[:, PageState.RELEASED] + c[:, PageState.FRESH] + c[:, PageState.LAZYFREE]
-        total = int(resident.sum())
+        """Resident heap in vhps with nothing released or untouched, over all resident heap.
+
+        Every vhp below the top is mapped, so its resident and hole pages add up to a whole vhp: a vhp with
+        no holes is one whose resident count is HPAGE_PAGES, and holds exactly that many resident pages.
+        """
+        t = self._totals
+        total = t[PageState.IN_USE] + t[PageState.FREE_BACKED] + t[PageState.QUEUED]
         if total == 0:
             return 0.0
-        return float(resident[holes == 0].sum()) / total
+        c = self._vhp_counts[: self.nvhp]
+        resident = c[:, PageState.IN_USE] + c[:, PageState.FREE_BACKED]
+        resident += c[:, PageState.QUEUED]
+        return float(np.count_nonzero(resident == HPAGE_PAGES) * HPAGE_PAGES) / total
 
     # ----------------------------------------------------------------------------------- direct mappings
 
@@ -608,9 +632,25 @@ class HeapAllocator:
         return 0.0
 
 
-def _repeats(ids: np.ndarray) -> np.ndarray:
-    """Mask of the ids that occur earlier in ``ids`` too."""
-    _, first = np.unique(ids, return_index=True)
-    mask = np.ones(len(ids), dtype=bool)
-    mask[first] = False
-    return mask
+
+def _ints(values: Sequence[int]) -> Sequence[int]:
+    """Page indices as Python ints (numpy arrays converted once, lists passed through)."""
+    return values.tolist() if isinstance(values, np.ndarray) else values
+
+
+def _check_live_ids(ids: list[int], live: list[bool]) -> None:
+    """A ValueError names the first id that is not a live heap span (or is freed twice in the batch)."""
+    seen = set()
+    for sid, is_live in zip(ids, live, strict=True):
+        if not is_live or sid in seen:
+            raise ValueError(f"span id {sid} is not allocated")
+        seen.add(sid)
+
+
+def _check_distinct(ids: list[int]) -> None:
+    """A ValueError names the first id that occurs twice in ``ids``."""
+    seen = set()
+    for sid in ids:
+        if sid in seen:
+            raise ValueError(f"span id {sid} is not allocated")
+        seen.add(sid)

@@ -19,8 +19,7 @@ largest per-epoch minimum in the long interval.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from collections import deque
-from operator import attrgetter
+from operator import attrgetter, sub
 
 import numpy as np
 
@@ -130,10 +129,10 @@ class PageTracker:
         self.used_tc -= n
         self.nallocs -= 1
 
-    def free_ranges_4k(self) -> tuple[np.ndarray, np.ndarray]:
+    def free_ranges_4k(self) -> tuple[list[int], list[int]]:
         """Free ranges as (first 4 KiB page index, 4 KiB pages) in the heap's page space."""
-        starts = np.array(self.free_start, dtype=np.int64) * TC_PAGE_PAGES + self.vhp * HPAGE_PAGES
-        return starts, np.array(self.free_len, dtype=np.int64) * TC_PAGE_PAGES
+        base = self.vhp * HPAGE_PAGES
+        return [base + s * TC_PAGE_PAGES for s in self.free_start], [n * TC_PAGE_PAGES for n in self.free_len]
 
     def list_key(self) -> int:
         """Index of this tracker's list: lower LFR first, then more allocations first."""
@@ -189,7 +188,12 @@ class HugePageFiller:
         self.lists = (TrackerLists(), TrackerLists(), TrackerLists())
         self.used_tc = 0
         self.size_hp = 0
-        self._demand: deque[list] = deque()  # [second, min used, max used]
+        # Used pages per second as parallel lists (second, min, max), oldest first: the demand windows are
+        # suffixes found by bisect and reduced by C-level max() instead of a Python loop per second.
+        self._demand_s: list[int] = []
+        self._demand_min: list[int] = []
+        self._demand_max: list[int] = []
+        self._demand_sorted = True   # seconds ascending (a clock that went back disables the bisect)
         # Which vhps are filler hugepages, so that statistics over them are one numpy expression rather
         # than a walk over every tracker.
         self._member = np.zeros(64, dtype=bool)
@@ -253,26 +257,40 @@ class HugePageFiller:
 
     def record_demand(self) -> None:
         """Note the filler's used pages for this second (called once per allocation or free batch)."""
-        second = int(self.clock())
-        if self._demand and self._demand[-1][0] == second:
-            e = self._demand[-1]
-            e[1], e[2] = min(e[1], self.used_tc), max(e[2], self.used_tc)
+        second, used = int(self.clock()), self.used_tc
+        seconds, mins, maxs = self._demand_s, self._demand_min, self._demand_max
+        if seconds and seconds[-1] == second:
+            mins[-1], maxs[-1] = min(mins[-1], used), max(maxs[-1], used)
         else:
-            self._demand.append([second, self.used_tc, self.used_tc])
+            self._demand_sorted &= not seconds or seconds[-1] < second
+            seconds.append(second)
+            mins.append(used)
+            maxs.append(used)
         horizon = second - max(self.skip_short_s, self.skip_long_s)
-        while self._demand and self._demand[0][0] < horizon:
-            self._demand.popleft()
+        old = 0
+        while old < len(seconds) and seconds[old] < horizon:
+            old += 1
+        if old:
+            del seconds[:old], mins[:old], maxs[:old]
 
     def required_tc(self) -> int:
         """Pages recent demand says will be needed again (0 when skipping is off or nothing recorded)."""
-        if not self._demand or (self.skip_short_s <= 0 and self.skip_long_s <= 0):
+        if not self._demand_s or (self.skip_short_s <= 0 and self.skip_long_s <= 0):
             return 0
-        now = self._demand[-1][0]
-        short = [e for e in self._demand if e[0] > now - self.skip_short_s]
-        long_ = [e for e in self._demand if e[0] > now - self.skip_long_s]
-        fluctuation = max((e[2] - e[1] for e in short), default=0)
-        trend = max((e[1] for e in long_), default=0)
+        short, long_ = self._since(self.skip_short_s), self._since(self.skip_long_s)
+        fluctuation = max(map(sub, short[2], short[1]), default=0)
+        trend = max(long_[1], default=0)
         return fluctuation + trend
+
+    def _since(self, interval_s: float) -> tuple[list[int], list[int], list[int]]:
+        """(seconds, mins, maxs) of the entries less than ``interval_s`` before the newest."""
+        seconds, after = self._demand_s, self._demand_s[-1] - interval_s
+        if self._demand_sorted:
+            i = bisect_right(seconds, after)
+            return seconds[i:], self._demand_min[i:], self._demand_max[i:]
+        keep = [i for i, sec in enumerate(seconds) if sec > after]
+        return ([seconds[i] for i in keep], [self._demand_min[i] for i in keep],
+                [self._demand_max[i] for i in keep])
 
     # ----------------------------------------------------------------------------------- release
 

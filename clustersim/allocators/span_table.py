@@ -63,6 +63,10 @@ class SpanTable:
         self._live[n:n + k] = True
         self._rows = n + k
 
+    def find(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Row of each id and whether it is live there (rows for ``take``)."""
+        return self._positions(ids)
+
     def pop(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Remove live spans: their (start, npages, nbytes) in the order of ``ids``.
 
@@ -70,9 +74,16 @@ class SpanTable:
         """
         pos, found = self._positions(ids)
         assert found.all()
+        return self.take(pos)
+
+    def take(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Remove the spans at rows ``pos`` (from ``find``): their (start, npages, nbytes).
+
+        REQUIRES: the rows are distinct and live.
+        """
         out = self._start[pos], self._npages[pos], self._nbytes[pos]
         self._live[pos] = False
-        self._dead += len(ids)
+        self._dead += len(pos)
         if self._dead > max(self._rows // 2, _MIN_CAPACITY):
             self._compact()
         return out

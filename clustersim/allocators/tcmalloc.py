@@ -19,6 +19,7 @@ which pages are backed).
 from __future__ import annotations
 
 from bisect import bisect_left
+from itertools import accumulate
 
 import numpy as np
 
@@ -122,18 +123,17 @@ class LegacyPageHeap(HeapAllocator):
         released, seconds = 0, 0.0
         for i in range(0, len(ranges), RELEASE_SCAN_RANGES):
             chunk = ranges[i:i + RELEASE_SCAN_RANGES]
-            starts = np.array([s for s, _ in chunk], dtype=np.int64)
-            lengths = np.array([n for _, n in chunk], dtype=np.int64)
+            starts = [s for s, _ in chunk]
+            lengths = [n for _, n in chunk]
             backed = self.free_backed_in(starts, lengths)
-            need = budget - released
-            upto = int(np.searchsorted(np.cumsum(backed), need, side="left")) + 1
-            upto = min(upto, len(chunk))
+            # Whole spans up to the first at which the backed pages reach what is left of the budget.
+            upto = min(bisect_left(list(accumulate(backed)), budget - released) + 1, len(chunk))
             n, spent = self.release_ranges(starts[:upto], lengths[:upto])
             released += n
             seconds += spent
-            for s in starts[:upto].tolist():
+            for s in starts[:upto]:
                 self.free_list.mark_clean(s)
-            self._cursor = int(starts[upto - 1] + lengths[upto - 1])
+            self._cursor = starts[upto - 1] + lengths[upto - 1]
             if released >= budget:
                 break
         return released, seconds
