@@ -133,15 +133,20 @@ def unsplittable(node: Node, p: Process, flat: np.ndarray, ranges: int) -> float
     return ranges * (c.syscall_s + c.madvise_base_s) + len(queued) * c.zero_page_s
 
 
-def free_undo(node: Node, p: Process, flat: np.ndarray, starts: np.ndarray) -> tuple[float, np.ndarray]:
-    """MADV_FREE_UNDO: lazyfree pages become pinned data again; returns cost and lost pages per range."""
+def free_undo(node: Node, p: Process, flat: np.ndarray, npages: np.ndarray) -> tuple[float, np.ndarray]:
+    """MADV_FREE_UNDO: lazyfree pages become pinned data again; returns cost and lost pages per range.
+
+    ``flat`` holds each range's pages in call order (``npages`` per range; ranges may overlap): a range's
+    lost pages are those of its pages that reclaim discarded.
+    """
     pt, c = node.pt, node.costs
     st = pt.flat_state[flat]
-    lazy = flat[st == LAZY]
+    lost_before = np.concatenate([[0], np.cumsum(st == NONE)])
+    ends = np.cumsum(npages)
+    lost = (lost_before[ends] - lost_before[ends - npages]).astype(np.int64)
+    lazy = uniq(flat[st == LAZY])
     pt.set_states(lazy, DATA)
-    lost_mask = (st == NONE).astype(np.int64)
-    lost = np.add.reduceat(lost_mask, starts) if len(flat) else np.zeros(len(starts), dtype=np.int64)
-    cost = len(starts) * (c.syscall_s + c.madvise_base_s) + len(lazy) * c.ad_bit_update_s
+    cost = len(npages) * (c.syscall_s + c.madvise_base_s) + len(lazy) * c.ad_bit_update_s
     return cost, lost
 
 

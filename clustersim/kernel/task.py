@@ -255,8 +255,7 @@ class Process:
         self.madvise_calls += ranges
         node.vmstat["madvise_calls"] += ranges
         if advice == MADV.FREE_UNDO:   # pages in call order: lost pages are counted per call
-            starts = np.concatenate([[0], np.cumsum(n)[:-1]]).astype(np.int64)
-            cost, self.undo_lost_pages = madvise.free_undo(node, self, region.flat(first, n), starts)
+            cost, self.undo_lost_pages = madvise.free_undo(node, self, region.flat(first, n), n)
             return cost
         flat = _flat_pages(region.start_row * HPAGE_PAGES + first, n)
         if advice == MADV.COLLAPSE:
