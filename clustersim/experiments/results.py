@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from .metrics import SUMMARY_KEYS
-from .run import MANIFEST, SUMMARY_FILE
+from .run import MANIFEST, SUMMARY_FILE, code_fingerprint
 from .store import inside, parquet_ok, read_json, remove_stale_temps, write_json_atomic, write_parquet_atomic
 from .sweepfile import ExpandedRun
 from .worker import TABLES, RunOutcome
@@ -70,7 +70,7 @@ class SweepStore:
                 files[table] = write_parquet_atomic(path, outcome.tables[table])
             elif path.parent.exists():
                 shutil.rmtree(path.parent)
-        marker = {"run_id": run.run_id, "config_hash": run.config_hash, "seed": run.seed,
+        marker = {"run_id": run.run_id, "config_hash": run.config_hash, "seed": run.seed, "code": code_fingerprint(),
                   "status": outcome.status, "error": outcome.error, "traceback": outcome.traceback,
                   "wall_s": outcome.wall_s, "host": outcome.host, "finished": now(),
                   "summary": outcome.summary, "files": files}
@@ -87,6 +87,8 @@ class SweepStore:
         return out
 
     def _whole(self, marker: Mapping[str, Any]) -> bool:
+        if marker.get("code") != code_fingerprint():   # made by other code: redo, never mix models
+            return False
         if marker.get("status") == "failed":
             return True
         files = marker.get("files") or {}

@@ -9,6 +9,8 @@ complete result; on failure the manifest says ``failed`` with the error and the 
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import platform
 import socket
 from collections.abc import Mapping, Sequence
@@ -40,6 +42,20 @@ class RunResult:
     timeseries: pd.DataFrame
     latency_histograms: pd.DataFrame
     manifest: dict[str, Any]
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """sha256 of the package's own source and data files: results of different code never mix on resume.
+
+    The version string stays the same between releases while the model changes; this does not.
+    """
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".py", ".csv")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def package_version() -> str:
@@ -91,6 +107,7 @@ def run_manifest(config: RunConfig, started: str, wall_s: float, status: str, er
     return {
         "name": config.name, "status": status, "error": error, "traceback": trace,
         "config_hash": config_hash(config), "seed": config.seed, "version": package_version(),
+        "code": code_fingerprint(),
         "python": platform.python_version(), "host": socket.gethostname(), "started": started,
         "wall_s": wall_s, "config": resolved(config),
     }

@@ -20,7 +20,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .results import SweepStore, now
-from .run import package_version
+from .run import code_fingerprint, package_version
 from .runners import Runner, choose_runner
 from .sweepfile import ExpandedRun, SweepSpec, expand, load_sweep
 from .worker import RunOutcome, RunTask, SimulateSpec, resolve_simulate, simulate_spec
@@ -147,7 +147,8 @@ def sweep_manifest(source: str | Path | Mapping[str, Any], spec: SweepSpec, runs
         "sweep": spec.model_dump(mode="json"),
         "expansion": [{"run_id": r.run_id, "point": r.point, "replicate": r.replicate, "params": r.params,
                        "seed": r.seed, "config_hash": r.config_hash} for r in runs],
-        "configs": configs, "version": package_version(), "python": platform.python_version(),
+        "configs": configs, "version": package_version(), "code": code_fingerprint(),
+        "python": platform.python_version(),
         "host": socket.gethostname(), "runner": runner.describe(), "timeout_s": timeout,
         "start": now(), "end": None, "status": "running",
     }

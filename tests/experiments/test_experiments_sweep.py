@@ -3,6 +3,7 @@ interrupted and damaged sweeps resume doing each run exactly once."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -119,11 +120,23 @@ def test_a_garbled_completion_marker_makes_its_run_redone(tmp_path: Path, small_
     assert report.executed == 1
 
 
+def test_a_run_made_by_other_code_is_redone(tmp_path: Path, small_sweep: dict[str, Any]) -> None:
+    # Results carry a fingerprint of the package's source: after any change to the model, a resume redoes
+    # the runs instead of mixing old and new numbers in one table.
+    sweep(small_sweep, tmp_path, workers=1, simulate=FakeSimulate(), **QUIET)
+    marker = sorted((tmp_path / "done").glob("*.json"))[0]
+    data = json.loads(marker.read_text())
+    marker.write_text(json.dumps({**data, "code": "older-code"}))
+    report = sweep(small_sweep, tmp_path, workers=1, simulate=FakeSimulate(), **QUIET)
+    assert report.executed == 1
+
+
 KILLED_SWEEP = """
+import ast
 import sys
 from clustersim.experiments import sweep
 from clustersim.experiments.fake import FakeSimulate
-spec, out, calls = eval(sys.argv[1]), sys.argv[2], sys.argv[3]
+spec, out, calls = ast.literal_eval(sys.argv[1]), sys.argv[2], sys.argv[3]
 sweep(spec, out, workers=1, progress=False, simulate=FakeSimulate(calls_dir=calls, exit_after=5))
 """
 
