@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..units import PAGE_SIZE, UnitError, parse_size
-from .errors import KernelError
+from ..units import PAGE_SIZE
+from .errors import KernelError, size_arg
 
 INF = float("inf")
 LIMITS = ("min", "low", "high", "max", "swap_max", "zswap_max")
@@ -203,8 +203,4 @@ def parse_limit(key: str, value: object) -> float:
     """A memcg limit in pages: 'max' or None is unlimited; sizes round down to pages like the kernel."""
     if value is None or value == "max":
         return INF
-    try:
-        nbytes = parse_size(value, key)
-    except UnitError as err:
-        raise KernelError("EINVAL", str(err)) from None
-    return nbytes // PAGE_SIZE
+    return size_arg(key, value) // PAGE_SIZE

@@ -11,10 +11,10 @@ from collections import Counter
 
 import numpy as np
 
-from ..units import HPAGE_PAGES, PAGE_SIZE, UnitError, parse_duration, parse_size
+from ..units import HPAGE_PAGES, PAGE_SIZE
 from . import compaction, khugepaged, vmscan
 from .costs import Costs
-from .errors import KernelError
+from .errors import KernelError, duration_arg, size_arg
 from .memcg import EVENTS, LIMITS, Memcg, MemcgTree, parse_limit
 from .page_alloc import PhysMem, default_min_free_kbytes
 from .pagetable import ADV_HUGEPAGE, CACHE, LAZY, PageTable
@@ -38,7 +38,7 @@ class Node:
 
     def __init__(self, memory: int | str = "1G", profile: str = "linux-6.12", seed=0, thp: dict | None = None,
                  swap: dict | None = None, vm: dict | None = None, proposals=(), costs: dict | None = None):
-        total = _size("memory", memory)
+        total = size_arg("memory", memory)
         if total < 64 * HPAGE_PAGES * PAGE_SIZE or total % (HPAGE_PAGES * PAGE_SIZE):
             raise KernelError("EINVAL", f"memory={memory!r} must be a multiple of 2M and at least 128M")
         self.profile = make_profile(profile, list(proposals))
@@ -174,7 +174,7 @@ class Node:
     # --- time ----------------------------------------------------------------------------------------
     def advance(self, duration: float | str) -> None:
         """Let ``duration`` pass: khugepaged scans, kswapd reclaims, kcompactd compacts, in time order."""
-        end = self.time + _seconds("duration", duration)
+        end = self.time + duration_arg("duration", duration)
         while True:
             t = min(self.next_khugepaged, self.next_kcompactd, end)
             self.time = max(self.time, t)
@@ -260,7 +260,7 @@ class Cgroup:
 
     def reclaim(self, nbytes: int | str) -> int:
         """memory.reclaim: reclaim from this subtree ignoring its own protection; EAGAIN if short."""
-        want = _size("reclaim", nbytes) // PAGE_SIZE
+        want = size_arg("reclaim", nbytes) // PAGE_SIZE
         got = 0
         for _ in range(16):
             sc = vmscan.memcg_reclaim(self.node, self.memcg, want - got)
@@ -272,18 +272,6 @@ class Cgroup:
         return got * PAGE_SIZE
 
 
-def _size(key: str, value) -> int:
-    try:
-        return parse_size(value, key)
-    except UnitError as err:
-        raise KernelError("EINVAL", str(err)) from None
-
-
-def _seconds(key: str, value) -> float:
-    try:
-        return parse_duration(value, key)
-    except UnitError as err:
-        raise KernelError("EINVAL", str(err)) from None
 
 
 __all__ = ["Cgroup", "Node"]

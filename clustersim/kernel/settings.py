@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from ..units import UnitError, parse_duration, parse_size
-from .errors import KernelError
+from .errors import KernelError, duration_arg, size_arg
 
 THP_ENABLED = ("always", "madvise", "never")
 THP_DEFRAG = ("always", "defer", "defer+madvise", "madvise", "never")
@@ -31,20 +30,6 @@ def _int_in(key: str, value: object, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise _reject(key, value, f"an integer in [{lo}, {hi}]")
     return value
-
-
-def _seconds(key: str, value: object) -> float:
-    try:
-        return parse_duration(value, key)
-    except UnitError as err:
-        raise KernelError("EINVAL", str(err)) from None
-
-
-def _bytes(key: str, value: object) -> int:
-    try:
-        return parse_size(value, key)
-    except UnitError as err:
-        raise KernelError("EINVAL", str(err)) from None
 
 
 @dataclass(frozen=True)
@@ -73,8 +58,8 @@ class THPSettings:
         s["max_ptes_none"] = _int_in("thp.max_ptes_none", s["max_ptes_none"], 0, 511)
         s["max_ptes_swap"] = _int_in("thp.max_ptes_swap", s["max_ptes_swap"], 0, 511)
         s["pages_to_scan"] = _int_in("thp.pages_to_scan", s["pages_to_scan"], 1, 1 << 30)
-        s["scan_sleep"] = _seconds("thp.scan_sleep", s["scan_sleep"])
-        s["alloc_sleep"] = _seconds("thp.alloc_sleep", s["alloc_sleep"])
+        s["scan_sleep"] = duration_arg("thp.scan_sleep", s["scan_sleep"])
+        s["alloc_sleep"] = duration_arg("thp.alloc_sleep", s["alloc_sleep"])
         if s["scan_sleep"] <= 0 or s["alloc_sleep"] <= 0:
             raise _reject("thp.scan_sleep/alloc_sleep", (s["scan_sleep"], s["alloc_sleep"]), "durations > 0")
         if not isinstance(s["shrink_underused"], bool):
@@ -128,7 +113,7 @@ class SwapSettings:
         s = {**{f.name: f.default for f in fields(cls)}, **given}
         if s["kind"] not in SWAP_KINDS:
             raise _reject("swap.kind", s["kind"], f"one of {SWAP_KINDS}")
-        s["size"] = _bytes("swap.size", s["size"])
+        s["size"] = size_arg("swap.size", s["size"])
         if s["kind"] != "none" and s["size"] < 4096:
             raise _reject("swap.size", s["size"], f"a size of at least 4K for swap kind {s['kind']!r}")
         if s["device"] not in DISK_DEVICES:

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..units import HPAGE_PAGES, PAGE_SIZE, UnitError, parse_size
+from ..units import HPAGE_PAGES, PAGE_SIZE
 from . import fault, khugepaged, madvise
-from .errors import KernelError
+from .errors import KernelError, size_arg
 from .memory import charging, free_page_tables, lru_add, unmap_pages
 from .mman import MADV
 from .pagetable import ADV_HUGEPAGE, ADV_NOHUGEPAGE, HOLDS_DATA, LAZY, NONE, SWAP, uniq
@@ -88,7 +88,7 @@ class Process:
     def mmap(self, length: int | str, advice: MADV | None = None) -> Region:
         """Anonymous private mapping, 2 MiB aligned; ``advice`` HUGEPAGE/NOHUGEPAGE applied at once."""
         self._check_alive()
-        nbytes = _size("length", length)
+        nbytes = size_arg("length", length)
         if nbytes <= 0:
             raise KernelError("EINVAL", f"mmap length {length!r} must be > 0")
         region = self.node.map_region(self, -(-nbytes // PAGE_SIZE))
@@ -220,7 +220,7 @@ class Process:
         """Read ``size`` bytes of file ``name`` into the page cache, charged to this task's memcg."""
         self._check_alive()
         from .filemap import read_file
-        return read_file(self.node, self, _size("size", size), name)
+        return read_file(self.node, self, size_arg("size", size), name)
 
     # --- madvise ------------------------------------------------------------------------------------
     def madvise(self, region: Region, offset: int | str, length: int | str, advice: MADV) -> float:
@@ -365,8 +365,8 @@ class Process:
             raise KernelError("EINVAL", "region is not a live mapping of this process")
 
     def _pages(self, region, offset, length, *, aligned):
-        off = _size("offset", offset)
-        ln = region.length - off if length is None else _size("length", length)
+        off = size_arg("offset", offset)
+        ln = region.length - off if length is None else size_arg("length", length)
         return self._pages_many(region, np.array([off]), np.array([ln]), aligned=aligned)
 
     def _pages_many(self, region, offsets, lengths, *, aligned):
@@ -422,14 +422,6 @@ def _int64(values) -> np.ndarray:
         return values
     return np.asarray(values, dtype=np.int64).reshape(-1)
 
-
-def _size(key: str, value) -> int:
-    if isinstance(value, np.integer):
-        value = int(value)
-    try:
-        return parse_size(value, key)
-    except UnitError as err:
-        raise KernelError("EINVAL", str(err)) from None
 
 
 def unmap_all_rows(node: Node, region: Region) -> None:
