@@ -163,13 +163,14 @@ class Fleet(mesa.Model):
                 progress(float(self.time), self.duration_s)
 
     def summary(self) -> dict[str, float]:
-        return summarise(self.fleet_acc, self._hist(self.processes), self._counters(self.processes),
-                         self.duration_s, self._vmstat())
+        counters = self._counters(self.processes)
+        counters["cpu_kernel_s"] = counters.get("cpu_kernel_s", 0.0) + sum(n.daemon_s for n in self.nodes)
+        return summarise(self.fleet_acc, self._hist(self.processes), counters, self.duration_s, self._vmstat())
 
     def tenants_frame(self) -> pd.DataFrame:
         rows = []
         for t in self.config.tenants:
-            procs = [p for p in self.processes if p.tenant.name == t.name]
+            procs = self._of_tenant(t.name)
             vm = self._vmstat(procs)
             row = summarise(self.tenant_acc[t.name], self._hist(procs), self._counters(procs), self.duration_s, vm)
             rows.append({"tenant": t.name, **row})
@@ -179,8 +180,10 @@ class Fleet(mesa.Model):
         return pd.DataFrame(self.series)
 
     def histograms_frame(self) -> pd.DataFrame:
-        return histogram_frame({t.name: self._hist([p for p in self.processes if p.tenant.name == t.name])
-                                for t in self.config.tenants})
+        return histogram_frame({t.name: self._hist(self._of_tenant(t.name)) for t in self.config.tenants})
+
+    def _of_tenant(self, name: str) -> list[ProcessAgent]:
+        return [p for p in self.processes if p.tenant.name == name]
 
     @staticmethod
     def _hist(procs) -> LatencyHistogram:
@@ -189,12 +192,11 @@ class Fleet(mesa.Model):
             h.merge(p.book.hist)
         return h
 
-    def _counters(self, procs) -> dict[str, float]:
+    @staticmethod
+    def _counters(procs) -> dict[str, float]:
         total = Counter()
         for p in procs:
             total.update(p.counters())
-        if procs is self.processes:
-            total["cpu_kernel_s"] += sum(n.daemon_s for n in self.nodes)
         return dict(total)
 
     def _vmstat(self, procs=None) -> dict[str, float]:

@@ -327,6 +327,13 @@ def test_k14_madv_free_on_linux_4_5_without_swap_acts_as_dontneed():
 
 
 # --- calibration scenario 6 --------------------------------------------------------------------------------------
+def _lazycg(backing: str):
+    """The scenario's memcg: max=256M, no swap, THP by madvise; 4K or THP backing of the process's memory."""
+    node = Node(memory="1G", thp={"enabled": "madvise"})
+    cg = node.cgroup("lazycg", max="256M", swap_max=0)
+    return node, cg, node.spawn(cgroup="lazycg"), MADV.HUGEPAGE if backing == "thp" else MADV.NOHUGEPAGE
+
+
 @pytest.mark.parametrize("backing", ["4k", "thp"])
 def test_madv_free_lets_a_tight_swapless_memcg_take_new_memory_without_oom(backing):
     # Calibration 6: memcg max=256M, no swap, enabled=madvise. Write 200M, MADV_FREE it, write 200M more
@@ -334,10 +341,7 @@ def test_madv_free_lets_a_tight_swapless_memcg_take_new_memory_without_oom(backi
     # memory needs (measured pglazyfreed 37112 pages on 4K, 37376 = 73 THPs on THP; band 3%); exactly the
     # discarded pages read as zeros and the rest keep their data; on THP whole THPs are discarded without a
     # split (thp_split_page +0) and the new memory is THP-backed. The control run without FREE is OOM-killed.
-    advice = MADV.HUGEPAGE if backing == "thp" else MADV.NOHUGEPAGE
-    node = Node(memory="1G", thp={"enabled": "madvise"})
-    cg = node.cgroup("lazycg", max="256M", swap_max=0)
-    p = node.spawn(cgroup="lazycg")
+    node, cg, p, advice = _lazycg(backing)
     a = p.mmap("200M", advice=advice)
     p.touch(a)
     node.check()
@@ -364,10 +368,7 @@ def test_madv_free_lets_a_tight_swapless_memcg_take_new_memory_without_oom(backi
 @pytest.mark.parametrize("backing", ["4k", "thp"])
 def test_without_madv_free_the_same_tight_memcg_oom_kills(backing):
     # Calibration 6, control run: the same 200M + 200M without MADV_FREE is OOM-killed (oom_kill=1).
-    advice = MADV.HUGEPAGE if backing == "thp" else MADV.NOHUGEPAGE
-    node = Node(memory="1G", thp={"enabled": "madvise"})
-    cg = node.cgroup("lazycg", max="256M", swap_max=0)
-    p = node.spawn(cgroup="lazycg")
+    node, cg, p, advice = _lazycg(backing)
     a = p.mmap("200M", advice=advice)
     p.touch(a)
     b = p.mmap("200M", advice=advice)
