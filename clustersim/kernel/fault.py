@@ -19,7 +19,7 @@ from .compaction import direct_compact
 from .huge_memory import vma_allows_thp
 from .memcg import INF
 from .memory import charging, ensure_page_tables, lru_add, map_pages
-from .pagetable import ADV_HUGEPAGE, DATA, LAZY, NONE, NSTATES, SWAP, ZERO, uniq
+from .pagetable import ADV_HUGEPAGE, DATA, LAZY, NONE, NSTATES, SWAP, ZERO, uniq, uniq_rows
 from .slowpath import over_high, reserve
 from .vmscan import memcg_reclaim
 
@@ -64,7 +64,7 @@ def _reuse_lazy(node: Node, lazy: np.ndarray) -> float:
 def _fault(node: Node, p: Process, need: np.ndarray, *, swapped: bool) -> float:
     """Fault in ``need`` (sorted NONE/SWAP pages; ``swapped`` whether any is SWAP). Only present pages
     change state under reclaim, so these pages keep their states throughout."""
-    rows = uniq(need // HPAGE_PAGES)
+    rows = uniq_rows(need)
     cost = 0.0
     cand = _thp_candidates(node, rows)
     if len(cand):
@@ -171,7 +171,7 @@ def _small_faults(node: Node, p: Process, need: np.ndarray, rows: np.ndarray, sw
     while start < len(need) and p.alive:
         remaining = need[start:]
         if start:
-            rows = uniq(remaining // HPAGE_PAGES)
+            rows = uniq_rows(remaining)
         new_tables = int(np.count_nonzero(~pt.pt[rows]))
         allowed, stall = reserve(node, p, len(remaining) + new_tables)
         cost += stall
@@ -182,7 +182,7 @@ def _small_faults(node: Node, p: Process, need: np.ndarray, rows: np.ndarray, sw
             chunk, chunk_rows = remaining, rows
         else:
             chunk = _fitting_prefix(node, remaining, allowed)
-            chunk_rows = uniq(chunk // HPAGE_PAGES)
+            chunk_rows = uniq_rows(chunk)
         if len(chunk) == 0:
             break
         cost += _map_chunk(node, p, chunk, chunk_rows, swapped)

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..units import HPAGE_PAGES, PAGE_SIZE
+from ..units import PAGE_SIZE
 from .memory import charging, ensure_page_tables, lru_add, map_pages
-from .pagetable import CACHE, NONE, uniq
+from .pagetable import CACHE, NONE, uniq_rows
 from .slowpath import over_high, reserve
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def read_file(node: Node, p: Process, nbytes: int, name: str) -> float:
         if allowed <= 0:
             break
         chunk = missing[start:start + allowed]
-        rows = uniq(chunk // HPAGE_PAGES)
+        rows = uniq_rows(chunk)
         with charging(node, rows):
             blocks = node.phys.alloc_pages(len(chunk))
             map_pages(node, chunk, CACHE, blocks)

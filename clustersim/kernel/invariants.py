@@ -67,6 +67,8 @@ def _check_blocks(node: Node) -> None:
     assert (phys.partial_unmovable == (partial & (phys.unmov > 0))).all(), "partial unmovable flags are stale"
     assert phys.nfree_blocks == int((phys.used == 0).sum()), "free block count is stale"
     assert not (phys.used[:phys.free_hint] == 0).any(), "a free block lies below free_hint"
+    assert not phys.partial_movable[:phys.partial_hint[0]].any(), "a partly used block lies below its hint"
+    assert not phys.partial_unmovable[:phys.partial_hint[1]].any(), "a partly used block lies below its hint"
     assert len(node.swap.ram_blocks) == node.swap.pool_pages(), "compressed store size is off"
 
 

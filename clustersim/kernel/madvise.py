@@ -33,6 +33,7 @@ from .pagetable import (
     SWAP,
     ZERO,
     uniq,
+    uniq_rows,
 )
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ def free(node: Node, p: Process, flat: np.ndarray, ranges: int) -> float:
     st = pt.flat_state[flat]
     swapped = flat[st == SWAP]
     if len(swapped):
-        with charging(node, uniq(swapped // HPAGE_PAGES)):
+        with charging(node, uniq_rows(swapped)):
             unmap_pages(node, swapped)
     mark = flat[(st == DATA) | (st == ZERO) | (st == QUEUED)]
     pt.set_states(mark, LAZY)
@@ -119,7 +120,7 @@ def splittable(node: Node, p: Process, flat: np.ndarray, ranges: int) -> float:
     st = pt.flat_state[flat]
     swapped = flat[st == SWAP]
     if len(swapped):
-        with charging(node, uniq(swapped // HPAGE_PAGES)):
+        with charging(node, uniq_rows(swapped)):
             unmap_pages(node, swapped)
     pt.set_states(flat[(st == DATA) | (st == ZERO) | (st == LAZY)], QUEUED)
     return ranges * (node.costs.syscall_s + node.costs.madvise_base_s)
@@ -166,7 +167,7 @@ def set_thp_advice(node: Node, region: Region, flat: np.ndarray, advice: MADV) -
 
 def cold(node: Node, p: Process, flat: np.ndarray, ranges: int) -> float:
     """MADV_COLD: deactivate the range so reclaim takes it first."""
-    rows = uniq(flat // HPAGE_PAGES)
+    rows = uniq_rows(flat)
     node.pt.active[rows] = False
     node.pt.atime[rows] = -np.inf
     return ranges * (node.costs.syscall_s + node.costs.madvise_base_s)

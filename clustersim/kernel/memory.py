@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..jit import njit
 from ..units import HPAGE_PAGES
-from .pagetable import CACHE, IS_PRESENT, NONE, SWAP, uniq
+from .pagetable import CACHE, IS_PRESENT, NONE, SWAP, uniq, uniq_rows
 
 if TYPE_CHECKING:
     from .node import Node
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 def unique_rows(flat: np.ndarray) -> np.ndarray:
     """Sorted distinct rows of flat page indices."""
-    return uniq(flat // HPAGE_PAGES)
+    return uniq_rows(flat)
 
 
 class charging:
@@ -29,27 +30,55 @@ class charging:
     set-up cost was a visible share of a small call. Nothing is charged if the block raises.
     """
 
-    __slots__ = ("fp0", "node", "rows", "sw0")
+    __slots__ = ("fp", "node", "rows", "sw")
 
     def __init__(self, node: Node, rows: np.ndarray) -> None:
         self.node, self.rows = node, rows
 
     def __enter__(self) -> None:
-        pt, rows = self.node.pt, self.rows
-        self.fp0, self.sw0 = pt.footprint(rows), pt.cnt[rows, SWAP].copy()
+        pt = self.node.pt
+        self.fp, self.sw = _snapshot(pt.folio, pt.npres, pt.fmapped, pt.pt, pt.cnt, self.rows)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             return
-        node, pt, rows = self.node, self.node.pt, self.rows
-        fp_delta, sw_delta = pt.footprint(rows) - self.fp0, pt.cnt[rows, SWAP] - self.sw0
-        memcgs = pt.memcg[rows]
-        if len(memcgs) and (memcgs == memcgs[0]).all():   # the common case: the rows of one task's mappings
-            _charge(node, int(memcgs[0]), int(fp_delta.sum()), int(sw_delta.sum()))
+        node, pt, rows, fp, sw = self.node, self.node.pt, self.rows, self.fp, self.sw
+        owner, pages, swap_pages = _deltas(pt.folio, pt.npres, pt.fmapped, pt.pt, pt.cnt, pt.memcg, rows, fp, sw)
+        if owner >= 0:   # the common case: the rows of one task's mappings
+            _charge(node, owner, pages, swap_pages)
             return
-        for m_idx in uniq(memcgs[(fp_delta != 0) | (sw_delta != 0)]):
+        memcgs = pt.memcg[rows]   # fp and sw now hold the per-row changes
+        for m_idx in uniq(memcgs[(fp != 0) | (sw != 0)]):
             sel = memcgs == m_idx
-            _charge(node, int(m_idx), int(fp_delta[sel].sum()), int(sw_delta[sel].sum()))
+            _charge(node, int(m_idx), int(fp[sel].sum()), int(sw[sel].sum()))
+
+
+@njit
+def _snapshot(folio, npres, fmapped, has_pt, cnt, rows):
+    """Footprint (as PageTable.footprint) and swapped pages of each row."""
+    fp = np.empty(rows.shape[0], dtype=np.int64)
+    sw = np.empty(rows.shape[0], dtype=np.int64)
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        fp[i] = (HPAGE_PAGES if folio[r] >= 0 else 0) + npres[r] - fmapped[r] + has_pt[r]
+        sw[i] = cnt[r, SWAP]
+    return fp, sw
+
+
+@njit
+def _deltas(folio, npres, fmapped, has_pt, cnt, memcg, rows, fp, sw):
+    """Turn the snapshot into per-row changes in place; returns (the one memcg owning every row, or -1 if
+    several do, total footprint change, total swap change)."""
+    owner, pages, swap_pages = -1, 0, 0
+    after_fp, after_sw = _snapshot(folio, npres, fmapped, has_pt, cnt, rows)
+    for i in range(rows.shape[0]):
+        fp[i] = after_fp[i] - fp[i]
+        sw[i] = after_sw[i] - sw[i]
+        pages += fp[i]
+        swap_pages += sw[i]
+        m = memcg[rows[i]]
+        owner = m if i == 0 else (owner if m == owner else -2)
+    return (owner if owner >= 0 else -1), pages, swap_pages
 
 
 def _charge(node: Node, m_idx: int, pages: int, swap_pages: int) -> None:

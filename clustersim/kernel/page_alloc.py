@@ -15,8 +15,8 @@ import math
 
 import numpy as np
 
+from ..jit import njit
 from ..units import HPAGE_PAGES
-from .pagetable import uniq
 
 # Boot-time slab and other unmovable kernel memory is grouped by migratetype into unmovable blocks, but
 # slab fragmentation leaves those blocks partly empty; half full is an estimate, not a measurement.
@@ -45,6 +45,9 @@ class PhysMem:
         self.partial_unmovable = np.zeros(self.nblocks, dtype=bool)
         self.nfree_blocks = self.nblocks
         self.free_hint = 0   # no entirely free block lies below this one: searches for free blocks start here
+        self._seen = np.zeros(self.nblocks, dtype=np.uint8)   # scratch marks for distinct blocks in a call
+        # No partly used movable (entry 0) or unmovable (entry 1) block lies below these: scans start here.
+        self.partial_hint = np.zeros(2, dtype=np.int64)
         self.wmark_min = min_free_kbytes // 4
         gap = max(self.wmark_min // 4, total_pages * watermark_scale_factor // 10000)
         self.wmark_low = self.wmark_min + gap
@@ -58,15 +61,10 @@ class PhysMem:
 
     def _changed(self, blocks: np.ndarray, free_before: int) -> None:
         """Refresh the kept flags of distinct ``blocks`` whose counters just changed."""
-        used = self.used[blocks]
-        partial = (used > 0) & (used < HPAGE_PAGES) & ~self.thp[blocks]
-        unmov = self.unmov[blocks] > 0
-        self.partial_movable[blocks] = partial & ~unmov
-        self.partial_unmovable[blocks] = partial & unmov
-        free = used == 0
-        nfree = int(np.count_nonzero(free))
+        nfree, lowest = _refresh(self.used, self.unmov, self.thp, self.partial_movable, self.partial_unmovable,
+                                 self.partial_hint, blocks)
         if nfree:
-            self.free_hint = min(self.free_hint, int(blocks[free].min()))
+            self.free_hint = min(self.free_hint, lowest)
         self.nfree_blocks += nfree - free_before
 
     def _free_among(self, blocks: np.ndarray) -> int:
@@ -75,20 +73,13 @@ class PhysMem:
     def _lowest_free(self, k: int) -> np.ndarray:
         """The ``k`` entirely free blocks of lowest address (all of them if fewer), ascending.
 
-        Scans from free_hint in growing windows, so taking a few free blocks costs what they need, not a
+        Scans from free_hint and stops at the k-th, so taking a few free blocks costs what they need, not a
         pass over every block of a large node (the buddy allocator pops its free lists likewise).
         """
-        found, start, width = [], self.free_hint, 256
-        while k > 0 and start < self.nblocks:
-            window = np.flatnonzero(self.used[start:start + width] == 0)[:k] + start
-            found.append(window)
-            k -= len(window)
-            start, width = start + width, 4 * width
-        if not found:   # none asked for, or the hint is past the last block
+        if k <= 0:
             return np.empty(0, dtype=np.int64)
-        blocks = found[0] if len(found) == 1 else np.concatenate(found)
-        # Every block scanned before the first free one found is in use; with none found, all scanned are.
-        self.free_hint = int(blocks[0]) if len(blocks) else min(start, self.nblocks)
+        blocks = _lowest_free(self.used, self.free_hint, k)
+        self.free_hint = int(blocks[0]) if len(blocks) else self.nblocks   # every block below is in use
         return blocks
 
     def fragmentation_score(self) -> float:
@@ -100,44 +91,20 @@ class PhysMem:
 
     # --- allocation ------------------------------------------------------------------------------------
     def alloc_pages(self, n: int, movable: bool = True) -> np.ndarray:
-        """Blocks for ``n`` order-0 pages (one entry per page), or an empty array if memory is short."""
-        if n <= 0:
-            return np.empty(0, dtype=np.int32)
-        if n > self.nr_free:
-            return np.empty(0, dtype=np.int32)
-        own, other = ((self.partial_movable, self.partial_unmovable) if movable
-                      else (self.partial_unmovable, self.partial_movable))
-        first = int(own.argmax())   # stops at the first partly used block
-        if own[first] and HPAGE_PAGES - int(self.used[first]) >= n:   # it has room for all (a page table)
-            return self._fill(np.array([first]), np.array([n], dtype=np.int32), n, movable, 0)
-        order = np.flatnonzero(own)
-        room = HPAGE_PAGES - self.used[order]
-        short = n - int(room.sum())
-        free_before = 0
-        if short > 0:   # break free blocks, then fall back to the other migratetype's blocks
-            free = self._lowest_free(-(-short // HPAGE_PAGES))   # only the free blocks the fill reaches
-            free_before = len(free)   # the fill takes from each of them
-            parts = [order, free]
-            if len(free) * HPAGE_PAGES < short:
-                parts.append(np.flatnonzero(other))
-            order = np.concatenate(parts)
-            room = HPAGE_PAGES - self.used[order]
-        # Fill in order: every block before the one where the running room reaches n is filled up, that
-        # one takes the rest (each block listed has room, so none is skipped).
-        filled = np.cumsum(room)
-        last = int(np.searchsorted(filled, n))
-        blocks, counts = order[: last + 1], room[: last + 1].astype(np.int32)
-        counts[-1] = n - (filled[last] - room[last])
-        return self._fill(blocks, counts, n, movable, free_before)
+        """Blocks for ``n`` order-0 pages (one entry per page), or an empty array if memory is short.
 
-    def _fill(self, blocks: np.ndarray, counts: np.ndarray, n: int, movable: bool, free_before: int) -> np.ndarray:
-        """Take ``counts`` pages (int32) of each of ``blocks``; ``free_before`` of them were free."""
-        self.used[blocks] += counts
-        if not movable:
-            self.unmov[blocks] += counts
+        Partly used blocks of the request's migratetype are filled first, lowest address first; then the
+        lowest entirely free blocks are broken; then the other migratetype's partly used blocks are used.
+        """
+        if n <= 0 or n > self.nr_free:
+            return np.empty(0, dtype=np.int32)
+        pages, free_taken, hint = _alloc_order0(self.used, self.unmov, self.thp, self.partial_movable,
+                                                self.partial_unmovable, self.partial_hint, n, movable,
+                                                self.free_hint)
         self.nr_free -= n
-        self._changed(blocks, free_before)
-        return np.repeat(blocks.astype(np.int32), counts)
+        self.nfree_blocks -= free_taken
+        self.free_hint = hint
+        return pages
 
     def alloc_blocks(self, k: int) -> np.ndarray:
         """Up to ``k`` entirely free pageblocks for THPs, lowest address first."""
@@ -169,15 +136,13 @@ class PhysMem:
         """Return order-0 pages, given the block of each page."""
         if len(blocks) == 0:
             return
-        touched, counts = uniq(blocks, return_counts=True)
-        counts = counts.astype(np.int32)
-        self.used[touched] -= counts
-        assert self.used[touched].min() >= 0, "freed pages never allocated"
-        if not movable:
-            self.unmov[touched] -= counts
-            assert self.unmov[touched].min() >= 0, "freed unmovable pages never allocated"
+        ok, nfree, lowest = _free_order0(self.used, self.unmov, self.thp, self.partial_movable,
+                                         self.partial_unmovable, self.partial_hint, blocks, movable, self._seen)
+        assert ok, "freed pages never allocated"
         self.nr_free += len(blocks)
-        self._changed(touched, 0)   # each block held the pages freed from it, so none was free before
+        self.nfree_blocks += nfree   # each block held the pages freed from it, so none was free before
+        if nfree:
+            self.free_hint = min(self.free_hint, lowest)
 
     def free_blocks_thp(self, blocks: np.ndarray) -> None:
         """Free whole THP folios."""
@@ -195,3 +160,114 @@ class PhysMem:
         self.used[block] -= unmapped.astype(np.int32)
         self.nr_free += int(unmapped.sum())
         self._changed(block, 0)
+
+
+# --- compiled loops over the blocks a call touches ------------------------------------------------------
+@njit
+def _flag(used, unmov, thp, pm, pu, hint, b) -> None:
+    """Refresh block b's partly-used flags from its counters (and lower the scan hint of its kind)."""
+    partial = 0 < used[b] < HPAGE_PAGES and not thp[b]
+    pm[b] = partial and unmov[b] == 0
+    pu[b] = partial and unmov[b] > 0
+    if pm[b]:
+        hint[0] = min(hint[0], b)
+    if pu[b]:
+        hint[1] = min(hint[1], b)
+
+
+@njit
+def _refresh(used, unmov, thp, pm, pu, hint, blocks):
+    """_flag() for distinct blocks; returns (how many are entirely free, the lowest free one)."""
+    nfree, lowest = 0, used.shape[0]
+    for b in blocks:
+        _flag(used, unmov, thp, pm, pu, hint, b)
+        if used[b] == 0:
+            nfree += 1
+            lowest = min(lowest, b)
+    return nfree, lowest
+
+
+@njit
+def _lowest_free(used, start, k):
+    out = np.empty(k, dtype=np.int64)
+    m, b = 0, start
+    while m < k and b < used.shape[0]:
+        if used[b] == 0:
+            out[m] = b
+            m += 1
+        b += 1
+    return out[:m]
+
+
+@njit
+def _take(used, unmov, thp, pm, pu, hint, b, out, got, n, movable):
+    """Fill block b with as many of the remaining pages as it has room for; returns the pages placed."""
+    k = min(HPAGE_PAGES - used[b], n - got)
+    used[b] += k
+    if not movable:
+        unmov[b] += k
+    out[got:got + k] = b
+    _flag(used, unmov, thp, pm, pu, hint, b)
+    return got + k
+
+
+@njit
+def _fill_partial(used, unmov, thp, pm, pu, hint, kind, out, got, n, movable):
+    """Fill the partly used blocks of one kind (0 movable, 1 unmovable) in address order from its hint; the
+    first one found becomes the hint."""
+    flags = pm if kind == 0 else pu
+    b, nb = hint[kind], used.shape[0]
+    while b < nb and not flags[b]:
+        b += 1
+    hint[kind] = b
+    while got < n and b < nb:
+        if flags[b]:
+            got = _take(used, unmov, thp, pm, pu, hint, b, out, got, n, movable)
+        b += 1
+    return got
+
+
+@njit
+def _alloc_order0(used, unmov, thp, pm, pu, hint, n, movable, free_hint):
+    """Place n order-0 pages: own migratetype's partly used blocks, then free blocks from ``free_hint``, then
+    the other migratetype's partly used blocks, each in address order. Returns (block per page, free blocks
+    broken, new free hint)."""
+    own = 0 if movable else 1
+    out = np.empty(n, dtype=np.int32)
+    got = _fill_partial(used, unmov, thp, pm, pu, hint, own, out, 0, n, movable)
+    free_taken = 0
+    if got < n:
+        first_free, b, nb = used.shape[0], free_hint, used.shape[0]
+        while got < n and b < nb:
+            if used[b] == 0:
+                first_free = min(first_free, b)
+                got = _take(used, unmov, thp, pm, pu, hint, b, out, got, n, movable)
+                free_taken += 1
+            b += 1
+        free_hint = first_free
+    if got < n:
+        got = _fill_partial(used, unmov, thp, pm, pu, hint, 1 - own, out, got, n, movable)
+    return out, free_taken, free_hint
+
+
+@njit
+def _free_order0(used, unmov, thp, pm, pu, hint, blocks, movable, seen):
+    """Give back one page per entry of ``blocks``; returns (counters stayed >= 0, blocks now entirely
+    free, the lowest of them)."""
+    for b in blocks:
+        used[b] -= 1
+        if not movable:
+            unmov[b] -= 1
+    ok, nfree, lowest = True, 0, used.shape[0]
+    for b in blocks:
+        if seen[b]:
+            continue
+        seen[b] = 1
+        ok = ok and used[b] >= 0 and unmov[b] >= 0
+        _flag(used, unmov, thp, pm, pu, hint, b)
+        if used[b] == 0:
+            nfree += 1
+            lowest = min(lowest, b)
+    for b in blocks:
+        seen[b] = 0
+    return ok, nfree, lowest

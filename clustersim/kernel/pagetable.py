@@ -12,23 +12,62 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..jit import njit
 from ..units import HPAGE_PAGES
 
 
 def uniq(a: np.ndarray, return_counts: bool = False):
-    """np.unique for the common case of already sorted input, in one linear pass (numpy's is a hash/sort)."""
-    if len(a) and not (a[1:] >= a[:-1]).all():
+    """np.unique for the common case of already sorted input, in one compiled pass (numpy's sorts)."""
+    values, counts = _uniq(a)
+    return (values, counts) if return_counts else values
+
+
+def uniq_rows(flat: np.ndarray) -> np.ndarray:
+    """Sorted distinct rows (vhps) of flat page indices: uniq(flat // HPAGE_PAGES) without the temporary."""
+    return _uniq_rows(flat)
+
+
+@njit
+def _is_sorted(a) -> bool:
+    for i in range(1, a.shape[0]):   # noqa: SIM110 (numba compiles loops, not generators)
+        if a[i] < a[i - 1]:
+            return False
+    return True
+
+
+@njit
+def _uniq(a):
+    if not _is_sorted(a):
         a = np.sort(a)
-    first = np.ones(len(a), dtype=bool)
-    first[1:] = a[1:] != a[:-1]
-    if not return_counts:
-        return a[first]
-    starts = np.flatnonzero(first)
-    counts = np.empty(len(starts), dtype=np.int64)   # gaps between starts, written out (np.diff is slower)
-    counts[:-1] = starts[1:] - starts[:-1]
-    if len(starts):
-        counts[-1] = len(a) - starts[-1]
-    return a[starts], counts
+    values = np.empty_like(a)
+    counts = np.empty(a.shape[0], dtype=np.int64)
+    k = -1
+    for i in range(a.shape[0]):
+        if k < 0 or a[i] != values[k]:
+            k += 1
+            values[k] = a[i]
+            counts[k] = 1
+        else:
+            counts[k] += 1
+    return values[: k + 1], counts[: k + 1]
+
+
+@njit
+def _uniq_rows(flat):
+    rows = np.empty(flat.shape[0], dtype=np.int64)
+    ordered = True
+    for i in range(flat.shape[0]):
+        rows[i] = flat[i] // HPAGE_PAGES
+        if i and rows[i] < rows[i - 1]:
+            ordered = False
+    if not ordered:
+        rows = np.sort(rows)
+    k = 0
+    for i in range(rows.shape[0]):
+        if k == 0 or rows[i] != rows[k - 1]:
+            rows[k] = rows[i]
+            k += 1
+    return rows[:k]
 
 
 # Page states. ZERO: present, holds zeros (a THP subpage never written, or zeroed by UNSPLITTABLE).
@@ -139,44 +178,26 @@ class PageTable:
     def footprint(self, rows: np.ndarray | slice) -> np.ndarray:
         """Pages each row holds and charges: its whole folio while one exists, the 4 KiB pages mapped
         outside the folio, and its PTE table."""
-        folio = np.where(self.folio[rows] >= 0, HPAGE_PAGES, 0)
-        return folio + self.present(rows) - self.fmapped[rows] + self.pt[rows]
+        if isinstance(rows, slice):
+            folio = np.where(self.folio[rows] >= 0, HPAGE_PAGES, 0)
+            return folio + self.present(rows) - self.fmapped[rows] + self.pt[rows]
+        return _footprint(self.folio, self.npres, self.fmapped, self.pt, rows)
 
     # --- state changes ---------------------------------------------------------------------------------
     def set_states(self, flat: np.ndarray, new: int | np.ndarray) -> np.ndarray:
-        """Set page states at flat indices (row*512+col), keeping per-row counts; returns the old states."""
-        fs = self.flat_state
-        old = fs[flat]
-        if len(flat) == 0:
-            return old
-        rows = flat // HPAGE_PAGES
-        lo, hi = int(rows.min()), int(rows.max()) + 1
-        cell = (rows - lo) * NSTATES      # one (row, state) counter per row of the span lo..hi
-        delta = -np.bincount(cell + old, minlength=(hi - lo) * NSTATES)
+        """Set the states of distinct pages at flat indices (row*512+col), keeping per-row counts; returns
+        the old states."""
+        old = np.empty(len(flat), dtype=np.uint8)
         if isinstance(new, np.ndarray):
-            delta += np.bincount(cell + new, minlength=(hi - lo) * NSTATES)
-        else:   # one new state: its column gains the pages per row
-            delta[new::NSTATES] += np.bincount(rows - lo, minlength=hi - lo)
-        delta = delta.reshape(hi - lo, NSTATES).astype(np.int32)
-        self.cnt[lo:hi] += delta
-        self.npres[lo:hi] += delta @ _PRESENT_I32
-        fs[flat] = new
+            _set_each(self.flat_state, self.cnt, self.npres, _PRESENT_I32, flat, new.astype(np.uint8), old)
+        else:
+            _set_all(self.flat_state, self.cnt, self.npres, _PRESENT_I32, flat, new, old)
         return old
 
     def move_states(self, flat: np.ndarray, was: int, new: int) -> None:
         """set_states() for distinct pages all known to be in state ``was`` (REQUIRES): the per-row counts
-        move by the pages per row, without reading the old states (node.check() verifies the counts)."""
-        if len(flat) == 0:
-            return
-        rows = flat // HPAGE_PAGES
-        lo, hi = int(rows.min()), int(rows.max()) + 1
-        per_row = np.bincount(rows - lo, minlength=hi - lo).astype(np.int32)
-        self.cnt[lo:hi, was] -= per_row
-        self.cnt[lo:hi, new] += per_row
-        gain = int(IS_PRESENT[new]) - int(IS_PRESENT[was])
-        if gain:
-            self.npres[lo:hi] += gain * per_row
-        self.flat_state[flat] = new
+        move without the old states being read (node.check() verifies the counts)."""
+        _move_all(self.flat_state, self.cnt, self.npres, _PRESENT_I32, flat, was, new)
 
     def pages_of(self, rows: np.ndarray) -> np.ndarray:
         """Flat indices of every page of the given rows."""
@@ -190,3 +211,51 @@ class PageTable:
         mask = np.isin(sub, states)
         r, c = np.nonzero(mask)
         return rows[r].astype(np.int64) * HPAGE_PAGES + c
+
+
+@njit
+def _footprint(folio, npres, fmapped, has_pt, rows):
+    out = np.empty(rows.shape[0], dtype=np.int64)
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        out[i] = (HPAGE_PAGES if folio[r] >= 0 else 0) + npres[r] - fmapped[r] + has_pt[r]
+    return out
+
+
+@njit
+def _set_all(fs, cnt, npres, present, flat, new, old):
+    for i in range(flat.shape[0]):
+        f = flat[i]
+        r = f // HPAGE_PAGES
+        o = fs[f]
+        old[i] = o
+        cnt[r, o] -= 1
+        cnt[r, new] += 1
+        npres[r] += present[new] - present[o]
+        fs[f] = new
+
+
+@njit
+def _set_each(fs, cnt, npres, present, flat, new, old):
+    for i in range(flat.shape[0]):
+        f = flat[i]
+        r = f // HPAGE_PAGES
+        o = fs[f]
+        n = new[i]
+        old[i] = o
+        cnt[r, o] -= 1
+        cnt[r, n] += 1
+        npres[r] += present[n] - present[o]
+        fs[f] = n
+
+
+@njit
+def _move_all(fs, cnt, npres, present, flat, was, new):
+    gain = present[new] - present[was]
+    for i in range(flat.shape[0]):
+        f = flat[i]
+        r = f // HPAGE_PAGES
+        cnt[r, was] -= 1
+        cnt[r, new] += 1
+        npres[r] += gain
+        fs[f] = new

@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..jit import njit
 from ..units import HPAGE_PAGES, PAGE_SIZE
 from . import fault, khugepaged, madvise
 from .errors import KernelError, size_arg
 from .memory import charging, free_page_tables, lru_add, unmap_pages
 from .mman import MADV
-from .pagetable import ADV_HUGEPAGE, ADV_NOHUGEPAGE, HOLDS_DATA, LAZY, NONE, SWAP, uniq
+from .pagetable import ADV_HUGEPAGE, ADV_NOHUGEPAGE, HOLDS_DATA, LAZY, NONE, SWAP, uniq_rows
 
 if TYPE_CHECKING:
     from .memcg import Memcg
@@ -148,13 +149,13 @@ class Process:
     def _batch_pages(self, batch, *, aligned: bool) -> tuple[np.ndarray, np.ndarray]:
         """First flat page and page count of every range of (region, offsets, lengths) triples.
 
-        The ranges of all mappings are checked in one vectorised pass: a batch is a few dozen ranges over a
+        The ranges of all mappings are checked in one compiled pass: a batch is a few dozen ranges over a
         handful of VMAs, where per-VMA numpy calls would cost more than the work. Any bad range sends the
         batch through the per-mapping checks instead, so the error raised is the one the first bad range in
         batch order gets, exactly as when each mapping was checked in turn.
         """
         batch = list(batch)   # read twice when a range is bad
-        offs, lens, bases, limits, counts = [], [], [], [], []
+        offs, lens, bounds = [], [], []
         for region, off, ln in sorted(batch, key=_start_row):   # by address: the pages come out sorted
             try:
                 off, ln = _int64(off), _int64(ln)
@@ -164,25 +165,15 @@ class Process:
                 self._raise_first_error(batch, aligned)
             offs.append(off)
             lens.append(ln)
-            bases.append(region.start_row * HPAGE_PAGES)
-            limits.append(region.length)
-            counts.append(len(off))
+            bounds.append((region.start_row * HPAGE_PAGES, region.length, len(off)))
         self._check_alive()
-        if len(offs) == 1:
-            off, ln, base, limit = offs[0], lens[0], bases[0], limits[0]
-        elif offs:
-            off, ln = np.concatenate(offs), np.concatenate(lens)
-            base, limit = np.repeat(np.array([bases, limits]), counts, axis=1)
-        else:
+        if not offs:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        end = off + ln
-        bad = ((off | ln) < 0) | (end > limit)    # (off | ln) < 0: either is negative
-        if aligned:
-            bad |= (off % PAGE_SIZE) != 0
-        if bad.any():
+        off, ln = (offs[0], lens[0]) if len(offs) == 1 else (np.concatenate(offs), np.concatenate(lens))
+        first, n, ok = _batch_ranges(off, ln, np.array(bounds, dtype=np.int64), aligned)
+        if not ok:
             self._raise_first_error(batch, aligned)
-        first = off // PAGE_SIZE
-        return base + first, (end + (PAGE_SIZE - 1)) // PAGE_SIZE - first   # ceil; lengths >= 0, counts too
+        return first, n
 
     def _raise_first_error(self, batch, aligned: bool):
         """Check each mapping's ranges in turn, as separate calls would: raises the first range's error."""
@@ -207,7 +198,7 @@ class Process:
         self._check_alive()
         swapped = flat[self.node.pt.flat_state[flat] == SWAP]
         cost = fault.touch(self.node, self, swapped) if len(swapped) else 0.0
-        lru_add(self.node, uniq(flat // HPAGE_PAGES), active=True)
+        lru_add(self.node, uniq_rows(flat), active=True)
         return cost
 
     def read(self, region: Region, offset: int | str = 0, length: int | str | None = None) -> float:
@@ -267,7 +258,7 @@ class Process:
     def _collapse(self, region: Region, flat: np.ndarray) -> float:
         """MADV_COLLAPSE (6.1+): EINVAL on MADV_NOHUGEPAGE or with THP disabled by prctl."""
         node = self.node
-        rows = uniq(flat // HPAGE_PAGES)
+        rows = uniq_rows(flat)
         if (node.pt.advice[rows] == ADV_NOHUGEPAGE).any() or self.thp_disable is True:
             raise KernelError("EINVAL", "MADV_COLLAPSE on a VMA with MADV_NOHUGEPAGE or THP disabled by prctl")
         rows = rows[khugepaged.collapsible(node, rows, limits=False)]
@@ -391,25 +382,54 @@ class Process:
 
 def _flat_pages(first: np.ndarray, n: np.ndarray) -> np.ndarray:
     """Sorted distinct flat pages of ranges given as first flat page and page count (n >= 0)."""
-    if _disjoint_ascending(first, n):
-        return _expand(first, n)
-    order = np.argsort(first, kind="stable")
-    first, n = first[order], n[order]
-    return _expand(first, n) if _disjoint_ascending(first, n) else uniq(_expand(first, n))
+    return _expand_ranges(first, n)
 
 
-def _disjoint_ascending(first: np.ndarray, n: np.ndarray) -> bool:
+@njit
+def _disjoint_ascending(first, n) -> bool:
     """Each range starts at or after the end of the one before (its pages come out sorted and distinct)."""
-    return len(first) < 2 or bool((first[1:] >= first[:-1] + n[:-1]).all())
+    for i in range(1, first.shape[0]):   # noqa: SIM110 (numba compiles loops, not generators)
+        if first[i] < first[i - 1] + n[i - 1]:
+            return False
+    return True
 
 
-def _expand(first: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """The pages of the ranges one after the other."""
-    ends = np.cumsum(n)
-    total = int(ends[-1]) if len(ends) else 0
-    if total == 0:
-        return np.empty(0, dtype=np.int64)
-    return np.repeat(first - (ends - n), n) + np.arange(total, dtype=np.int64)
+@njit
+def _expand_ranges(first, n):
+    """The pages of the ranges, sorted and distinct (ranges out of order or overlapping are merged)."""
+    disjoint = _disjoint_ascending(first, n)
+    if not disjoint:
+        order = np.argsort(first, kind="mergesort")
+        first, n = first[order], n[order]
+        disjoint = _disjoint_ascending(first, n)
+    pages = np.empty(n.sum(), dtype=np.int64)
+    k = 0
+    for i in range(first.shape[0]):
+        for j in range(n[i]):
+            pages[k + j] = first[i] + j
+        k += n[i]
+    return pages if disjoint else np.unique(pages)
+
+
+@njit
+def _batch_ranges(off, ln, bounds, aligned):
+    """First flat page and page count of each byte range, its mapping given per run of ranges by
+    ``bounds`` rows (first row * 512, mapping length, ranges); ok is False if any range is bad."""
+    first = np.empty(off.shape[0], dtype=np.int64)
+    count = np.empty(off.shape[0], dtype=np.int64)
+    ok, i = True, 0
+    for m in range(bounds.shape[0]):
+        base, limit = bounds[m, 0], bounds[m, 1]
+        for _ in range(bounds[m, 2]):
+            o, n = off[i], ln[i]
+            end = o + n
+            if o < 0 or n < 0 or end > limit or (aligned and o % PAGE_SIZE != 0):
+                ok = False
+            f = o // PAGE_SIZE
+            first[i] = base + f
+            count[i] = (end + (PAGE_SIZE - 1)) // PAGE_SIZE - f
+            i += 1
+    return first, count, ok
 
 
 def _start_row(triple) -> int:

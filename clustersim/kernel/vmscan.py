@@ -22,7 +22,7 @@ from ..units import HPAGE_PAGES
 from .huge_memory import defer_split, shrink_deferred, shrink_underused, split_folio, split_pmd, underused_rows
 from .memcg import Memcg
 from .memory import charging, unmap_pages
-from .pagetable import CACHE, DATA, LAZY, QUEUED, SWAP, ZERO, uniq
+from .pagetable import CACHE, DATA, LAZY, QUEUED, SWAP, ZERO, uniq, uniq_rows
 
 if TYPE_CHECKING:
     from .node import Node
@@ -174,7 +174,7 @@ def _reclaim_file(node: Node, sc: ScanControl, rows: np.ndarray, n: int, states:
     flat = _take(node, rows, states, n)
     if len(flat) == 0:
         return
-    touched = uniq(flat // HPAGE_PAGES)
+    touched = uniq_rows(flat)
     folio = touched[pt.folio[touched] >= 0]
     whole = folio[pt.cnt[folio, LAZY] == pt.present(folio)]
     partial = np.setdiff1d(folio, whole)
@@ -198,7 +198,7 @@ def _swap_out(node: Node, sc: ScanControl, m: Memcg, rows: np.ndarray, n: int) -
     flat = _take(node, rows, (DATA, ZERO), n)
     if len(flat) == 0:
         return
-    touched = uniq(flat // HPAGE_PAGES)
+    touched = uniq_rows(flat)
     folio = touched[pt.folio[touched] >= 0]
     if len(folio):
         split_folio(node, folio)
@@ -293,7 +293,7 @@ def memcg_reclaim(node: Node, m: Memcg, nr_pages: int, *, may_swap: bool = True)
 def pageout_range(node: Node, p, flat: np.ndarray) -> float:
     """MADV_PAGEOUT (5.4+): reclaim exactly these pages: discard lazyfree, swap anon if a device has room."""
     pt = node.pt
-    rows = uniq(flat // HPAGE_PAGES)
+    rows = uniq_rows(flat)
     sc = ScanControl(p.memcg, len(flat))
     split_folio(node, rows[pt.folio[rows] >= 0])
     st = pt.flat_state[flat]
