@@ -6,9 +6,8 @@ glibc) only decides *where* a span goes and *which* free memory to hand back; th
 
 - the heap's address space as one allocator page index space stitched from the VMAs it mmapped;
 - one state per 4 KiB heap page (in use, free and backed, released, lazyfree, queued by MADV_SPLITTABLE,
-  never touched) with per-vhp (2 MiB slot) counts, stored once and seen two ways: ranges.py works on a batch
-  range by range through a bytearray and a memoryview, statistics and placement policies read numpy views,
-  and nothing walks pages in Python;
+  never touched) with per-vhp (2 MiB slot) counts, in numpy arrays: ranges.py changes them a batch at a time
+  in compiled loops, statistics and placement policies read them, and nothing walks pages in Python;
 - the syscalls: the app writes every page it is handed (``touch_many``), the configured release advice with
   its matching reuse call (UNSPLITTABLE, FREE_UNDO), MADV_COLLAPSE after reuse, and the fallback to
   MADV_DONTNEED when the kernel answers EINVAL, as tcmalloc and jemalloc do.
@@ -36,7 +35,7 @@ from clustersim.kernel.errors import KernelError
 from clustersim.kernel.mman import MADV
 from clustersim.units import HPAGE_PAGES, PAGE_SIZE
 
-from .ranges import VHP_SHIFT, count_in, move, runs_in_states, runs_with, transition
+from .ranges import VHP_SHIFT, Runs, count_in, move, runs_in_states, runs_with, transition
 from .span_table import SpanTable
 
 
@@ -190,11 +189,10 @@ class HeapAllocator:
     # ----------------------------------------------------------------------------------- page space
 
     def _init_pages(self) -> None:
-        # One state byte per page and a count per (vhp, state), each with two views of the same memory: a
-        # bytearray / flat memoryview for the per-range work of ranges.py, numpy arrays for statistics.
-        self._state_buf = bytearray([PageState.UNMAPPED]) * (HPAGE_PAGES * 64)
-        self._state = np.frombuffer(self._state_buf, dtype=np.int8)
-        self._set_counts(np.zeros((64, _NCOLS), dtype=np.int64))
+        # One state byte per page and a count per (vhp, state): ranges.py's compiled loops change both,
+        # statistics and placement policies read them.
+        self._state = np.full(HPAGE_PAGES * 64, PageState.UNMAPPED, dtype=np.int8)
+        self._vhp_counts = np.zeros((64, _NCOLS), dtype=np.int64)
         self._vhp_counts[:, PageState.UNMAPPED] = HPAGE_PAGES
         self._totals = [0] * _NCOLS
         self._top_page = 0
@@ -202,10 +200,6 @@ class HeapAllocator:
         self._segments: list[_Segment] = []
         self._seg_starts: list[int] = []
         self._seg_ends: list[int] = []
-
-    def _set_counts(self, counts: np.ndarray) -> None:
-        self._vhp_counts = counts
-        self._counts = memoryview(counts.reshape(-1))
 
     @property
     def nvhp(self) -> int:
@@ -217,16 +211,16 @@ class HeapAllocator:
         return self._clock() if self._clock is not None else self.now_s
 
     def _ensure_capacity(self, npages: int) -> None:
-        cap = len(self._state_buf)
+        cap = len(self._state)
         if npages <= cap:
             return
         new_cap = max(npages, 2 * cap)
-        self._state_buf = self._state_buf + bytearray([PageState.UNMAPPED]) * (new_cap - cap)
-        self._state = np.frombuffer(self._state_buf, dtype=np.int8)
+        state = np.full(new_cap, PageState.UNMAPPED, dtype=np.int8)
+        state[:cap] = self._state
         counts = np.zeros((new_cap // HPAGE_PAGES, _NCOLS), dtype=np.int64)
         counts[:, PageState.UNMAPPED] = HPAGE_PAGES
         counts[: len(self._vhp_counts)] = self._vhp_counts
-        self._set_counts(counts)
+        self._state, self._vhp_counts = state, counts
 
     def _map_heap(self, npages: int) -> int:
         """mmap a new heap VMA of at least ``npages`` (rounded to 2 MiB); returns its first page index."""
@@ -256,10 +250,10 @@ class HeapAllocator:
         return self._map_heap(max(need_pages, GROW_MIN_PAGES, self._mapped_pages))
 
     def _transition(self, starts: Sequence[int], lengths: Sequence[int],
-                    new_state: int) -> tuple[list[int], list[tuple[int, int, int]]]:
+                    new_state: int) -> tuple[list[int], Runs]:
         """Move the pages of the ranges to ``new_state``, keeping per-vhp and total counts; returns how many
         pages left each state and the runs (start, pages, old state) they came from, in range order."""
-        moved, runs = transition(self._state_buf, self._counts, _NCOLS, starts, lengths, new_state)
+        moved, runs = transition(self._state, self._vhp_counts, starts, lengths, new_state)
         totals = self._totals
         for st, k in enumerate(moved):
             totals[st] -= k
@@ -268,7 +262,7 @@ class HeapAllocator:
 
     def _move(self, starts: Sequence[int], lengths: Sequence[int], old_state: int, new_state: int) -> None:
         """``_transition`` for ranges whose pages are all in ``old_state``."""
-        n = move(self._state_buf, self._counts, _NCOLS, starts, lengths, old_state, new_state)
+        n = move(self._state, self._vhp_counts, starts, lengths, old_state, new_state)
         self._totals[old_state] -= n
         self._totals[new_state] += n
 
@@ -278,8 +272,7 @@ class HeapAllocator:
         The whole 2 MiB slots a range covers are read from the per-vhp counts; only its ragged ends are read
         page by page, so a long free range costs little more than a short one.
         """
-        return count_in(self._state_buf, self._counts, _NCOLS, _ints(starts), _ints(lengths),
-                        PageState.FREE_BACKED)
+        return count_in(self._state, self._vhp_counts, starts, lengths, PageState.FREE_BACKED)
 
     def pages_in(self, state: PageState) -> int:
         """Heap pages currently in ``state``."""
@@ -422,15 +415,14 @@ class HeapAllocator:
                        advice: ReleaseAdvice | None = None) -> tuple[int, float]:
         """Release the pages of the given free ranges that are in ``from_states``: (pages, seconds)."""
         from_states = tuple(from_states)
-        run_starts, run_lengths = runs_in_states(self._state_buf, self._counts, _NCOLS, _ints(starts),
-                                                 _ints(lengths), from_states)
+        run_starts, run_lengths = runs_in_states(self._state, self._vhp_counts, starts, lengths, from_states)
         if not run_starts:
             return 0, 0.0
         return sum(run_lengths), self._release_pages(run_starts, run_lengths, from_states, advice)
 
     # ----------------------------------------------------------------------------------- hand out
 
-    def _reuse_calls(self, runs: list[tuple[int, int, int]], moved: list[int]) -> float:
+    def _reuse_calls(self, runs: Runs, moved: list[int]) -> float:
         """UNSPLITTABLE on queued pages, FREE_UNDO on lazyfree pages (free_undo mode) before the write."""
         seconds = 0.0
         if moved[PageState.QUEUED]:
@@ -440,13 +432,12 @@ class HeapAllocator:
             seconds += spent or 0.0
         return seconds
 
-    def _maybe_collapse(self, runs: list[tuple[int, int, int]], reused_pages: int) -> float:
+    def _maybe_collapse(self, runs: Runs, reused_pages: int) -> float:
         """MADV_COLLAPSE the hugepages in which released memory was reused and nothing released is left."""
         if self.collapse is Collapse.OFF or not reused_pages or MADV.COLLAPSE in self._refused:
             return 0.0
-        c = self._counts
-        vhps = sorted({s >> VHP_SHIFT for s, _, old in runs if old in _REUSED})
-        vhps = [v for v in vhps if not any(c[v * _NCOLS + st] for st in _HOLES)]
+        vhps = np.unique(runs.starts[np.isin(runs.old, _REUSED)] >> VHP_SHIFT)
+        vhps = vhps[~self._vhp_counts[vhps][:, list(_HOLES)].any(axis=1)].tolist()
         if not vhps:
             return 0.0
         try:
@@ -631,11 +622,6 @@ class HeapAllocator:
         """The background thread's release work."""
         return 0.0
 
-
-
-def _ints(values: Sequence[int]) -> Sequence[int]:
-    """Page indices as Python ints (numpy arrays converted once, lists passed through)."""
-    return values.tolist() if isinstance(values, np.ndarray) else values
 
 
 def _check_live_ids(ids: list[int], live: list[bool]) -> None:

@@ -1,143 +1,199 @@
 """Page ranges over a heap's page states: move ranges to a new state, find runs of given states, count pages.
 
-A heap keeps one state byte per 4 KiB page in a ``bytearray`` and per-vhp (2 MiB slot) counts of each state
-in a flat int64 buffer (``counts[vhp * ncols + state]``); ``HeapAllocator`` shares both with numpy views for
-whole-heap statistics. The allocators hand these helpers batches of a few dozen (start, length) ranges in
-plain Python lists. Each range is cut at vhp boundaries and every piece is handled by the bytearray's C
-methods (slice, ``lstrip``, ``translate``, ``find``, ``count``): a batch costs a few Python steps per range
-and per vhp, not per page, and none of numpy's 1-5 us per-call overhead, which dominated batches this small.
+A heap keeps one state byte per 4 KiB page (``state``, int8) and per-vhp (2 MiB slot) counts of each state
+(``counts[vhp, state]``, int64). The allocators hand these helpers batches of a few dozen (start, length)
+ranges. Each helper is one compiled loop over the batch (clustersim.jit): the per-vhp counts let whole vhps
+be taken or skipped without reading their pages, and the rest is read page by page as machine code, so a
+batch costs one call, not numpy's fixed cost per range.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
+
+from clustersim.jit import njit
 from clustersim.units import HPAGE_PAGES
 
 VHP_SHIFT = HPAGE_PAGES.bit_length() - 1
 assert 1 << VHP_SHIFT == HPAGE_PAGES
-_BYTE = [bytes([b]) for b in range(256)]
-_FILL = [memoryview(bytes([b]) * HPAGE_PAGES) for b in range(256)]   # one vhp of state b, to slice from
-_MASKS: dict[tuple[int, ...], bytes] = {}
+_MASKS: dict[tuple[int, ...], np.ndarray] = {}
+# Arguments are plain ints and arrays: numba types an IntEnum member through a slow generic path (about
+# 20 us a call), so the wrappers below convert states with int() before calling a compiled loop.
 
 
-def transition(buf: bytearray, counts, ncols: int, starts, lengths, new_state: int
-               ) -> tuple[list[int], list[tuple[int, int, int]]]:
+class Runs:
+    """Runs of pages that shared an old state, as ``transition`` found them: one run lies in one vhp."""
+
+    __slots__ = ("lengths", "old", "starts")
+
+    def __init__(self, starts: np.ndarray, lengths: np.ndarray, old: np.ndarray) -> None:
+        self.starts, self.lengths, self.old = starts, lengths, old
+
+
+def as_pages(values: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Page indices as a 1-d int64 array (no copy when they already are one)."""
+    if type(values) is np.ndarray and values.dtype == np.int64:
+        return values
+    return np.array(values, dtype=np.int64).reshape(-1)
+
+
+def state_mask(states: tuple[int, ...]) -> np.ndarray:
+    """A 0/1 byte per state value: 1 for the states asked for."""
+    mask = _MASKS.get(states)
+    if mask is None:
+        mask = _MASKS[states] = np.array([1 if s in states else 0 for s in range(256)], dtype=np.uint8)
+    return mask
+
+
+def transition(state: np.ndarray, counts: np.ndarray, starts, lengths, new_state: int) -> tuple[list[int], Runs]:
     """Set the pages of the ranges [starts[i], starts[i] + lengths[i]) to ``new_state``, moving the per-vhp
-    counts; returns how many pages left each state and the runs (start, pages, old state) in range order.
-
-    A run is a stretch of one range inside one vhp whose pages shared an old state; a piece of a range in
-    one vhp usually holds one run, found with one ``lstrip``.
-    """
-    fill = _FILL[new_state]
-    moved = [0] * ncols
-    runs = []
-    for s, n in zip(starts, lengths, strict=True):
-        end = s + n
-        while s < end:
-            v = s >> VHP_SHIFT
-            stop = min(end, (v + 1) << VHP_SHIFT)
-            row = v * ncols
-            seg = buf[s:stop]
-            buf[s:stop] = fill[:stop - s]
-            counts[row + new_state] += stop - s
-            while seg:
-                old = seg[0]
-                rest = seg.lstrip(_BYTE[old])
-                k = len(seg) - len(rest)
-                counts[row + old] -= k
-                moved[old] += k
-                runs.append((s, k, old))
-                s += k
-                seg = rest
-    return moved, runs
+    counts; returns how many pages left each state and the runs they came from, in range order."""
+    moved, rs, rn, ro = _transition(state, counts, as_pages(starts), as_pages(lengths), int(new_state))
+    return moved.tolist(), Runs(rs, rn, ro)
 
 
-def move(buf: bytearray, counts, ncols: int, starts, lengths, old_state: int, new_state: int) -> int:
+def move(state: np.ndarray, counts: np.ndarray, starts, lengths, old_state: int, new_state: int) -> int:
     """``transition`` for ranges known to be all in ``old_state`` (live spans being freed, runs being
     released): no page is read. Returns the pages moved."""
-    fill = _FILL[new_state]
-    total = 0
-    for s, n in zip(starts, lengths, strict=True):
-        total += n
-        v = s >> VHP_SHIFT
-        if (s + n - 1) >> VHP_SHIFT == v:   # the common case: a span inside one vhp
-            buf[s:s + n] = fill[:n]
-            counts[v * ncols + old_state] -= n
-            counts[v * ncols + new_state] += n
-            continue
-        end = s + n
-        while s < end:
-            v = s >> VHP_SHIFT
-            stop = min(end, (v + 1) << VHP_SHIFT)
-            buf[s:stop] = fill[:stop - s]
-            counts[v * ncols + old_state] -= stop - s
-            counts[v * ncols + new_state] += stop - s
-            s = stop
-    return total
+    return _move(state, counts, as_pages(starts), as_pages(lengths), int(old_state), int(new_state))
 
 
-def runs_in_states(buf: bytearray, counts, ncols: int, starts, lengths, states: tuple[int, ...]
+def runs_in_states(state: np.ndarray, counts: np.ndarray, starts, lengths, states: tuple[int, ...]
                    ) -> tuple[list[int], list[int]]:
     """Maximal runs of consecutive pages in ``states`` within the ranges, in range order (a run that
     starts where the one before ends is merged into it): (starts, lengths).
 
     The per-vhp counts skip vhps holding no such page and take whole vhps holding only such pages without
-    reading them; only the rest is read, as one ``translate`` to a 0/1 mask and a ``find`` per run edge.
+    reading them; only the rest is read page by page.
     """
-    mask = _MASKS.get(states)
-    if mask is None:
-        mask = _MASKS[states] = bytes(1 if b in states else 0 for b in range(256))
-    first, single = states[0], len(states) == 1
-    out_s: list[int] = []
-    out_l: list[int] = []
-    for s, n in zip(starts, lengths, strict=True):
-        end = s + n
+    rs, rn = _runs_in(state, counts, as_pages(starts), as_pages(lengths), np.array(states, dtype=np.int64),
+                      state_mask(states))
+    return rs.tolist(), rn.tolist()
+
+
+def count_in(state: np.ndarray, counts: np.ndarray, starts, lengths, st: int) -> list[int]:
+    """Pages in state ``st`` in each range: whole vhps from the per-vhp counts, ragged ends read page-wise."""
+    return _count_in(state, counts, as_pages(starts), as_pages(lengths), int(st)).tolist()
+
+
+def runs_with(runs: Runs, states: tuple[int, ...]) -> tuple[list[int], list[int]]:
+    """Of ``transition``'s runs, those whose old state is in ``states``, adjacent ones merged."""
+    rs, rn = _runs_with(runs.starts, runs.lengths, runs.old, state_mask(states))
+    return rs.tolist(), rn.tolist()
+
+
+# --- compiled loops -------------------------------------------------------------------------------------
+@njit
+def _append(out_s, out_l, k, s, n):
+    """Append run (s, n) to the first k entries, merged into the last if adjacent; returns the new k."""
+    if k and out_s[k - 1] + out_l[k - 1] == s:
+        out_l[k - 1] += n
+        return k
+    out_s[k] = s
+    out_l[k] = n
+    return k + 1
+
+
+@njit
+def _transition(state, counts, starts, lengths, new_state):
+    moved = np.zeros(counts.shape[1], dtype=np.int64)
+    cap = lengths.sum()
+    rs = np.empty(cap, dtype=np.int64)
+    rn = np.empty(cap, dtype=np.int64)
+    ro = np.empty(cap, dtype=np.int8)
+    k = 0
+    for i in range(starts.shape[0]):
+        s, end = starts[i], starts[i] + lengths[i]
         while s < end:
             v = s >> VHP_SHIFT
             stop = min(end, (v + 1) << VHP_SHIFT)
-            row = v * ncols
-            inside = counts[row + first] if single else sum([counts[row + st] for st in states])
-            if inside == HPAGE_PAGES:
-                _append_run(out_s, out_l, s, stop - s)
-            elif inside:
-                bits = buf[s:stop].translate(mask)
-                i = bits.find(1)
-                while i >= 0:
-                    j = bits.find(0, i)
-                    j = len(bits) if j < 0 else j
-                    _append_run(out_s, out_l, s + i, j - i)
-                    i = bits.find(1, j)
+            counts[v, new_state] += stop - s
+            while s < stop:   # one run per stretch of one old state
+                old = state[s]
+                e = s + 1
+                while e < stop and state[e] == old:
+                    e += 1
+                counts[v, old] -= e - s
+                moved[old] += e - s
+                rs[k], rn[k], ro[k] = s, e - s, old
+                k += 1
+                state[s:e] = new_state
+                s = e
+    return moved, rs[:k], rn[:k], ro[:k]
+
+
+@njit
+def _move(state, counts, starts, lengths, old_state, new_state):
+    total = 0
+    for i in range(starts.shape[0]):
+        s, end = starts[i], starts[i] + lengths[i]
+        total += lengths[i]
+        state[s:end] = new_state
+        while s < end:
+            v = s >> VHP_SHIFT
+            stop = min(end, (v + 1) << VHP_SHIFT)
+            counts[v, old_state] -= stop - s
+            counts[v, new_state] += stop - s
             s = stop
-    return out_s, out_l
+    return total
 
 
-def count_in(buf: bytearray, counts, ncols: int, starts, lengths, state: int) -> list[int]:
-    """Pages in ``state`` in each range: whole vhps from the per-vhp counts, ragged ends read bytewise."""
-    out = []
-    for s, n in zip(starts, lengths, strict=True):
-        end = s + n
-        full_lo = min(-(-s >> VHP_SHIFT), end >> VHP_SHIFT)
-        full_hi = max(end >> VHP_SHIFT, full_lo)
-        if full_hi == full_lo:
-            out.append(buf.count(state, s, end))
-            continue
-        whole = sum(counts[full_lo * ncols + state: full_hi * ncols: ncols])
-        out.append(buf.count(state, s, full_lo << VHP_SHIFT) + whole + buf.count(state, full_hi << VHP_SHIFT, end))
+@njit
+def _runs_in(state, counts, starts, lengths, states, mask):
+    cap = lengths.sum()
+    out_s = np.empty(cap, dtype=np.int64)
+    out_l = np.empty(cap, dtype=np.int64)
+    k = 0
+    for i in range(starts.shape[0]):
+        s, end = starts[i], starts[i] + lengths[i]
+        while s < end:
+            v = s >> VHP_SHIFT
+            stop = min(end, (v + 1) << VHP_SHIFT)
+            inside = 0
+            for st in states:
+                inside += counts[v, st]
+            if inside == HPAGE_PAGES:
+                k = _append(out_s, out_l, k, s, stop - s)
+            elif inside:
+                p = s
+                while p < stop:
+                    if mask[state[p]]:
+                        e = p + 1
+                        while e < stop and mask[state[e]]:
+                            e += 1
+                        k = _append(out_s, out_l, k, p, e - p)
+                        p = e
+                    else:
+                        p += 1
+            s = stop
+    return out_s[:k], out_l[:k]
+
+
+@njit
+def _count_in(state, counts, starts, lengths, st):
+    out = np.zeros(starts.shape[0], dtype=np.int64)
+    for i in range(starts.shape[0]):
+        s, end = starts[i], starts[i] + lengths[i]
+        while s < end:
+            v = s >> VHP_SHIFT
+            stop = min(end, (v + 1) << VHP_SHIFT)
+            if stop - s == HPAGE_PAGES:
+                out[i] += counts[v, st]
+            else:
+                for p in range(s, stop):
+                    out[i] += state[p] == st
+            s = stop
     return out
 
 
-def runs_with(runs: list[tuple[int, int, int]], states: tuple[int, ...]) -> tuple[list[int], list[int]]:
-    """Of ``transition``'s runs, those whose old state is in ``states``, adjacent ones merged."""
-    out_s: list[int] = []
-    out_l: list[int] = []
-    for s, n, old in runs:
-        if old in states:
-            _append_run(out_s, out_l, s, n)
-    return out_s, out_l
-
-
-def _append_run(out_s: list[int], out_l: list[int], s: int, n: int) -> None:
-    if out_s and out_s[-1] + out_l[-1] == s:
-        out_l[-1] += n
-    else:
-        out_s.append(s)
-        out_l.append(n)
+@njit
+def _runs_with(rs, rn, ro, mask):
+    out_s = np.empty(rs.shape[0], dtype=np.int64)
+    out_l = np.empty(rs.shape[0], dtype=np.int64)
+    k = 0
+    for i in range(rs.shape[0]):
+        if mask[ro[i]]:
+            k = _append(out_s, out_l, k, rs[i], rn[i])
+    return out_s[:k], out_l[:k]
