@@ -534,12 +534,22 @@ class HeapAllocator:
         self.now_s = now_s
         return self._background(now_s, dt_s)
 
+    @property
+    def in_use_bytes(self) -> int:
+        """Bytes handed to the application (stats().in_use_bytes, without building the rest)."""
+        return self._totals[PageState.IN_USE] * PAGE_SIZE + self._direct_bytes
+
+    @property
+    def free_backed_bytes(self) -> int:
+        """Free bytes the allocator still holds resident (stats().free_backed_bytes)."""
+        return self._totals[PageState.FREE_BACKED] * PAGE_SIZE
+
     def stats(self) -> AllocatorStats:
         """The allocator's view of its heap."""
         t = self._totals
         return AllocatorStats(
-            in_use_bytes=t[PageState.IN_USE] * PAGE_SIZE + self._direct_bytes,
-            free_backed_bytes=t[PageState.FREE_BACKED] * PAGE_SIZE,
+            in_use_bytes=self.in_use_bytes,
+            free_backed_bytes=self.free_backed_bytes,
             released_bytes=(t[PageState.RELEASED] + t[PageState.FRESH]) * PAGE_SIZE,
             lazyfree_bytes=t[PageState.LAZYFREE] * PAGE_SIZE,
             queued_bytes=t[PageState.QUEUED] * PAGE_SIZE,

@@ -232,7 +232,7 @@ class ProcessAgent(mesa.Agent):
         if self.down_until is not None or not self.kproc.alive:
             self.last = dict.fromkeys(MEMORY_FIELDS, 0.0)
             return self.last
-        s, a = self.kproc.smaps, self.allocator.stats()
+        s, a = self.kproc.smaps, self.allocator
         self.last = {"rss": s["Rss"], "anon_huge": s["AnonHugePages"], "lazyfree": s["LazyFree"],
                      "swap": s["Swap"], "allocator_free": a.free_backed_bytes, "heap_live": a.in_use_bytes}
         return self.last

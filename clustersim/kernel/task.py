@@ -191,14 +191,23 @@ class Process:
         return self._access(self._batch_flat([(region, offsets, lengths)]))
 
     def access_batch(self, batch) -> float:
-        """access_many() over several mappings at once ((region, offsets, lengths) triples)."""
-        return self._access(self._batch_flat(batch))
+        """access_many() over several mappings at once ((region, offsets, lengths) triples).
+
+        A hot set is large (tens of thousands of pages), so its ranges are read in place, not expanded.
+        """
+        first, n = self._batch_pages(batch, aligned=False)
+        self._check_alive()
+        return self._read(*_swapped_and_rows(self.node.pt.flat_state, first, n))
 
     def _access(self, flat: np.ndarray) -> float:
         self._check_alive()
         swapped = flat[self.node.pt.flat_state[flat] == SWAP]
+        return self._read(swapped, uniq_rows(flat))
+
+    def _read(self, swapped: np.ndarray, rows: np.ndarray) -> float:
+        """A read of ``rows`` that finds the pages ``swapped`` out: swap-in, then the rows become active."""
         cost = fault.touch(self.node, self, swapped) if len(swapped) else 0.0
-        lru_add(self.node, uniq_rows(flat), active=True)
+        lru_add(self.node, rows, active=True)
         return cost
 
     def read(self, region: Region, offset: int | str = 0, length: int | str | None = None) -> float:
@@ -291,10 +300,9 @@ class Process:
         """smaps_rollup fields in bytes: Rss, Anonymous, AnonHugePages, LazyFree, Swap."""
         pt = self.node.pt
         rows = self._rows()   # a task's own mappings are anonymous; page cache belongs to files
-        rss = int(pt.npres[rows].sum())
-        lazy, swap = pt.cnt[rows][:, [LAZY, SWAP]].sum(axis=0).tolist() if len(rows) else (0, 0)
+        rss, thp_rows, lazy, swap = _rollup(pt.npres, pt.pmd, pt.cnt, rows)
         return {"Rss": rss * PAGE_SIZE, "Anonymous": rss * PAGE_SIZE,
-                "AnonHugePages": int(np.count_nonzero(pt.pmd[rows])) * HPAGE_PAGES * PAGE_SIZE,
+                "AnonHugePages": thp_rows * HPAGE_PAGES * PAGE_SIZE,
                 "LazyFree": lazy * PAGE_SIZE, "Swap": swap * PAGE_SIZE}
 
     @property
@@ -430,6 +438,41 @@ def _batch_ranges(off, ln, bounds, aligned):
             count[i] = (end + (PAGE_SIZE - 1)) // PAGE_SIZE - f
             i += 1
     return first, count, ok
+
+
+@njit
+def _rollup(npres, pmd, cnt, rows):
+    """smaps_rollup counts over rows: (present pages, PMD-mapped rows, lazyfree pages, swapped pages)."""
+    rss, thp, lazy, swap = 0, 0, 0, 0
+    for r in rows:
+        rss += npres[r]
+        thp += pmd[r]
+        lazy += cnt[r, LAZY]
+        swap += cnt[r, SWAP]
+    return rss, thp, lazy, swap
+
+
+@njit
+def _swapped_and_rows(flat_state, first, n):
+    """Swapped pages (sorted, distinct) and sorted distinct rows of the ranges, read in place."""
+    if not _disjoint_ascending(first, n):
+        order = np.argsort(first, kind="mergesort")
+        pages = _expand_ranges(first[order], n[order])
+        first, n = pages, np.ones(pages.shape[0], dtype=np.int64)
+    swapped = np.empty(n.sum(), dtype=np.int64)
+    rows = np.empty(n.sum() // HPAGE_PAGES + 2 * first.shape[0], dtype=np.int64)
+    k = m = 0
+    for i in range(first.shape[0]):
+        for f in range(first[i], first[i] + n[i]):
+            if flat_state[f] == SWAP:
+                swapped[k] = f
+                k += 1
+        if n[i]:
+            for r in range(first[i] // HPAGE_PAGES, (first[i] + n[i] - 1) // HPAGE_PAGES + 1):
+                if m == 0 or rows[m - 1] != r:
+                    rows[m] = r
+                    m += 1
+    return swapped[:k], rows[:m]
 
 
 def _start_row(triple) -> int:
