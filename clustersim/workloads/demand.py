@@ -67,6 +67,9 @@ class _Births:
 
     @staticmethod
     def concat(parts: list[_Births]) -> _Births:
+        parts = [p for p in parts if p.cls.size] or parts[:1]
+        if len(parts) == 1:   # most steps: steady births only
+            return parts[0]
         fields = ("cls", "birth_s", "death_s")
         return _Births(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..jit import njit
+
 _COLUMNS = (("ids", np.int64), ("cls", np.int64), ("death_s", np.float64))
 
 
@@ -47,17 +49,17 @@ class SpanTable:
         self.death_s = np.empty(capacity, dtype=np.float64)
 
     def add(self, rows: Rows) -> None:
+        if rows.size == 0:
+            return
         self._reserve(self.n + rows.size)
-        lo, hi = self.n, self.n + rows.size
-        self.ids[lo:hi] = rows.ids
-        self.cls[lo:hi] = rows.cls
-        self.death_s[lo:hi] = rows.death_s
-        self.n = hi
-        self.units_per_class += np.bincount(rows.cls, minlength=self.units_per_class.size)
+        self.n = _append(self.ids, self.cls, self.death_s, self.n, self.units_per_class,
+                         rows.ids, rows.cls, rows.death_s)
 
     def pop_before(self, t_s: float) -> Rows:
         """Remove and return every unit whose death time is before `t_s`."""
-        return self._remove(np.flatnonzero(self.death_s[: self.n] < t_s))
+        ids, cls, death_s, self.n = _pop_before(self.ids, self.cls, self.death_s, self.n, self.units_per_class,
+                                                t_s)
+        return Rows(ids, cls, death_s)
 
     def clear(self) -> Rows:
         """Remove and return every unit."""
@@ -69,25 +71,6 @@ class SpanTable:
     def column(self, name: str) -> np.ndarray:
         """One column over the live rows (a copy)."""
         return getattr(self, name)[: self.n].copy()
-
-    def _remove(self, dead: np.ndarray) -> Rows:
-        rows = Rows(self.ids[dead], self.cls[dead], self.death_s[dead])
-        if dead.size:
-            self.units_per_class -= np.bincount(rows.cls, minlength=self.units_per_class.size)
-            self._fill_holes(dead)
-        return rows
-
-    def _fill_holes(self, dead: np.ndarray) -> None:
-        # `dead` is ascending. Rows at or past the new end are dropped; the survivors among them move into
-        # the holes below the new end, one for one.
-        new_n = self.n - dead.size
-        holes = dead[dead < new_n]
-        tail_alive = np.ones(dead.size, dtype=bool)
-        tail_alive[dead[dead >= new_n] - new_n] = False
-        fillers = np.arange(new_n, self.n)[tail_alive]
-        for column in (self.ids, self.cls, self.death_s):
-            column[holes] = column[fillers]
-        self.n = new_n
 
     def _reserve(self, needed: int) -> None:
         capacity = self.ids.size
@@ -138,3 +121,36 @@ class LiveUnits:
 
     def column(self, name: str) -> np.ndarray:
         return np.concatenate([self.near.column(name), self.far.column(name)])
+
+
+@njit
+def _append(ids, cls, death_s, n, per_class, new_ids, new_cls, new_death_s):
+    """Write rows after the first n (capacity reserved) and count them per class; returns the new n."""
+    for i in range(new_ids.shape[0]):
+        ids[n + i], cls[n + i], death_s[n + i] = new_ids[i], new_cls[i], new_death_s[i]
+        per_class[new_cls[i]] += 1
+    return n + new_ids.shape[0]
+
+
+@njit
+def _pop_before(ids, cls, death_s, n, per_class, t_s):
+    """Remove the rows dying before t_s and return them in table order: (ids, cls, death_s, new n)."""
+    dead = np.flatnonzero(death_s[:n] < t_s)
+    out_ids, out_cls, out_death = ids[dead], cls[dead], death_s[dead]
+    for c in out_cls:
+        per_class[c] -= 1
+    # Swap-remove: the rows past the new end that survive fill the holes below it, both in order.
+    new_n = n - dead.shape[0]
+    dying = np.zeros(n - new_n, dtype=np.bool_)
+    for d in dead:
+        if d >= new_n:
+            dying[d - new_n] = True
+    j = new_n
+    for d in dead:
+        if d >= new_n:
+            break
+        while dying[j - new_n]:
+            j += 1
+        ids[d], cls[d], death_s[d] = ids[j], cls[j], death_s[j]
+        j += 1
+    return out_ids, out_cls, out_death, new_n

@@ -44,7 +44,10 @@ def tlb_factor(coverage: float | np.ndarray,
     so T(c)/T(1) = 1 + s·(1 - c)/(1 - s), with s = `sensitivity` (walk share at coverage 0).
     """
     _check_sensitivity(sensitivity)
-    uncovered = 1.0 - np.clip(coverage, 0.0, 1.0)
+    if isinstance(coverage, np.ndarray):
+        uncovered = 1.0 - np.clip(coverage, 0.0, 1.0)
+    else:   # a scalar each tick per process: plain float arithmetic, the same values without numpy's overhead
+        uncovered = 1.0 - min(max(float(coverage), 0.0), 1.0)
     return 1.0 + sensitivity * uncovered / (1.0 - sensitivity)
 
 
