@@ -22,20 +22,19 @@ and the cost of the allocator's own code.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
-from operator import add
 
 import numpy as np
 
+from clustersim.jit import njit
 from clustersim.kernel.errors import KernelError
 from clustersim.kernel.mman import MADV
 from clustersim.units import HPAGE_PAGES, PAGE_SIZE
 
-from .ranges import VHP_SHIFT, Runs, count_in, move, runs_in_states, runs_with, transition
+from .ranges import VHP_SHIFT, Runs, as_pages, count_in, move, runs_in_states, runs_with, transition
 from .span_table import SpanTable
 
 
@@ -58,7 +57,6 @@ GROW_MIN_PAGES = 16 * HPAGE_PAGES
 _NCOLS = 8  # columns of the per-vhp count matrix; 7 states padded to 8
 _REUSED = (PageState.RELEASED, PageState.LAZYFREE, PageState.QUEUED)   # free, not backed by the allocator
 _HOLES = (*_REUSED, PageState.FRESH)                                  # what keeps a vhp from being whole
-_NUMPY_MIN_RANGES = 64   # batches split over VMAs in numpy above this many ranges, in Python below
 
 
 class ReleaseAdvice(StrEnum):
@@ -198,8 +196,7 @@ class HeapAllocator:
         self._top_page = 0
         self._mapped_pages = 0
         self._segments: list[_Segment] = []
-        self._seg_starts: list[int] = []
-        self._seg_ends: list[int] = []
+        self._seg_bounds = np.empty((2, 0), dtype=np.int64)   # first and end page of each VMA, ascending
 
     @property
     def nvhp(self) -> int:
@@ -241,8 +238,7 @@ class HeapAllocator:
         self._totals[PageState.FRESH] += npages
         self._mapped_pages += npages
         self._segments.append(_Segment(start, npages, region))
-        self._seg_starts.append(start)
-        self._seg_ends.append(start + npages)
+        self._seg_bounds = np.append(self._seg_bounds, [[start], [start + npages]], axis=1)
         return start
 
     def _grow_heap(self, need_pages: int) -> int:
@@ -284,73 +280,14 @@ class HeapAllocator:
 
     # ----------------------------------------------------------------------------------- syscalls
 
-    def _per_region(self, starts: list[int], lengths: list[int]):
-        """Split page ranges by VMA: yields (region, byte offsets, byte lengths) as int64 arrays.
-
-        Common case first: a batch usually lies in one VMA, which holds the lowest start and the highest
-        end (VMAs are contiguous intervals), so two bisects settle it. Otherwise each range is assigned its
-        VMA, a range over a VMA boundary is cut into one piece per VMA (after the ranges that fit whole,
-        as the kernel would see separate calls), and the VMAs are yielded in address order. Large batches
-        (the hot spans ``access`` reads) do that in numpy.
-        """
-        lo, hi = min(starts), max(map(add, starts, lengths))
-        k = bisect_right(self._seg_starts, lo) - 1
-        if hi <= self._seg_ends[k]:
-            yield self._region_ranges(k, starts, lengths)
-        elif len(starts) > _NUMPY_MIN_RANGES:
-            yield from self._per_region_numpy(np.array(starts, dtype=np.int64), np.array(lengths, dtype=np.int64))
-        else:
-            groups = self._by_segment(starts, lengths)
-            for k in sorted(groups):
-                yield self._region_ranges(k, *groups[k])
-
-    def _by_segment(self, starts: list[int], lengths: list[int]) -> dict[int, tuple[list[int], list[int]]]:
-        """Segment -> its (starts, lengths): whole ranges in batch order, then the pieces of crossing ones."""
-        seg_starts, seg_ends = self._seg_starts, self._seg_ends
-        groups: dict[int, tuple[list[int], list[int]]] = {}
-        crossing = []
-        for a, n in zip(starts, lengths, strict=True):
-            k = bisect_right(seg_starts, a) - 1
-            if a + n > seg_ends[k]:
-                crossing.append((a, n, k))
-                continue
-            g = groups.setdefault(k, ([], []))
-            g[0].append(a)
-            g[1].append(n)
-        for a, n, k in crossing:
-            end = a + n
-            while a < end:
-                piece = min(end, seg_ends[k]) - a
-                g = groups.setdefault(k, ([], []))
-                g[0].append(a)
-                g[1].append(piece)
-                a += piece
-                k += 1
-        return groups
-
-    def _per_region_numpy(self, starts: np.ndarray, lengths: np.ndarray):
-        """``_per_region`` for arrays (many ranges, possibly over several VMAs), vectorised."""
-        seg_starts, seg_ends = np.array(self._seg_starts), np.array(self._seg_ends)
-        seg = np.searchsorted(seg_starts, starts, side="right") - 1
-        crossing = starts + lengths > seg_ends[seg]
-        if crossing.any():
-            groups = self._by_segment(starts[crossing].tolist(), lengths[crossing].tolist())
-            extra = [(k, a, n) for k, (ks, ns) in groups.items() for a, n in zip(ks, ns, strict=True)]
-            keep = ~crossing
-            seg = np.concatenate((seg[keep], [k for k, _, _ in extra])).astype(np.int64)
-            starts = np.concatenate((starts[keep], [a for _, a, _ in extra])).astype(np.int64)
-            lengths = np.concatenate((lengths[keep], [n for _, _, n in extra])).astype(np.int64)
-        for k in np.unique(seg).tolist():
-            m = seg == k
-            s = self._segments[k]
-            yield s.region, (starts[m] - s.start_page) * PAGE_SIZE, lengths[m] * PAGE_SIZE
-
-    def _region_ranges(self, k: int, starts: list[int], lengths: list[int]):
-        """(region, byte offsets, byte lengths) of page ranges inside segment ``k``."""
-        s = self._segments[k]
-        base = s.start_page
-        return (s.region, np.array([(a - base) * PAGE_SIZE for a in starts], dtype=np.int64),
-                np.array([n * PAGE_SIZE for n in lengths], dtype=np.int64))
+    def _per_region(self, starts, lengths):
+        """Split page ranges by VMA: yields (region, byte offsets, byte lengths) as int64 arrays, VMAs in
+        address order. A range over a VMA boundary is cut into one piece per VMA, listed after the ranges
+        that fit whole, as the kernel would see separate calls."""
+        seg, off, ln, cuts = _split_by_segment(as_pages(starts), as_pages(lengths), self._seg_bounds)
+        for j in range(len(cuts) - 1):
+            lo, hi = cuts[j], cuts[j + 1]
+            yield self._segments[seg[lo]].region, off[lo:hi], ln[lo:hi]
 
     def _touch(self, starts: list[int], lengths: list[int]) -> float:
         """The application writes the pages [start, start+length) of each range."""
@@ -525,7 +462,7 @@ class HeapAllocator:
         if len(starts) == 0:
             return 0.0
         order = np.argsort(starts, kind="stable")
-        return self.process.access_batch(list(self._per_region_numpy(starts[order], npages[order])))
+        return self.process.access_batch(list(self._per_region(starts[order], npages[order])))
 
     def background(self, now_s: float) -> float:
         """The allocator's background thread tick (called every second). Returns seconds spent."""
@@ -650,3 +587,45 @@ def _check_distinct(ids: list[int]) -> None:
         if sid in seen:
             raise ValueError(f"span id {sid} is not allocated")
         seen.add(sid)
+
+
+@njit
+def _split_by_segment(starts, lengths, bounds):
+    """Cut page ranges at VMA (segment) bounds: per piece its segment, byte offset in the segment and byte
+    length, grouped by segment in address order; within one, the whole ranges in batch order, then the
+    pieces of crossing ones. ``cuts`` delimits the groups."""
+    lo, hi = bounds[0], bounds[1]
+    seg = np.searchsorted(lo, starts, side="right") - 1
+    npieces = 0
+    for i in range(starts.shape[0]):
+        k, end = seg[i], starts[i] + lengths[i]
+        npieces += 1
+        while end > hi[k]:
+            k += 1
+            npieces += 1
+    pseg = np.empty(npieces, dtype=np.int64)
+    pstart = np.empty(npieces, dtype=np.int64)
+    plen = np.empty(npieces, dtype=np.int64)
+    j = 0
+    for i in range(starts.shape[0]):
+        if starts[i] + lengths[i] <= hi[seg[i]]:
+            pseg[j], pstart[j], plen[j] = seg[i], starts[i], lengths[i]
+            j += 1
+    for i in range(starts.shape[0]):
+        k, a, end = seg[i], starts[i], starts[i] + lengths[i]
+        if end <= hi[k]:
+            continue
+        while a < end:
+            piece = min(end, hi[k]) - a
+            pseg[j], pstart[j], plen[j] = k, a, piece
+            j += 1
+            a += piece
+            k += 1
+    order = np.argsort(pseg, kind="mergesort")
+    pseg, pstart, plen = pseg[order], pstart[order], plen[order]
+    cuts = [0]
+    for j in range(1, npieces):
+        if pseg[j] != pseg[j - 1]:
+            cuts.append(j)
+    cuts.append(npieces)
+    return pseg, (pstart - lo[pseg]) * PAGE_SIZE, plen * PAGE_SIZE, np.array(cuts)
