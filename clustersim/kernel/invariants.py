@@ -69,6 +69,8 @@ def _check_blocks(node: Node) -> None:
     assert not (phys.used[:phys.free_hint] == 0).any(), "a free block lies below free_hint"
     assert not phys.partial_movable[:phys.partial_hint[0]].any(), "a partly used block lies below its hint"
     assert not phys.partial_unmovable[:phys.partial_hint[1]].any(), "a partly used block lies below its hint"
+    assert phys.partial_hint[2] == phys.partial_movable.sum(), "partly used movable block count is stale"
+    assert phys.partial_hint[3] == phys.partial_unmovable.sum(), "partly used unmovable block count is stale"
     assert len(node.swap.ram_blocks) == node.swap.pool_pages(), "compressed store size is off"
 
 

@@ -46,8 +46,9 @@ class PhysMem:
         self.nfree_blocks = self.nblocks
         self.free_hint = 0   # no entirely free block lies below this one: searches for free blocks start here
         self._seen = np.zeros(self.nblocks, dtype=np.uint8)   # scratch marks for distinct blocks in a call
-        # No partly used movable (entry 0) or unmovable (entry 1) block lies below these: scans start here.
-        self.partial_hint = np.zeros(2, dtype=np.int64)
+        # Entries 0 and 1: no partly used movable / unmovable block lies below these, so scans start there.
+        # Entries 2 and 3: how many partly used movable / unmovable blocks there are, so scans stop early.
+        self.partial_hint = np.zeros(4, dtype=np.int64)
         self.wmark_min = min_free_kbytes // 4
         gap = max(self.wmark_min // 4, total_pages * watermark_scale_factor // 10000)
         self.wmark_low = self.wmark_min + gap
@@ -165,10 +166,15 @@ class PhysMem:
 # --- compiled loops over the blocks a call touches ------------------------------------------------------
 @njit
 def _flag(used, unmov, thp, pm, pu, hint, b) -> None:
-    """Refresh block b's partly-used flags from its counters (and lower the scan hint of its kind)."""
+    """Refresh block b's partly-used flags from its counters; keep each kind's count (hint[2:]) and lower
+    its scan hint (hint[:2])."""
+    hint[2] -= pm[b]
+    hint[3] -= pu[b]
     partial = 0 < used[b] < HPAGE_PAGES and not thp[b]
     pm[b] = partial and unmov[b] == 0
     pu[b] = partial and unmov[b] > 0
+    hint[2] += pm[b]
+    hint[3] += pu[b]
     if pm[b]:
         hint[0] = min(hint[0], b)
     if pu[b]:
@@ -216,12 +222,16 @@ def _fill_partial(used, unmov, thp, pm, pu, hint, kind, out, got, n, movable):
     """Fill the partly used blocks of one kind (0 movable, 1 unmovable) in address order from its hint; the
     first one found becomes the hint."""
     flags = pm if kind == 0 else pu
-    b, nb = hint[kind], used.shape[0]
-    while b < nb and not flags[b]:
+    left = hint[2 + kind]   # partly used blocks of this kind not yet visited
+    if left == 0:
+        return got
+    b = hint[kind]
+    while not flags[b]:
         b += 1
     hint[kind] = b
-    while got < n and b < nb:
+    while got < n and left:
         if flags[b]:
+            left -= 1
             got = _take(used, unmov, thp, pm, pu, hint, b, out, got, n, movable)
         b += 1
     return got
