@@ -52,13 +52,15 @@ class Memcg:
     emin: float = 0
     elow: float = 0
 
-    def ancestors(self) -> list[Memcg]:
+    chain: tuple[Memcg, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # A memcg never changes parent, so its ancestor chain is fixed at mkdir; every charge walks it.
+        self.chain = (self, *self.parent.chain) if self.parent is not None else (self,)
+
+    def ancestors(self) -> tuple[Memcg, ...]:
         """This memcg and every parent up to the root."""
-        chain, m = [], self
-        while m is not None:
-            chain.append(m)
-            m = m.parent
-        return chain
+        return self.chain
 
     def subtree(self) -> list[Memcg]:
         """This memcg and all descendants, parents first."""

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..jit import njit
 from ..units import HPAGE_PAGES
-from .pagetable import CACHE, IS_PRESENT, NONE, SWAP, uniq, uniq_rows
+from .pagetable import CACHE, NONE, PRESENT_I32, SWAP, uniq, uniq_rows
 
 if TYPE_CHECKING:
     from .node import Node
@@ -106,30 +106,56 @@ def map_pages(node: Node, flat: np.ndarray, state: int, blocks: np.ndarray, *, a
 
 
 def unmap_pages(node: Node, flat: np.ndarray, new_state: int = NONE) -> np.ndarray:
-    """Zap pages to NONE (or SWAP): free their memory, or keep it in the folio until the folio is free.
+    """Zap distinct pages to NONE (or SWAP): free their memory, or keep it in the folio until the folio is
+    free. Returns the old states.
 
-    Returns the old states. 4 KiB pages go back to their pageblocks at once; subpages of a folio stay
-    allocated in it (the deferred-split case) until none of them is mapped, when the folio is freed.
+    4 KiB pages go back to their pageblocks at once; subpages of a folio stay allocated in it (the
+    deferred-split case) until none of them is mapped, when the folio is freed.
     """
     pt = node.pt
-    rows = flat // HPAGE_PAGES
-    old = pt.set_states(flat, new_state)
-    present = IS_PRESENT[old]
-    blocks = pt.flat_block[flat]
-    of_folio = present & (blocks == pt.folio[rows])
-    loose = present & ~of_folio
-    if loose.any():
-        node.phys.free_pages(blocks[loose])
-    pt.flat_block[flat[present]] = -1
-    if new_state == NONE:
-        was_swap = old == SWAP
-        if was_swap.any():
-            node.swap.release(node, flat[was_swap])
-    if of_folio.any():
-        folio_rows, k = uniq(rows[of_folio], return_counts=True)
-        pt.fmapped[folio_rows] -= k.astype(np.int32)
+    old, loose, swapped, folio_rows = _zap(pt.flat_state, pt.cnt, pt.npres, PRESENT_I32, pt.flat_block, pt.folio,
+                                           pt.fmapped, flat, new_state)
+    if len(loose):
+        node.phys.free_pages(loose)
+    if new_state == NONE and len(swapped):
+        node.swap.release(node, swapped)
+    if len(folio_rows):
         free_folios(node, folio_rows[pt.fmapped[folio_rows] == 0])
     return old
+
+
+@njit
+def _zap(fs, cnt, npres, present, blk, folio, fmapped, flat, new_state):
+    """Set the pages' states (as PageTable.set_states) and unmap the present ones: (old states, blocks of
+    4 KiB pages to free, pages that were swapped, sorted rows whose folio lost mapped subpages)."""
+    old = np.empty(flat.shape[0], dtype=np.uint8)
+    loose = np.empty(flat.shape[0], dtype=blk.dtype)
+    swapped = np.empty(flat.shape[0], dtype=np.int64)
+    rows = np.empty(flat.shape[0], dtype=np.int64)
+    nloose = nswap = nrows = 0
+    for i in range(flat.shape[0]):
+        f = flat[i]
+        r = f // HPAGE_PAGES
+        o = fs[f]
+        old[i] = o
+        cnt[r, o] -= 1
+        cnt[r, new_state] += 1
+        npres[r] += present[new_state] - present[o]
+        fs[f] = new_state
+        if o == SWAP:
+            swapped[nswap] = f
+            nswap += 1
+        if not present[o]:
+            continue
+        if blk[f] == folio[r]:
+            fmapped[r] -= 1
+            rows[nrows] = r
+            nrows += 1
+        else:
+            loose[nloose] = blk[f]
+            nloose += 1
+        blk[f] = -1
+    return old, loose[:nloose], swapped[:nswap], np.unique(rows[:nrows])
 
 
 def free_folios(node: Node, rows: np.ndarray) -> None:

@@ -79,7 +79,7 @@ NSTATES = 7
 PRESENT_STATES = (ZERO, DATA, LAZY, QUEUED, CACHE)
 HOLDS_DATA = np.array([False, False, True, True, True, True, True])
 IS_PRESENT = np.array([False, True, True, True, False, True, True])
-_PRESENT_I32 = IS_PRESENT.astype(np.int32)
+PRESENT_I32 = IS_PRESENT.astype(np.int32)
 
 # Per-vhp THP advice. STRADDLE: the vhp is split between VMAs by a partial madvise, so no PMD can map it.
 ADV_NONE, ADV_HUGEPAGE, ADV_NOHUGEPAGE, ADV_STRADDLE = range(4)
@@ -189,15 +189,15 @@ class PageTable:
         the old states."""
         old = np.empty(len(flat), dtype=np.uint8)
         if isinstance(new, np.ndarray):
-            _set_each(self.flat_state, self.cnt, self.npres, _PRESENT_I32, flat, new.astype(np.uint8), old)
+            _set_each(self.flat_state, self.cnt, self.npres, PRESENT_I32, flat, new.astype(np.uint8), old)
         else:
-            _set_all(self.flat_state, self.cnt, self.npres, _PRESENT_I32, flat, new, old)
+            _set_all(self.flat_state, self.cnt, self.npres, PRESENT_I32, flat, new, old)
         return old
 
     def move_states(self, flat: np.ndarray, was: int, new: int) -> None:
         """set_states() for distinct pages all known to be in state ``was`` (REQUIRES): the per-row counts
         move without the old states being read (node.check() verifies the counts)."""
-        _move_all(self.flat_state, self.cnt, self.npres, _PRESENT_I32, flat, was, new)
+        _move_all(self.flat_state, self.cnt, self.npres, PRESENT_I32, flat, was, new)
 
     def pages_of(self, rows: np.ndarray) -> np.ndarray:
         """Flat indices of every page of the given rows."""
