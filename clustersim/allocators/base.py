@@ -424,7 +424,10 @@ class HeapAllocator:
 
     def _check_new_ids(self, ids: np.ndarray, id_list: list[int]) -> None:
         """A ValueError names the first id that is live already or repeated within the batch."""
-        live = self._spans.contains(ids).tolist()
+        live = self._spans.contains(ids)
+        if not self._direct and not live.any() and len(set(id_list)) == len(id_list):
+            return   # the common case, checked without a Python step per id
+        live = live.tolist()
         direct, seen = self._direct, set()
         for sid, is_live in zip(id_list, live, strict=True):
             if is_live or sid in direct or sid in seen:
@@ -573,6 +576,8 @@ class HeapAllocator:
 
 def _check_live_ids(ids: list[int], live: list[bool]) -> None:
     """A ValueError names the first id that is not a live heap span (or is freed twice in the batch)."""
+    if all(live) and len(set(ids)) == len(ids):
+        return
     seen = set()
     for sid, is_live in zip(ids, live, strict=True):
         if not is_live or sid in seen:

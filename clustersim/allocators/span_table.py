@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from clustersim.jit import njit
+
 _MIN_CAPACITY = 1024
 
 
@@ -38,11 +40,7 @@ class SpanTable:
 
     def _positions(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Row of each id (clipped to a valid row) and whether it is a live span there."""
-        n = self._rows
-        if n == 0:
-            return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
-        pos = np.minimum(np.searchsorted(self._ids[:n], ids), n - 1)
-        return pos, (self._ids[pos] == ids) & self._live[pos]
+        return _positions(self._ids, self._live, self._rows, ids)
 
     def contains(self, ids: np.ndarray) -> np.ndarray:
         """Mask of the ids that are live."""
@@ -132,3 +130,17 @@ class SpanTable:
             col[: len(order)] = values[order]
         self._live[: len(order)] = True
         self._rows = len(order)
+
+
+@njit
+def _positions(table_ids, live, n, ids):
+    """Binary search of each id among the first n sorted table ids: (row clipped to [0, n), found live)."""
+    pos = np.zeros(ids.shape[0], dtype=np.int64)
+    found = np.zeros(ids.shape[0], dtype=np.bool_)
+    if n == 0:
+        return pos, found
+    for i in range(ids.shape[0]):
+        p = min(np.searchsorted(table_ids[:n], ids[i]), n - 1)
+        pos[i] = p
+        found[i] = table_ids[p] == ids[i] and live[p]
+    return pos, found
