@@ -289,9 +289,9 @@ class HeapAllocator:
             lo, hi = cuts[j], cuts[j + 1]
             yield self._segments[seg[lo]].region, off[lo:hi], ln[lo:hi]
 
-    def _touch(self, starts: list[int], lengths: list[int]) -> float:
+    def _touch(self, starts: np.ndarray, lengths: np.ndarray) -> float:
         """The application writes the pages [start, start+length) of each range."""
-        if not starts:
+        if not len(starts):
             return 0.0
         return self.process.touch_batch(list(self._per_region(starts, lengths)))
 
@@ -386,7 +386,7 @@ class HeapAllocator:
             spent = 0.0
         return spent or 0.0
 
-    def _hand_out(self, starts: list[int], npages: list[int]) -> float:
+    def _hand_out(self, starts: np.ndarray, npages: np.ndarray) -> float:
         """Mark the placed spans in use, make reuse calls, and let the application write them."""
         moved, runs = self._transition(starts, npages, PageState.IN_USE)
         assert moved[PageState.IN_USE] == moved[PageState.UNMAPPED] == 0, "double allocation"
@@ -415,12 +415,12 @@ class HeapAllocator:
         if direct is not None and direct.any():
             seconds += self._alloc_direct(ids[direct], nbytes[direct])
             ids, nbytes = ids[~direct], nbytes[~direct]
-        npages = self._round_pages(nbytes // PAGE_SIZE).tolist()
+        npages = self._round_pages(nbytes // PAGE_SIZE)
         place = self._place
-        starts = [place(n) for n in npages]
+        starts = np.array([place(n) for n in npages.tolist()], dtype=np.int64)
         self._spans.add(ids, starts, npages, nbytes)
         self._requested_bytes += int(nbytes.sum())
-        return seconds + (self._hand_out(starts, npages) if starts else 0.0)
+        return seconds + (self._hand_out(starts, npages) if len(starts) else 0.0)
 
     def _check_new_ids(self, ids: np.ndarray, id_list: list[int]) -> None:
         """A ValueError names the first id that is live already or repeated within the batch."""
@@ -451,11 +451,11 @@ class HeapAllocator:
         _check_live_ids(id_list, live.tolist())
         seconds = sum(self._free_direct(sid) for sid in direct_ids)
         if id_list:
-            starts, npages, nbytes = (col.tolist() for col in self._spans.take(rows))
-            self._requested_bytes -= sum(nbytes)
+            starts, npages, nbytes = self._spans.take(rows)
+            self._requested_bytes -= int(nbytes.sum())
             self._move(starts, npages, PageState.IN_USE, PageState.FREE_BACKED)
             unplace = self._unplace
-            for start, n in zip(starts, npages, strict=True):
+            for start, n in zip(starts.tolist(), npages.tolist(), strict=True):
                 unplace(start, n)
         return seconds + self._on_free_batch()
 

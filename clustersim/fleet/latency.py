@@ -25,12 +25,13 @@ LO_S = 1e-6          # 1 us: anything faster lands in bucket 0
 HI_S = 1e4           # 10^4 s: the last bucket holds everything slower
 NBUCKETS = math.ceil(math.log(HI_S / LO_S) / math.log(GAMMA)) + 1
 SAMPLED_REQUESTS = 256
+_LOG_GAMMA = math.log(GAMMA)
 
 
 def bucket_of(seconds: np.ndarray) -> np.ndarray:
     """Bucket index of each latency."""
     x = np.maximum(np.asarray(seconds, dtype=np.float64), LO_S)
-    return np.minimum((np.log(x / LO_S) / math.log(GAMMA)).astype(np.int64), NBUCKETS - 1)
+    return np.minimum((np.log(x / LO_S) / _LOG_GAMMA).astype(np.int64), NBUCKETS - 1)
 
 
 def bucket_bounds_s() -> tuple[np.ndarray, np.ndarray]:
@@ -46,8 +47,9 @@ class LatencyHistogram:
     counts: np.ndarray = field(default_factory=lambda: np.zeros(NBUCKETS))
 
     def add(self, seconds: np.ndarray, weight: float | np.ndarray = 1.0) -> None:
-        w = np.broadcast_to(np.asarray(weight, dtype=np.float64), np.shape(seconds))
-        self.counts += np.bincount(bucket_of(seconds), weights=w, minlength=NBUCKETS)
+        buckets = bucket_of(seconds)
+        w = weight if isinstance(weight, np.ndarray) else np.full(len(buckets), weight, dtype=np.float64)
+        self.counts += np.bincount(buckets, weights=w, minlength=NBUCKETS)
 
     def merge(self, other: LatencyHistogram) -> None:
         self.counts += other.counts

@@ -157,10 +157,11 @@ class Process:
         batch = list(batch)   # read twice when a range is bad
         offs, lens, bounds = [], [], []
         for region, off, ln in sorted(batch, key=_start_row):   # by address: the pages come out sorted
-            try:
-                off, ln = _int64(off), _int64(ln)
-            except (TypeError, ValueError):
-                self._raise_first_error(batch, aligned)
+            if not (type(off) is type(ln) is np.ndarray and off.dtype is ln.dtype is _INT64 and off.ndim == 1):
+                try:
+                    off, ln = _int64(off), _int64(ln)
+                except (TypeError, ValueError):
+                    self._raise_first_error(batch, aligned)
             if region.proc is not self or not region.mapped or off.shape != ln.shape:
                 self._raise_first_error(batch, aligned)
             offs.append(off)
