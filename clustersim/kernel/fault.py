@@ -18,8 +18,8 @@ from ..units import HPAGE_PAGES
 from .compaction import direct_compact
 from .huge_memory import vma_allows_thp
 from .memcg import INF
-from .memory import charging, ensure_page_tables, lru_add, map_pages
-from .pagetable import ADV_HUGEPAGE, DATA, LAZY, NONE, NSTATES, SWAP, ZERO, uniq, uniq_rows
+from .memory import charging, ensure_page_tables, lru_add_pages, map_pages
+from .pagetable import ADV_HUGEPAGE, DATA, LAZY, NONE, SWAP, ZERO, count_states, in_rows, pages_in, uniq, uniq_rows
 from .slowpath import over_high, reserve
 from .vmscan import memcg_reclaim
 
@@ -33,21 +33,20 @@ def touch(node: Node, p: Process, flat: np.ndarray) -> float:
     if not p.alive or len(flat) == 0:
         return 0.0
     pt = node.pt
-    st = pt.flat_state[flat]
     # One count of the states instead of a mask per state: most writes find no lazyfree, zero-filled or
     # swapped page at all, and their branches are skipped without scanning the pages again.
-    nstate = np.bincount(st, minlength=NSTATES)
+    nstate = count_states(pt.flat_state, flat)
     cost = len(flat) * node.costs.write_page_s
     if nstate[LAZY]:
-        cost += _reuse_lazy(node, flat[st == LAZY])
+        cost += _reuse_lazy(node, pages_in(pt.flat_state, flat, LAZY, LAZY))
     if nstate[ZERO]:
-        pt.set_states(flat[st == ZERO], DATA)
+        pt.set_states(pages_in(pt.flat_state, flat, ZERO, ZERO), DATA)
     swapped = bool(nstate[SWAP])
     if nstate[NONE] + nstate[SWAP] == len(flat):
         cost += _fault(node, p, flat, swapped=swapped)
     elif nstate[NONE] or swapped:
-        cost += _fault(node, p, flat[(st == NONE) | (st == SWAP) if swapped else st == NONE], swapped=swapped)
-    lru_add(node, flat // HPAGE_PAGES)   # a row listed more than once gets the same stamp
+        cost += _fault(node, p, pages_in(pt.flat_state, flat, NONE, SWAP if swapped else NONE), swapped=swapped)
+    lru_add_pages(node, flat)
     return cost
 
 
@@ -71,7 +70,7 @@ def _fault(node: Node, p: Process, need: np.ndarray, *, swapped: bool) -> float:
         got, c = _thp_faults(node, p, cand, need)
         cost += c
         if len(got):
-            need = need[~np.isin(need // HPAGE_PAGES, got)]
+            need = need[~in_rows(need, got)]
             rows = rows[~np.isin(rows, got)]
     if len(need) and p.alive:
         cost += _small_faults(node, p, need, rows, swapped)
@@ -129,7 +128,7 @@ def _thp_faults(node: Node, p: Process, cand: np.ndarray, need: np.ndarray) -> t
         pt.block[got] = blocks[:, None]
         pt.pmd[got] = True
         pt.set_states(pt.pages_of(got), ZERO)
-        pt.set_states(need[np.isin(need // HPAGE_PAGES, got)], DATA)
+        pt.set_states(need[in_rows(need, got)], DATA)
     pt.active[got] = False
     node.vmstat["thp_fault_alloc"] += len(got)
     p.memcg.counters["thp_fault_alloc"] += len(got)

@@ -32,6 +32,7 @@ from .pagetable import (
     QUEUED,
     SWAP,
     ZERO,
+    in_rows,
     uniq,
     uniq_rows,
 )
@@ -79,7 +80,7 @@ def dontneed(node: Node, p: Process, flat: np.ndarray, ranges: int) -> float:
     st = pt.flat_state[flat]
     on_pte = IS_PRESENT[st]
     if len(whole_thp):   # pages of whole PMDs are zapped with the PMD, not PTE by PTE
-        on_pte &= ~np.isin(flat // HPAGE_PAGES, whole_thp)
+        on_pte &= ~in_rows(flat, whole_thp)
     pte_pages = int(np.count_nonzero(on_pte))
     with charging(node, rows):
         unmap_pages(node, flat[st != NONE])
@@ -109,7 +110,7 @@ def free(node: Node, p: Process, flat: np.ndarray, ranges: int) -> float:
     node.vmstat["pglazyfree"] += len(mark)
     p.memcg.counters["pglazyfree"] += len(mark)
     on_pmd = pt.pmd[rows] & whole
-    pte_pages = int(np.count_nonzero(~np.isin(mark // HPAGE_PAGES, rows[on_pmd])))
+    pte_pages = int(np.count_nonzero(~in_rows(mark, rows[on_pmd])))
     cost += call_cost(node, p, ranges, pte_pages, c.lazyfree_page_s, pmds=int(on_pmd.sum()))
     return cost + int(on_pmd.sum()) * c.lazyfree_pmd_s
 

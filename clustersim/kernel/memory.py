@@ -194,6 +194,17 @@ def free_page_tables(node: Node, rows: np.ndarray) -> None:
     pt.pt_block[has] = -1
 
 
+def lru_add_pages(node: Node, flat: np.ndarray) -> None:
+    """lru_add() for the rows of pages ``flat`` (a row with many pages gets the same stamp)."""
+    _stamp_rows(node.pt.atime, flat, node.time)
+
+
+@njit
+def _stamp_rows(atime, flat, t):
+    for f in flat:
+        atime[f // HPAGE_PAGES] = t
+
+
 def lru_add(node: Node, rows: np.ndarray, *, active: bool = False) -> None:
     """Note an access: recency for reclaim order. New anon pages start inactive (Linux 5.9+). ``rows`` may
     repeat a row."""

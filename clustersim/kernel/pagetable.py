@@ -22,6 +22,21 @@ def uniq(a: np.ndarray, return_counts: bool = False):
     return (values, counts) if return_counts else values
 
 
+def count_states(flat_state: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """Pages in each state among ``flat``: np.bincount(flat_state[flat], minlength=NSTATES)."""
+    return _count_states(flat_state, flat)
+
+
+def pages_in(flat_state: np.ndarray, flat: np.ndarray, a: int, b: int) -> np.ndarray:
+    """The pages of ``flat`` in state ``a`` or ``b`` (pass the same state twice for one), in order."""
+    return _pages_in(flat_state, flat, a, b)
+
+
+def in_rows(flat: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Mask of the flat pages whose row is one of ``rows`` (sorted): np.isin(flat // HPAGE_PAGES, rows)."""
+    return _in_rows(flat, rows)
+
+
 def uniq_rows(flat: np.ndarray) -> np.ndarray:
     """Sorted distinct rows (vhps) of flat page indices: uniq(flat // HPAGE_PAGES) without the temporary."""
     return _uniq_rows(flat)
@@ -50,6 +65,38 @@ def _uniq(a):
         else:
             counts[k] += 1
     return values[: k + 1], counts[: k + 1]
+
+
+@njit
+def _count_states(flat_state, flat):
+    out = np.zeros(NSTATES, dtype=np.int64)
+    for f in flat:
+        out[flat_state[f]] += 1
+    return out
+
+
+@njit
+def _pages_in(flat_state, flat, a, b):
+    out = np.empty(flat.shape[0], dtype=np.int64)
+    k = 0
+    for f in flat:
+        s = flat_state[f]
+        if s in (a, b):
+            out[k] = f
+            k += 1
+    return out[:k]
+
+
+@njit
+def _in_rows(flat, rows):
+    out = np.zeros(flat.shape[0], dtype=np.bool_)
+    if rows.shape[0] == 0:
+        return out
+    for i in range(flat.shape[0]):
+        r = flat[i] // HPAGE_PAGES
+        j = np.searchsorted(rows, r)
+        out[i] = j < rows.shape[0] and rows[j] == r
+    return out
 
 
 @njit

@@ -157,7 +157,7 @@ class Process:
         batch = list(batch)   # read twice when a range is bad
         offs, lens, bounds = [], [], []
         for region, off, ln in sorted(batch, key=_start_row):   # by address: the pages come out sorted
-            if not (type(off) is type(ln) is np.ndarray and off.dtype is ln.dtype is _INT64 and off.ndim == 1):
+            if not (type(off) is type(ln) is np.ndarray and off.dtype == _INT64 == ln.dtype and off.ndim == 1):
                 try:
                     off, ln = _int64(off), _int64(ln)
                 except (TypeError, ValueError):
@@ -482,7 +482,8 @@ def _start_row(triple) -> int:
 
 def _int64(values) -> np.ndarray:
     """A 1-d int64 array of ``values`` (no copy when it already is one)."""
-    if type(values) is np.ndarray and values.dtype is _INT64 and values.ndim == 1:
+    # dtype ==, not is: arrays made by compiled code carry an equal but distinct dtype object
+    if type(values) is np.ndarray and values.dtype == _INT64 and values.ndim == 1:
         return values
     return np.asarray(values, dtype=np.int64).reshape(-1)
 
