@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..jit import njit
 from ..units import HPAGE_PAGES
 from .errors import KernelError
 from .huge_memory import defer_split, split_folio, split_pmd
@@ -43,9 +44,30 @@ if TYPE_CHECKING:
 
 
 def whole_rows(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows touched by ``flat`` and whether each is wholly covered."""
-    rows, counts = uniq(flat // HPAGE_PAGES, return_counts=True)
-    return rows, counts == HPAGE_PAGES
+    """Rows touched by distinct pages ``flat`` and whether each is wholly covered."""
+    return _whole_rows(flat)
+
+
+@njit
+def _whole_rows(flat):
+    for i in range(1, flat.shape[0]):
+        if flat[i] < flat[i - 1]:
+            flat = np.sort(flat)
+            break
+    rows = np.empty(flat.shape[0], dtype=np.int64)
+    whole = np.empty(flat.shape[0], dtype=np.bool_)
+    k, run = -1, 0
+    for f in flat:
+        r = f // HPAGE_PAGES
+        if k < 0 or r != rows[k]:
+            if k >= 0:
+                whole[k] = run == HPAGE_PAGES
+            k += 1
+            rows[k], run = r, 0
+        run += 1
+    if k >= 0:
+        whole[k] = run == HPAGE_PAGES
+    return rows[: k + 1], whole[: k + 1]
 
 
 def call_cost(node: Node, p: Process, ranges: int, pte_pages: int, per_page_s: float, pmds: int = 0) -> float:
