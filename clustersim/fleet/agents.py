@@ -206,11 +206,15 @@ class ProcessAgent(mesa.Agent):
     def _serve(self, dt: float, cost: float, thp_faults: int, refill_s: float = 0.0) -> None:
         """Requests of the tick: base x TLB factor + spread small costs + discrete stalls on single ones."""
         w, b = self.tenant.workload, self.book
-        stalls = np.array(self.kproc.take_stalls())
-        thp_fault_s = thp_faults * self.node.kernel.costs.fault_thp_s
-        smooth = max(0.0, cost - float(stalls.sum()) - thp_fault_s)
-        discrete = np.concatenate([stalls, np.full(thp_faults, self.node.kernel.costs.fault_thp_s),
-                                   [refill_s] if refill_s > 0 else []])
+        stalls = self.kproc.take_stalls()
+        if stalls or thp_faults or refill_s > 0:
+            stalls = np.array(stalls)
+            thp_fault_s = thp_faults * self.node.kernel.costs.fault_thp_s
+            smooth = max(0.0, cost - float(stalls.sum()) - thp_fault_s)
+            discrete = np.concatenate([stalls, np.full(thp_faults, self.node.kernel.costs.fault_thp_s),
+                                       [refill_s] if refill_s > 0 else []])
+        else:   # most ticks: no discrete event, every cost is spread
+            smooth, discrete = max(0.0, cost), _NO_STALLS
         tlb = tlb_factor(self.coverage(), w.tlb_sensitivity)
         if w.kind == "batch":
             b.work += max(0.0, dt - float(discrete.sum()) - smooth) / tlb
@@ -247,6 +251,9 @@ class ProcessAgent(mesa.Agent):
                 "reclaim_stall_s": b.stall_s + (k.memstall_s if live else 0.0),
                 "cpu_kernel_s": b.kernel_s, "oom_kills": b.oom_kills, "requests": b.requests,
                 "failed": b.failed, "work": b.work}
+
+
+_NO_STALLS = np.empty(0)
 
 
 def _service_times(st, rng: np.random.Generator, n: int) -> np.ndarray:

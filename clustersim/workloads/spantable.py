@@ -103,9 +103,14 @@ class LiveUnits:
         return self.near.units_per_class + self.far.units_per_class
 
     def add(self, rows: Rows) -> None:
-        soon = rows.death_s < self.horizon_end_s
-        self.near.add(rows.select(soon))
-        self.far.add(rows.select(~soon))
+        if rows.size == 0:
+            return
+        near, far = self.near, self.far
+        near._reserve(near.n + rows.size)
+        far._reserve(far.n + rows.size)
+        near.n, far.n = _append_split(near.ids, near.cls, near.death_s, near.n, near.units_per_class,
+                                      far.ids, far.cls, far.death_s, far.n, far.units_per_class,
+                                      rows.ids, rows.cls, rows.death_s, self.horizon_end_s)
 
     def pop_before(self, t_s: float) -> Rows:
         """Remove and return every unit whose death time is before `t_s`."""
@@ -154,3 +159,20 @@ def _pop_before(ids, cls, death_s, n, per_class, t_s):
         ids[d], cls[d], death_s[d] = ids[j], cls[j], death_s[j]
         j += 1
     return out_ids, out_cls, out_death, new_n
+
+
+@njit
+def _append_split(n_ids, n_cls, n_death, n_n, n_per_class, f_ids, f_cls, f_death, f_n, f_per_class,
+                  ids, cls, death_s, horizon_s):
+    """Append rows dying before ``horizon_s`` to the near table and the rest to the far one (in order,
+    capacity reserved); returns the new row counts."""
+    for i in range(ids.shape[0]):
+        if death_s[i] < horizon_s:
+            n_ids[n_n], n_cls[n_n], n_death[n_n] = ids[i], cls[i], death_s[i]
+            n_per_class[cls[i]] += 1
+            n_n += 1
+        else:
+            f_ids[f_n], f_cls[f_n], f_death[f_n] = ids[i], cls[i], death_s[i]
+            f_per_class[cls[i]] += 1
+            f_n += 1
+    return n_n, f_n
