@@ -198,7 +198,8 @@ class Process:
         """
         first, n = self._batch_pages(batch, aligned=False)
         self._check_alive()
-        return self._read(*_swapped_and_rows(self.node.pt.flat_state, first, n))
+        pt = self.node.pt
+        return self._read(*_swapped_and_rows(pt.flat_state, pt.cnt, first, n))
 
     def _access(self, flat: np.ndarray) -> float:
         self._check_alive()
@@ -454,8 +455,9 @@ def _rollup(npres, pmd, cnt, rows):
 
 
 @njit
-def _swapped_and_rows(flat_state, first, n):
-    """Swapped pages (sorted, distinct) and sorted distinct rows of the ranges, read in place."""
+def _swapped_and_rows(flat_state, cnt, first, n):
+    """Swapped pages (sorted, distinct) and sorted distinct rows of the ranges, read in place: only rows
+    whose count says they hold a swapped page are read page by page."""
     if not _disjoint_ascending(first, n):
         order = np.argsort(first, kind="mergesort")
         pages = _expand_ranges(first[order], n[order])
@@ -464,15 +466,19 @@ def _swapped_and_rows(flat_state, first, n):
     rows = np.empty(n.sum() // HPAGE_PAGES + 2 * first.shape[0], dtype=np.int64)
     k = m = 0
     for i in range(first.shape[0]):
-        for f in range(first[i], first[i] + n[i]):
-            if flat_state[f] == SWAP:
-                swapped[k] = f
-                k += 1
-        if n[i]:
-            for r in range(first[i] // HPAGE_PAGES, (first[i] + n[i] - 1) // HPAGE_PAGES + 1):
-                if m == 0 or rows[m - 1] != r:
-                    rows[m] = r
-                    m += 1
+        start, end = first[i], first[i] + n[i]
+        while start < end:
+            r = start // HPAGE_PAGES
+            stop = min(end, (r + 1) * HPAGE_PAGES)
+            if m == 0 or rows[m - 1] != r:
+                rows[m] = r
+                m += 1
+            if cnt[r, SWAP]:
+                for f in range(start, stop):
+                    if flat_state[f] == SWAP:
+                        swapped[k] = f
+                        k += 1
+            start = stop
     return swapped[:k], rows[:m]
 
 
