@@ -70,7 +70,7 @@ class PageTracker:
             if n <= length < best:
                 i, best = j, length
         start = self.free_start[i]
-        self._take(i, start, n)
+        self._take(i, start, n, best)
         return start
 
     def mark(self, start: int, n: int) -> None:
@@ -87,12 +87,11 @@ class PageTracker:
             self.free_start[i + 1] = start
             self.free_len[i + 1] -= start - head
             i += 1
-        self._take(i, start, n)
+        self._take(i, start, n, self.free_len[i])
         self.longest_free = max(self.free_len, default=0)
 
-    def _take(self, i: int, start: int, n: int) -> None:
-        """Allocate the first ``n`` pages of free range ``i`` (which begins at ``start``)."""
-        length = self.free_len[i]
+    def _take(self, i: int, start: int, n: int, length: int) -> None:
+        """Allocate the first ``n`` pages of free range ``i`` (which begins at ``start``, ``length`` long)."""
         if length == n:
             del self.free_start[i], self.free_len[i]
         else:
@@ -158,11 +157,12 @@ class TrackerLists:
         self.size += 1
 
     def remove(self, pt: PageTracker) -> None:
-        bucket = self._buckets[pt.key]
+        key = pt.key
+        bucket = self._buckets[key]
         del bucket[pt]
         if not bucket:
-            del self._buckets[pt.key]
-            del self._keys[bisect_left(self._keys, pt.key)]
+            del self._buckets[key]
+            del self._keys[bisect_left(self._keys, key)]
         self.size -= 1
 
     def get_least(self, min_key: int) -> PageTracker | None:
@@ -203,8 +203,8 @@ class HugePageFiller:
     def _add(self, pt: PageTracker) -> None:
         if pt.released and not self._still_released(pt):
             pt.released = False
-        pt.kind = RELEASED if pt.released else (DONATED if pt.donated else REGULAR)
-        self.lists[pt.kind].add(pt, pt.list_key())
+        kind = pt.kind = RELEASED if pt.released else (DONATED if pt.donated else REGULAR)
+        self.lists[kind].add(pt, pt.list_key())
 
     def _remove(self, pt: PageTracker) -> None:
         self.lists[pt.kind].remove(pt)
@@ -224,7 +224,7 @@ class HugePageFiller:
                 break
         else:
             return None
-        self._remove(pt)
+        lists.remove(pt)
         start = pt.get(n)
         pt.donated = False  # used for an allocation: no longer a pristine donated tail
         self.used_tc += n
@@ -243,7 +243,7 @@ class HugePageFiller:
 
     def put(self, pt: PageTracker, start: int, n: int) -> bool:
         """Free a span; True when the hugepage became empty and left the filler."""
-        self._remove(pt)
+        self.lists[pt.kind].remove(pt)
         pt.put(start, n)
         self.used_tc -= n
         if pt.used_tc == 0:
