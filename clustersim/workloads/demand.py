@@ -79,6 +79,8 @@ class _Births:
 
     def take_before(self, t_end_s: float) -> tuple[_Births, _Births]:
         """(born before t_end_s, the rest); REQUIRES sorted by birth."""
+        if self.cls.size == 0:   # nothing pending, the usual case after start-up
+            return self, self
         cut = int(np.searchsorted(self.birth_s, t_end_s, side="left"))
         head = _Births(self.cls[:cut], self.birth_s[:cut], self.death_s[:cut])
         return head, _Births(self.cls[cut:], self.birth_s[cut:], self.death_s[cut:])
