@@ -27,9 +27,9 @@ from .pagetable import (
     ADV_NONE,
     ADV_STRADDLE,
     DATA,
-    IS_PRESENT,
     LAZY,
     NONE,
+    PRESENT_I32,
     QUEUED,
     SWAP,
     ZERO,
@@ -99,13 +99,10 @@ def dontneed(node: Node, p: Process, flat: np.ndarray, ranges: int) -> float:
     if len(partial_thp):
         split_pmd(node, partial_thp)
         defer_split(node, partial_thp)
-    st = pt.flat_state[flat]
-    on_pte = IS_PRESENT[st]
-    if len(whole_thp):   # pages of whole PMDs are zapped with the PMD, not PTE by PTE
-        on_pte &= ~in_rows(flat, whole_thp)
-    pte_pages = int(np.count_nonzero(on_pte))
+    # Pages of whole PMDs are zapped with the PMD, not PTE by PTE.
+    pte_pages, mapped = _zap_targets(pt.flat_state, PRESENT_I32, flat, whole_thp)
     with charging(node, rows):
-        unmap_pages(node, flat[st != NONE])
+        unmap_pages(node, mapped)
     cost = call_cost(node, p, ranges, pte_pages, c.zap_page_s, pmds=len(whole_thp))
     return cost + len(whole_thp) * c.zap_thp_s + len(partial_thp) * c.split_pmd_s
 
@@ -225,3 +222,21 @@ def _proposal_hint(advice: MADV) -> str:
 
 __all__ = ["ADV_NONE", "check_advice", "cold", "dontneed", "free", "free_undo", "pageout", "set_thp_advice",
            "splittable", "unsplittable"]
+
+
+@njit
+def _zap_targets(flat_state, present, flat, whole_thp):
+    """(present pages outside the rows ``whole_thp`` (sorted), the pages not NONE) of ``flat``."""
+    mapped = np.empty(flat.shape[0], dtype=np.int64)
+    pte_pages, k = 0, 0
+    for f in flat:
+        s = flat_state[f]
+        if s == NONE:
+            continue
+        mapped[k] = f
+        k += 1
+        if present[s]:
+            r = f // HPAGE_PAGES
+            j = np.searchsorted(whole_thp, r)
+            pte_pages += not (j < whole_thp.shape[0] and whole_thp[j] == r)
+    return pte_pages, mapped[:k]
