@@ -298,10 +298,9 @@ class HugePageFiller:
         """vhps of the filler's hugepages, ascending."""
         return np.flatnonzero(self._member)
 
-    def backed_tc(self) -> int:
-        """Used plus free-and-backed tcmalloc pages of the filler's hugepages."""
-        free_backed = int(self.heap._vhp_counts[self.member_vhps(), PageState.FREE_BACKED].sum())
-        return self.used_tc + free_backed // TC_PAGE_PAGES
+    def free_backed_pages(self) -> int:
+        """Free 4 KiB pages still backed on the filler's hugepages (what subrelease can return)."""
+        return int(self.heap._vhp_counts[self.member_vhps(), PageState.FREE_BACKED].sum())
 
     def release_pages(self, desired_tc: int) -> tuple[int, float]:
         """Subrelease up to about ``desired_tc`` pages, emptiest hugepages first: (4 KiB pages, seconds).
@@ -309,15 +308,19 @@ class HugePageFiller:
         Skip-subrelease: never release below the demand recent intervals require (tcmalloc's
         GetDesiredSubreleasePages): the allowance is backed pages minus required pages.
         """
+        free_backed = self.free_backed_pages()
         required = self.required_tc()
         if required:
-            desired_tc = min(desired_tc, max(0, self.backed_tc() - required))
-        if desired_tc <= 0:
+            desired_tc = min(desired_tc, max(0, self.used_tc + free_backed // TC_PAGE_PAGES - required))
+        if desired_tc <= 0 or free_backed == 0:
             return 0, 0.0
         released, seconds = 0, 0.0
+        backed = self.heap._vhp_counts[:, PageState.FREE_BACKED]
         for pt in self._release_candidates():
             if released >= desired_tc * TC_PAGE_PAGES:
                 break
+            if not backed[pt.vhp]:   # every free page already released: nothing to madvise here
+                continue
             starts, lengths = pt.free_ranges_4k()
             n, spent = self.heap.release_ranges(starts, lengths)
             if n == 0:
