@@ -95,7 +95,9 @@ class BestFitFreeList:
     def dirty_ranges(self) -> list[tuple[int, int]]:
         """(start, length) of ranges that may hold backed pages, in address order."""
         clean = self._clean
-        return sorted((s, n) for s, n in self._len_at.items() if s not in clean)
+        if not clean:
+            return sorted(self._len_at.items())
+        return sorted([item for item in self._len_at.items() if item[0] not in clean])
 
     def ranges(self) -> list[tuple[int, int]]:
         """All free (start, length), in address order."""

@@ -315,12 +315,9 @@ class HugePageFiller:
         if desired_tc <= 0 or free_backed == 0:
             return 0, 0.0
         released, seconds = 0, 0.0
-        backed = self.heap._vhp_counts[:, PageState.FREE_BACKED]
         for pt in self._release_candidates():
             if released >= desired_tc * TC_PAGE_PAGES:
                 break
-            if not backed[pt.vhp]:   # every free page already released: nothing to madvise here
-                continue
             starts, lengths = pt.free_ranges_4k()
             n, spent = self.heap.release_ranges(starts, lengths)
             if n == 0:
@@ -333,8 +330,14 @@ class HugePageFiller:
         return released, seconds
 
     def _release_candidates(self) -> list[PageTracker]:
-        """Partly released hugepages first, then intact ones (regular and donated); emptiest first."""
-        released = sorted(self.lists[RELEASED].trackers(), key=attrgetter("used_tc"))
-        intact = sorted([*self.lists[REGULAR].trackers(), *self.lists[DONATED].trackers()],
+        """Partly released hugepages first, then intact ones (regular and donated); emptiest first.
+
+        Only hugepages with free backed pages are listed: the others have nothing left to madvise, and
+        leaving them out before the stable sort keeps the order of the rest.
+        """
+        backed = self.heap._vhp_counts[:, PageState.FREE_BACKED].tolist()
+        released = sorted([pt for pt in self.lists[RELEASED].trackers() if backed[pt.vhp]],
+                          key=attrgetter("used_tc"))
+        intact = sorted([pt for lists in self.lists[:DONATED + 1] for pt in lists.trackers() if backed[pt.vhp]],
                         key=attrgetter("used_tc"))
         return released + intact
