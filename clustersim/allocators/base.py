@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
+from itertools import pairwise
 
 import numpy as np
 
@@ -280,26 +281,25 @@ class HeapAllocator:
 
     # ----------------------------------------------------------------------------------- syscalls
 
-    def _per_region(self, starts, lengths):
-        """Split page ranges by VMA: yields (region, byte offsets, byte lengths) as int64 arrays, VMAs in
-        address order. A range over a VMA boundary is cut into one piece per VMA, listed after the ranges
-        that fit whole, as the kernel would see separate calls."""
+    def _per_region(self, starts, lengths) -> list[tuple[object, np.ndarray, np.ndarray]]:
+        """Split page ranges by VMA: (region, byte offsets, byte lengths) as int64 arrays, VMAs in address
+        order. A range over a VMA boundary is cut into one piece per VMA, listed after the ranges that fit
+        whole, as the kernel would see separate calls."""
         seg, off, ln, cuts = _split_by_segment(as_pages(starts), as_pages(lengths), self._seg_bounds)
-        for j in range(len(cuts) - 1):
-            lo, hi = cuts[j], cuts[j + 1]
-            yield self._segments[seg[lo]].region, off[lo:hi], ln[lo:hi]
+        segments, seg, cuts = self._segments, seg.tolist(), cuts.tolist()
+        return [(segments[seg[lo]].region, off[lo:hi], ln[lo:hi]) for lo, hi in pairwise(cuts)]
 
     def _touch(self, starts: np.ndarray, lengths: np.ndarray) -> float:
         """The application writes the pages [start, start+length) of each range."""
         if not len(starts):
             return 0.0
-        return self.process.touch_batch(list(self._per_region(starts, lengths)))
+        return self.process.touch_batch(self._per_region(starts, lengths))
 
     def _madvise(self, starts: list[int], lengths: list[int], advice: MADV) -> float:
         """madvise every range with ``advice``; counts one call per range."""
         if not starts:
             return 0.0
-        batch = list(self._per_region(starts, lengths))
+        batch = self._per_region(starts, lengths)
         if advice is not MADV.FREE_UNDO:   # FREE_UNDO reports lost pages per call: one call per VMA
             seconds = self.process.madvise_batch(batch, advice)
             self._calls[advice] += sum(len(off) for _, off, _ in batch)
@@ -465,7 +465,7 @@ class HeapAllocator:
         if len(starts) == 0:
             return 0.0
         order = np.argsort(starts, kind="stable")
-        return self.process.access_batch(list(self._per_region(starts[order], npages[order])))
+        return self.process.access_batch(self._per_region(starts[order], npages[order]))
 
     def background(self, now_s: float) -> float:
         """The allocator's background thread tick (called every second). Returns seconds spent."""
