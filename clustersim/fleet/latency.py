@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..jit import njit
+
 REL_ERR = 0.01
 GAMMA = (1 + REL_ERR) / (1 - REL_ERR)
 LO_S = 1e-6          # 1 us: anything faster lands in bucket 0
@@ -26,12 +28,46 @@ HI_S = 1e4           # 10^4 s: the last bucket holds everything slower
 NBUCKETS = math.ceil(math.log(HI_S / LO_S) / math.log(GAMMA)) + 1
 SAMPLED_REQUESTS = 256
 _LOG_GAMMA = math.log(GAMMA)
+_LOG_HI = math.log(HI_S / LO_S) + 2 * _LOG_GAMMA   # past the last bucket's lower edge
 
 
 def bucket_of(seconds: np.ndarray) -> np.ndarray:
     """Bucket index of each latency."""
-    x = np.maximum(np.asarray(seconds, dtype=np.float64), LO_S)
-    return np.minimum((np.log(x / LO_S) / _LOG_GAMMA).astype(np.int64), NBUCKETS - 1)
+    return _buckets(_log_lo(seconds))
+
+
+def _log_lo(seconds) -> np.ndarray:
+    """ln(max(seconds, LO_S) / LO_S): numpy's log, so that bucket edges do not depend on the compiler's."""
+    return np.log(np.maximum(np.asarray(seconds, dtype=np.float64), LO_S) / LO_S)
+
+
+@njit
+def _bucket(log_lo: float) -> int:
+    """Bucket of one latency given ln(latency / LO_S) (>= 0); too slow or not a number: the last bucket."""
+    if not log_lo < _LOG_HI:
+        return NBUCKETS - 1
+    return min(np.int64(log_lo / _LOG_GAMMA), NBUCKETS - 1)
+
+
+@njit
+def _buckets(log_lo):
+    out = np.empty(log_lo.shape[0], dtype=np.int64)
+    for i in range(log_lo.shape[0]):
+        out[i] = _bucket(log_lo[i])
+    return out
+
+
+@njit
+def _add_weighted(counts, log_lo, weights, scratch):
+    """counts += np.bincount(buckets, weights, minlength=NBUCKETS) with the same sums in the same order:
+    each bucket's weights into ``scratch`` (all zeros, left so), then each bucket's total onto its count.
+    One weight applies to every latency."""
+    buckets = _buckets(log_lo)
+    for i in range(buckets.shape[0]):
+        scratch[buckets[i]] += weights[i] if weights.shape[0] > 1 else weights[0]
+    for b in buckets:
+        counts[b] += scratch[b]   # a bucket listed again adds 0.0 the second time
+        scratch[b] = 0.0
 
 
 def bucket_bounds_s() -> tuple[np.ndarray, np.ndarray]:
@@ -45,11 +81,15 @@ class LatencyHistogram:
     """Weighted counts per log bucket; ``add`` and ``merge`` keep it exact up to bucket resolution."""
 
     counts: np.ndarray = field(default_factory=lambda: np.zeros(NBUCKETS))
+    # Per-bucket sums of one add(), all zeros between calls (its own, so histograms never share state).
+    _scratch: np.ndarray = field(default_factory=lambda: np.zeros(NBUCKETS), repr=False, compare=False)
 
     def add(self, seconds: np.ndarray, weight: float | np.ndarray = 1.0) -> None:
-        buckets = bucket_of(seconds)
-        w = weight if isinstance(weight, np.ndarray) else np.full(len(buckets), weight, dtype=np.float64)
-        self.counts += np.bincount(buckets, weights=w, minlength=NBUCKETS)
+        log_lo = _log_lo(seconds).reshape(-1)
+        weights = np.asarray(weight, dtype=np.float64).reshape(-1)
+        if len(weights) != 1 and len(weights) != len(log_lo):
+            raise ValueError(f"weight: {len(weights)} weights for {len(log_lo)} latencies")
+        _add_weighted(self.counts, log_lo, weights, self._scratch)
 
     def merge(self, other: LatencyHistogram) -> None:
         self.counts += other.counts
