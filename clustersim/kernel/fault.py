@@ -19,7 +19,20 @@ from .compaction import direct_compact
 from .huge_memory import vma_allows_thp
 from .memcg import INF
 from .memory import charging, ensure_page_tables, lru_add_pages, map_pages
-from .pagetable import ADV_HUGEPAGE, DATA, LAZY, NONE, SWAP, ZERO, count_states, in_rows, pages_in, uniq, uniq_rows
+from .pagetable import (
+    ADV_HUGEPAGE,
+    DATA,
+    LAZY,
+    NONE,
+    SWAP,
+    ZERO,
+    count_states,
+    in_rows,
+    in_sorted,
+    pages_in,
+    uniq,
+    uniq_rows,
+)
 from .slowpath import over_high, reserve
 from .vmscan import memcg_reclaim
 
@@ -71,7 +84,7 @@ def _fault(node: Node, p: Process, need: np.ndarray, *, swapped: bool) -> float:
         cost += c
         if len(got):
             need = need[~in_rows(need, got)]
-            rows = rows[~np.isin(rows, got)]
+            rows = rows[~in_sorted(rows, got)]
     if len(need) and p.alive:
         cost += _small_faults(node, p, need, rows, swapped)
     return cost

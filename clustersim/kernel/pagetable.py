@@ -32,6 +32,20 @@ def pages_in(flat_state: np.ndarray, flat: np.ndarray, a: int, b: int) -> np.nda
     return _pages_in(flat_state, flat, a, b)
 
 
+def in_sorted(values: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """Mask of the values found in ``members`` (sorted): np.isin without its sort."""
+    return _in_sorted(values, members)
+
+
+@njit
+def _in_sorted(values, members):
+    out = np.zeros(values.shape[0], dtype=np.bool_)
+    for i in range(values.shape[0]):
+        j = np.searchsorted(members, values[i])
+        out[i] = j < members.shape[0] and members[j] == values[i]
+    return out
+
+
 def in_rows(flat: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Mask of the flat pages whose row is one of ``rows`` (sorted): np.isin(flat // HPAGE_PAGES, rows)."""
     return _in_rows(flat, rows)
