@@ -2,6 +2,10 @@
 fleets of 1..100 such nodes for ten simulated minutes; reports wall time, agent-steps per second and how
 time grows with nodes and processes.
 
+The hot loops are compiled by numba on first use and cached on disk, so the first run on a machine pays
+the compilation once. A small warm-up fleet runs first and its time is reported separately; the timed runs
+then measure the simulator, not the compiler.
+
     python benchmarks/fleet_bench.py [--quick]
 """
 
@@ -47,6 +51,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter runs (for a smoke check)")
     args = parser.parse_args()
     hour = "10m" if args.quick else "1h"
+    wall, _, _ = measure(1, 2, "30s")
+    print(f"warm-up (compiles the hot loops on a machine's first run, then loads them): {wall:.1f} s")
     wall, sim, rate = measure(1, 16, hour)
     print(f"1 node x 16 processes, {sim / 60:.0f} simulated min: {wall:.1f} s wall, {rate:,.0f} process-steps/s")
     print(f"{'nodes':>5} {'procs':>6} {'wall s':>8} {'steps/s':>10} {'s per node':>10}")

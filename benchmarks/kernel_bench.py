@@ -3,7 +3,8 @@
 A node with 16 processes of 3 GiB THP-eligible heaps per 64 GiB: fault everything, MADV_DONTNEED every
 other 64 KiB with madvise_many, touch it again, MADV_FREE the same ranges, touch again, then advance 120 s
 (khugepaged, kswapd). Run swapless and with zram, at 16, 64 and 256 GiB (processes scale with memory) to
-show the cost is linear in node size. Target: the 64 GiB run under 5 s wall on one core.
+show the cost is linear in node size. Target: the 64 GiB run under 5 s wall on one core. A 4 GiB warm-up
+runs first: the hot loops are compiled on a machine's first run (then loaded from the on-disk cache).
 
     python benchmarks/kernel_bench.py [--sizes 16 64 256]
 """
@@ -54,6 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[16, 64, 256])
     args = parser.parse_args()
+    print(f"warm-up (compiles the hot loops on a machine's first run): {run(4, {'kind': 'none'})['total']:.1f} s")
     print(f"{'node':>6} {'swap':>5} {'procs':>5} {'fault':>7} {'dontneed':>8} {'retouch':>7} {'free':>6} "
           f"{'retouch2':>8} {'adv120s':>7} {'total s':>8} {'s/GiB':>7}")
     for gib in args.sizes:
