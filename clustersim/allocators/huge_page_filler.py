@@ -31,6 +31,7 @@ TC_PAGES_PER_HUGEPAGE = 256        # 2 MiB / 8 KiB tcmalloc pages
 TC_PAGE_PAGES = HPAGE_PAGES // TC_PAGES_PER_HUGEPAGE
 ALLOC_CHUNKS = 8                   # kChunks: allocation counts bucketed log2 into 8 lists per LFR
 REGULAR, DONATED, RELEASED = 0, 1, 2   # tracker kinds, in order of preference for new spans
+_RELEASED, _LAZYFREE, _QUEUED = int(PageState.RELEASED), int(PageState.LAZYFREE), int(PageState.QUEUED)
 
 
 class PageTracker:
@@ -210,8 +211,8 @@ class HugePageFiller:
         self.lists[pt.kind].remove(pt)
 
     def _still_released(self, pt: PageTracker) -> bool:
-        c = self.heap._vhp_counts[pt.vhp]
-        return bool(c[PageState.RELEASED] + c[PageState.LAZYFREE] + c[PageState.QUEUED] > 0)
+        item, v = self.heap._vhp_counts.item, pt.vhp
+        return item(v, _RELEASED) + item(v, _LAZYFREE) + item(v, _QUEUED) > 0
 
     # ----------------------------------------------------------------------------------- spans
 
