@@ -330,15 +330,14 @@ class HugePageFiller:
             seconds += spent
         return released, seconds
 
-    def _release_candidates(self) -> list[PageTracker]:
+    def _release_candidates(self):
         """Partly released hugepages first, then intact ones (regular and donated); emptiest first.
 
         Only hugepages with free backed pages are listed: the others have nothing left to madvise, and
-        leaving them out before the stable sort keeps the order of the rest.
+        leaving them out before the stable sort keeps the order of the rest. The intact ones are sorted only
+        if the partly released ones did not meet the budget; releasing those never moves an intact one.
         """
-        backed = self.heap._vhp_counts[:, PageState.FREE_BACKED].tolist()
-        released = sorted([pt for pt in self.lists[RELEASED].trackers() if backed[pt.vhp]],
-                          key=attrgetter("used_tc"))
-        intact = sorted([pt for lists in self.lists[:DONATED + 1] for pt in lists.trackers() if backed[pt.vhp]],
-                        key=attrgetter("used_tc"))
-        return released + intact
+        for kinds in ((RELEASED,), (REGULAR, DONATED)):
+            backed = self.heap._vhp_counts[:, PageState.FREE_BACKED].tolist()
+            yield from sorted([pt for k in kinds for pt in self.lists[k].trackers() if backed[pt.vhp]],
+                              key=attrgetter("used_tc"))
