@@ -32,6 +32,10 @@ TC_PAGE_PAGES = HPAGE_PAGES // TC_PAGES_PER_HUGEPAGE
 ALLOC_CHUNKS = 8                   # kChunks: allocation counts bucketed log2 into 8 lists per LFR
 REGULAR, DONATED, RELEASED = 0, 1, 2   # tracker kinds, in order of preference for new spans
 _RELEASED, _LAZYFREE, _QUEUED = int(PageState.RELEASED), int(PageState.LAZYFREE), int(PageState.QUEUED)
+# Allocation counts bucketed log2 into ALLOC_CHUNKS chunks, more allocations ranking first: the low part
+# of a list key, tabulated for every count a hugepage can hold.
+_CHUNK_RANK = [ALLOC_CHUNKS - 1 - min(ALLOC_CHUNKS - 1, max(n, 1).bit_length() - 1)
+               for n in range(TC_PAGES_PER_HUGEPAGE + 1)]
 
 
 class PageTracker:
@@ -136,8 +140,7 @@ class PageTracker:
 
     def list_key(self) -> int:
         """Index of this tracker's list: lower LFR first, then more allocations first."""
-        chunk = min(ALLOC_CHUNKS - 1, max(self.nallocs, 1).bit_length() - 1)
-        return self.longest_free * ALLOC_CHUNKS + (ALLOC_CHUNKS - 1 - chunk)
+        return self.longest_free * ALLOC_CHUNKS + _CHUNK_RANK[self.nallocs]
 
 
 class TrackerLists:
