@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..jit import njit
 from ..units import HPAGE_PAGES
 from .compaction import direct_compact
 from .huge_memory import vma_allows_thp
@@ -76,9 +77,10 @@ def _reuse_lazy(node: Node, lazy: np.ndarray) -> float:
 def _fault(node: Node, p: Process, need: np.ndarray, *, swapped: bool) -> float:
     """Fault in ``need`` (sorted NONE/SWAP pages; ``swapped`` whether any is SWAP). Only present pages
     change state under reclaim, so these pages keep their states throughout."""
-    rows = uniq_rows(need)
+    pt = node.pt
+    rows, unmapped = _rows_to_fault(pt.cnt, need)
     cost = 0.0
-    cand = _thp_candidates(node, rows)
+    cand = _thp_candidates(node, rows) if unmapped else rows[:0]
     if len(cand):
         got, c = _thp_faults(node, p, cand, need)
         cost += c
@@ -88,6 +90,17 @@ def _fault(node: Node, p: Process, need: np.ndarray, *, swapped: bool) -> float:
     if len(need) and p.alive:
         cost += _small_faults(node, p, need, rows, swapped)
     return cost
+
+
+@njit
+def _rows_to_fault(cnt, need):
+    """Sorted distinct rows of pages ``need`` (as uniq_rows), and how many of them are wholly unmapped (the
+    only ones that can take a THP fault)."""
+    rows = uniq_rows(need)
+    unmapped = 0
+    for r in rows:
+        unmapped += cnt[r, NONE] == HPAGE_PAGES
+    return rows, unmapped
 
 
 def _thp_candidates(node: Node, rows: np.ndarray) -> np.ndarray:

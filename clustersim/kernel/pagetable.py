@@ -51,9 +51,6 @@ def in_rows(flat: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return _in_rows(flat, rows)
 
 
-def uniq_rows(flat: np.ndarray) -> np.ndarray:
-    """Sorted distinct rows (vhps) of flat page indices: uniq(flat // HPAGE_PAGES) without the temporary."""
-    return _uniq_rows(flat)
 
 
 @njit
@@ -114,7 +111,8 @@ def _in_rows(flat, rows):
 
 
 @njit
-def _uniq_rows(flat):
+def uniq_rows(flat):
+    """Sorted distinct rows (vhps) of flat page indices: uniq(flat // HPAGE_PAGES) without the temporary."""
     rows = np.empty(flat.shape[0], dtype=np.int64)
     ordered = True
     for i in range(flat.shape[0]):
