@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..jit import njit
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
@@ -39,17 +41,28 @@ class AccessPattern:
 
     def keys(self, ids: np.ndarray) -> np.ndarray:
         """Fixed key in [0, 1) per span id."""
-        z = np.asarray(ids, dtype=np.int64).astype(np.uint64) ^ self._salt
+        return _splitmix_keys(np.asarray(ids, dtype=np.int64).reshape(-1), self._salt)
+
+    def hot_mask(self, ids: np.ndarray, t_s: float) -> np.ndarray:
+        """True for the ids that are hot at time t_s."""
+        keys = self.keys(ids)
+        if self.drift_per_s == 0:   # keys lie in [0, 1), where shifting by 0 and wrapping changes nothing
+            return keys < self.hot_share
+        return np.mod(keys - self.drift_per_s * t_s, 1.0) < self.hot_share
+
+    def hot_ids(self, ids: np.ndarray, t_s: float) -> np.ndarray:
+        return np.asarray(ids)[self.hot_mask(ids, t_s)]
+
+
+@njit
+def _splitmix_keys(ids, salt):
+    """splitmix64 of each id xor the salt, its top 53 bits as a float in [0, 1) (uint64 arithmetic wraps)."""
+    out = np.empty(ids.shape[0], dtype=np.float64)
+    for i in range(ids.shape[0]):
+        z = np.uint64(ids[i]) ^ salt
         z = z + _GOLDEN
         z = (z ^ (z >> np.uint64(30))) * _MIX1
         z = (z ^ (z >> np.uint64(27))) * _MIX2
         z = z ^ (z >> np.uint64(31))
-        return (z >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
-
-    def hot_mask(self, ids: np.ndarray, t_s: float) -> np.ndarray:
-        """True for the ids that are hot at time t_s."""
-        shifted = np.mod(self.keys(ids) - self.drift_per_s * t_s, 1.0)
-        return shifted < self.hot_share
-
-    def hot_ids(self, ids: np.ndarray, t_s: float) -> np.ndarray:
-        return np.asarray(ids)[self.hot_mask(ids, t_s)]
+        out[i] = np.float64(z >> np.uint64(11)) * (1.0 / (1 << 53))
+    return out
