@@ -44,6 +44,9 @@ class SpanTable:
 
     def contains(self, ids: np.ndarray) -> np.ndarray:
         """Mask of the ids that are live."""
+        n = self._rows
+        if len(ids) and (n == 0 or ids.min() > self._ids[n - 1]):   # new ids past every row: none is live
+            return np.zeros(len(ids), dtype=bool)
         return self._positions(ids)[1]
 
     def add(self, ids: np.ndarray, start: np.ndarray, npages: np.ndarray, nbytes: np.ndarray) -> None:
