@@ -137,13 +137,41 @@ class SpanTable:
 
 @njit
 def _positions(table_ids, live, n, ids):
-    """Binary search of each id among the first n sorted table ids: (row clipped to [0, n), found live)."""
+    """Row of each id among the first n sorted table ids (np.searchsorted's, clipped to [0, n)) and whether
+    it is live there."""
     pos = np.zeros(ids.shape[0], dtype=np.int64)
     found = np.zeros(ids.shape[0], dtype=np.bool_)
     if n == 0:
         return pos, found
     for i in range(ids.shape[0]):
-        p = min(np.searchsorted(table_ids[:n], ids[i]), n - 1)
+        p = min(_search(table_ids, n, ids[i]), n - 1)
         pos[i] = p
         found[i] = table_ids[p] == ids[i] and live[p]
     return pos, found
+
+
+@njit
+def _search(a, n, x):
+    """np.searchsorted(a[:n], x) (leftmost insertion point). Ids are handed out in order, so a row's id is
+    close to linear in the row: the search starts at the interpolated row and gallops out from it, touching
+    a cache line or two instead of the log2(n) lines of a plain bisection of a table gone cold."""
+    lo, hi = 0, n   # the answer lies in [lo, hi]
+    if x <= a[0]:
+        return 0
+    if x > a[n - 1]:
+        return n
+    g = int((x - a[0]) * (n - 1) // max(a[n - 1] - a[0], 1))   # a[0] < x <= a[n - 1]
+    step = 1
+    if a[g] < x:   # answer > g: gallop right
+        lo = g + 1
+        while lo + step - 1 < n and a[lo + step - 1] < x:
+            lo += step
+            step *= 2
+        hi = min(lo + step - 1, n)
+    else:          # answer <= g: gallop left
+        hi = g
+        while hi - step >= 0 and a[hi - step] >= x:
+            hi -= step
+            step *= 2
+        lo = max(hi - step + 1, 0)
+    return lo + np.searchsorted(a[lo:hi], x)
