@@ -33,6 +33,7 @@ import numpy as np
 from clustersim.jit import njit
 from clustersim.kernel.errors import KernelError
 from clustersim.kernel.mman import MADV
+from clustersim.kernel.task import RangeBatch
 from clustersim.units import HPAGE_PAGES, PAGE_SIZE
 
 from .ranges import VHP_SHIFT, Runs, as_pages, count_in, move, runs_in_states, runs_with, transition
@@ -281,13 +282,14 @@ class HeapAllocator:
 
     # ----------------------------------------------------------------------------------- syscalls
 
-    def _per_region(self, starts, lengths) -> list[tuple[object, np.ndarray, np.ndarray]]:
-        """Split page ranges by VMA: (region, byte offsets, byte lengths) as int64 arrays, VMAs in address
-        order. A range over a VMA boundary is cut into one piece per VMA, listed after the ranges that fit
-        whole, as the kernel would see separate calls."""
+    def _per_region(self, starts, lengths) -> RangeBatch:
+        """Split page ranges by VMA into byte offsets and lengths per region, VMAs in address order. A range
+        over a VMA boundary is cut into one piece per VMA, listed after the ranges that fit whole, as the
+        kernel would see separate calls."""
         seg, off, ln, cuts = _split_by_segment(as_pages(starts), as_pages(lengths), self._seg_bounds)
         segments, seg, cuts = self._segments, seg.tolist(), cuts.tolist()
-        return [(segments[seg[lo]].region, off[lo:hi], ln[lo:hi]) for lo, hi in pairwise(cuts)]
+        return RangeBatch([segments[seg[lo]].region for lo in cuts[:-1]], off, ln,
+                          [hi - lo for lo, hi in pairwise(cuts)])
 
     def _touch(self, starts: np.ndarray, lengths: np.ndarray) -> float:
         """The application writes the pages [start, start+length) of each range."""
@@ -302,7 +304,7 @@ class HeapAllocator:
         batch = self._per_region(starts, lengths)
         if advice is not MADV.FREE_UNDO:   # FREE_UNDO reports lost pages per call: one call per VMA
             seconds = self.process.madvise_batch(batch, advice)
-            self._calls[advice] += sum(len(off) for _, off, _ in batch)
+            self._calls[advice] += len(batch.offsets)
             return seconds
         seconds = 0.0
         for r, off, ln in batch:

@@ -9,6 +9,6 @@ from .errors import KernelError
 from .mman import MADV
 from .node import Cgroup, Node
 from .profiles import PROPOSALS, profile_names
-from .task import Process, Region
+from .task import Process, RangeBatch, Region
 
-__all__ = ["MADV", "PROPOSALS", "Cgroup", "KernelError", "Node", "Process", "Region", "profile_names"]
+__all__ = ["MADV", "PROPOSALS", "Cgroup", "KernelError", "Node", "Process", "RangeBatch", "Region", "profile_names"]

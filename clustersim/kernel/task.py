@@ -63,6 +63,29 @@ class Region:
         return starts + np.arange(total, dtype=np.int64)
 
 
+@dataclass(frozen=True, slots=True)
+class RangeBatch:
+    """Byte ranges over several mappings, grouped by mapping: ``counts[i]`` consecutive (offset, length)
+    pairs belong to ``regions[i]``. What the (region, offsets, lengths) triples of a batch call say, in one
+    pair of arrays: a caller that already holds its ranges that way (an allocator splitting its page ranges
+    by VMA) hands them over without cutting them into per-mapping arrays first."""
+
+    regions: list[Region]
+    offsets: np.ndarray
+    lengths: np.ndarray
+    counts: list[int]
+
+    def __iter__(self):
+        """The (region, offsets, lengths) triples."""
+        end = 0
+        for region, k in zip(self.regions, self.counts, strict=True):
+            yield region, self.offsets[end:end + k], self.lengths[end:end + k]
+            end += k
+
+    def __len__(self) -> int:
+        return len(self.regions)
+
+
 class Process:
     """A task in a memcg. Thin handle: state lives in the node's arrays."""
 
@@ -154,6 +177,10 @@ class Process:
         batch through the per-mapping checks instead, so the error raised is the one the first bad range in
         batch order gets, exactly as when each mapping was checked in turn.
         """
+        if type(batch) is RangeBatch:
+            got = self._range_batch_pages(batch, aligned)
+            if got is not None:
+                return got
         batch = list(batch)   # read twice when a range is bad
         offs, lens, bounds = [], [], []
         for region, off, ln in sorted(batch, key=_start_row):   # by address: the pages come out sorted
@@ -175,6 +202,21 @@ class Process:
         if not ok:
             self._raise_first_error(batch, aligned)
         return first, n
+
+    def _range_batch_pages(self, batch: RangeBatch, aligned: bool) -> tuple[np.ndarray, np.ndarray] | None:
+        """_batch_pages() of a RangeBatch whose mappings are live, this task's and in address order (as an
+        allocator's are); None sends it down the general path, which also raises the right error."""
+        rows = [r.start_row for r in batch.regions]
+        if not all(r.proc is self and r.mapped for r in batch.regions) or rows != sorted(rows):
+            return None
+        if not (batch.offsets.dtype == _INT64 == batch.lengths.dtype and batch.offsets.shape == batch.lengths.shape
+                and batch.offsets.ndim == 1 and sum(batch.counts) == len(batch.offsets)):
+            return None
+        self._check_alive()
+        bounds = np.array([(row * HPAGE_PAGES, r.length, k) for row, r, k in
+                           zip(rows, batch.regions, batch.counts, strict=True)], dtype=np.int64).reshape(-1, 3)
+        first, n, ok = _batch_ranges(batch.offsets, batch.lengths, bounds, aligned)
+        return (first, n) if ok else None
 
     def _raise_first_error(self, batch, aligned: bool):
         """Check each mapping's ranges in turn, as separate calls would: raises the first range's error."""
