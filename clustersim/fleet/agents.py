@@ -7,6 +7,7 @@ live-span table; an agent only moves one tick of work between them and books the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING
 
 import mesa
@@ -260,8 +261,13 @@ def _service_times(st, rng: np.random.Generator, n: int) -> np.ndarray:
     """Lognormal through (median, p99): sigma = ln(p99/median) / z(0.99)."""
     if st.p99 <= st.median:
         return np.full(n, st.median)
-    sigma = np.log(st.p99 / st.median) / 2.3263478740408408
-    return st.median * np.exp(sigma * rng.standard_normal(n))
+    return st.median * np.exp(_lognormal_sigma(st.median, st.p99) * rng.standard_normal(n))
+
+
+@cache
+def _lognormal_sigma(median: float, p99: float) -> float:
+    """sigma of the lognormal with this median and p99 (computed once per service time, not per tick)."""
+    return np.log(p99 / median) / 2.3263478740408408
 
 
 def _make_demand(w, rng: np.random.Generator) -> HeapDemand:

@@ -146,11 +146,14 @@ class Fleet(mesa.Model):
                                 "processes_up": c["processes_up"]})
 
     def _accumulate(self) -> None:
-        fleet, per_tenant = Counter(), {t: Counter() for t in self.tenant_acc}
+        """Sum the processes' last observations, fleet-wide and per tenant, in process order."""
+        fleet = dict.fromkeys(MEMORY_FIELDS, 0)
+        per_tenant = {t: dict.fromkeys(MEMORY_FIELDS, 0) for t in self.tenant_acc}
         for p in self.processes:
-            s = p.last
-            fleet.update(s)
-            per_tenant[p.tenant.name].update(s)
+            s, t = p.last, per_tenant[p.tenant.name]
+            for k in MEMORY_FIELDS:
+                fleet[k] += s[k]
+                t[k] += s[k]
         self.fleet_acc.add(_full(fleet), self.tick_s)
         for t, c in per_tenant.items():
             self.tenant_acc[t].add(_full(c), self.tick_s)
@@ -211,7 +214,7 @@ class Fleet(mesa.Model):
         return dict(total)
 
 
-def _full(c: Counter) -> dict[str, float]:
+def _full(c: dict) -> dict[str, float]:
     return {k: float(c.get(k, 0.0)) for k in MEMORY_FIELDS}
 
 
