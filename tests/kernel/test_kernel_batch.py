@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clustersim.kernel import MADV, KernelError, Node
+from clustersim.kernel import MADV, KernelError, Node, RangeBatch
 
 MIB = 1 << 20
 
@@ -63,3 +63,38 @@ def test_an_empty_batch_costs_nothing():
     _, p, _ = _two_heaps()
     assert p.madvise_batch([], MADV.DONTNEED) == 0.0
     assert p.touch_batch([]) == 0.0
+
+
+def _range_batch(batch) -> RangeBatch:
+    """The triples as one RangeBatch."""
+    return RangeBatch([r for r, _, _ in batch], np.concatenate([o for _, o, _ in batch]),
+                      np.concatenate([n for _, _, n in batch]), [len(o) for _, o, _ in batch])
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_a_range_batch_has_the_effect_and_cost_of_its_triples(reverse):
+    # The same ranges as triples or as one RangeBatch, its mappings in address order or not (the general
+    # path then sorts them as it sorts triples): identical page states, counters and seconds.
+    results = []
+    for as_arrays in (False, True):
+        node, p, regions = _two_heaps()
+        triples = [(r, *_ranges(r.length)) for r in (regions[::-1] if reverse else regions)]
+        batch = _range_batch(triples) if as_arrays else triples
+        spent = p.touch_batch(batch) + p.madvise_batch(batch, MADV.DONTNEED) + p.access_batch(batch)
+        node.check()
+        results.append((node.pt.state[: node.pt.nrows].copy(), dict(node.vmstat), p.smaps, spent,
+                        p.madvise_calls))
+    (sa, va, ma, ta, ca), (sb, vb, mb, tb, cb) = results
+    assert np.array_equal(sa, sb) and va == vb and ma == mb and ta == tb and ca == cb
+    assert ca == sum(len(o) for _, o, _ in triples) and ma["Rss"] > 0
+
+
+def test_a_bad_range_in_a_range_batch_raises_what_its_triples_raise():
+    # A range past the end of the second mapping: ENOMEM naming that mapping's length, nothing changed.
+    _, p, regions = _two_heaps()
+    batch = _range_batch([(regions[0], np.array([0]), np.array([4096])),
+                          (regions[1], np.array([regions[1].length - 4096]), np.array([8192]))])
+    with pytest.raises(KernelError) as err:
+        p.touch_batch(batch)
+    assert err.value.errno == "ENOMEM" and str(regions[1].length) in str(err.value)
+    assert p.rss_pages() == 0
