@@ -12,6 +12,7 @@ then measure the simulator, not the compiler.
 from __future__ import annotations
 
 import argparse
+import gc
 import time
 
 from clustersim.experiments.config import load_config
@@ -38,6 +39,7 @@ def config(nodes: int, procs_per_node: int, duration: str) -> dict:
 def measure(nodes: int, procs: int, duration: str) -> tuple[float, float, float]:
     """(wall seconds, simulated seconds, process-steps per wall second)."""
     cfg = load_config(config(nodes, procs, duration))
+    gc.collect()   # the previous run's fleet is freed here, not inside this run's timing
     start = time.perf_counter()
     fleet = Fleet(cfg)
     fleet.run()
