@@ -12,7 +12,7 @@ import numpy as np
 
 from ..jit import njit
 from ..units import HPAGE_PAGES
-from .pagetable import CACHE, NONE, PRESENT_I32, SWAP, uniq, uniq_rows
+from .pagetable import CACHE, NONE, PRESENT_I32, SWAP, row_footprint, set_page, uniq, uniq_rows
 
 if TYPE_CHECKING:
     from .node import Node
@@ -59,9 +59,8 @@ def _snapshot(folio, npres, fmapped, has_pt, cnt, rows):
     fp = np.empty(rows.shape[0], dtype=np.int64)
     sw = np.empty(rows.shape[0], dtype=np.int64)
     for i in range(rows.shape[0]):
-        r = rows[i]
-        fp[i] = (HPAGE_PAGES if folio[r] >= 0 else 0) + npres[r] - fmapped[r] + has_pt[r]
-        sw[i] = cnt[r, SWAP]
+        fp[i] = row_footprint(folio, npres, fmapped, has_pt, rows[i])
+        sw[i] = cnt[rows[i], SWAP]
     return fp, sw
 
 
@@ -136,12 +135,7 @@ def _zap(fs, cnt, npres, present, blk, folio, fmapped, flat, new_state):
     for i in range(flat.shape[0]):
         f = flat[i]
         r = f // HPAGE_PAGES
-        o = fs[f]
-        old[i] = o
-        cnt[r, o] -= 1
-        cnt[r, new_state] += 1
-        npres[r] += present[new_state] - present[o]
-        fs[f] = new_state
+        o = old[i] = set_page(fs, cnt, npres, present, f, new_state)
         if o == SWAP:
             swapped[nswap] = f
             nswap += 1

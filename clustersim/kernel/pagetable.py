@@ -273,39 +273,41 @@ class PageTable:
 
 
 @njit
+def row_footprint(folio, npres, fmapped, has_pt, r):
+    """Pages row r holds and charges (PageTable.footprint of one row)."""
+    return (HPAGE_PAGES if folio[r] >= 0 else 0) + npres[r] - fmapped[r] + has_pt[r]
+
+
+@njit
+def set_page(fs, cnt, npres, present, f, new):
+    """Set page f's state to ``new``, moving its row's per-state and present counts; returns the old state."""
+    r = f // HPAGE_PAGES
+    o = fs[f]
+    cnt[r, o] -= 1
+    cnt[r, new] += 1
+    npres[r] += present[new] - present[o]
+    fs[f] = new
+    return o
+
+
+@njit
 def _footprint(folio, npres, fmapped, has_pt, rows):
     out = np.empty(rows.shape[0], dtype=np.int64)
     for i in range(rows.shape[0]):
-        r = rows[i]
-        out[i] = (HPAGE_PAGES if folio[r] >= 0 else 0) + npres[r] - fmapped[r] + has_pt[r]
+        out[i] = row_footprint(folio, npres, fmapped, has_pt, rows[i])
     return out
 
 
 @njit
 def _set_all(fs, cnt, npres, present, flat, new, old):
     for i in range(flat.shape[0]):
-        f = flat[i]
-        r = f // HPAGE_PAGES
-        o = fs[f]
-        old[i] = o
-        cnt[r, o] -= 1
-        cnt[r, new] += 1
-        npres[r] += present[new] - present[o]
-        fs[f] = new
+        old[i] = set_page(fs, cnt, npres, present, flat[i], new)
 
 
 @njit
 def _set_each(fs, cnt, npres, present, flat, new, old):
     for i in range(flat.shape[0]):
-        f = flat[i]
-        r = f // HPAGE_PAGES
-        o = fs[f]
-        n = new[i]
-        old[i] = o
-        cnt[r, o] -= 1
-        cnt[r, n] += 1
-        npres[r] += present[n] - present[o]
-        fs[f] = n
+        old[i] = set_page(fs, cnt, npres, present, flat[i], new[i])
 
 
 @njit
