@@ -63,7 +63,7 @@ class Region:
         return starts + np.arange(total, dtype=np.int64)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RangeBatch:
     """Byte ranges over several mappings, grouped by mapping: ``counts[i]`` consecutive (offset, length)
     pairs belong to ``regions[i]``. What the (region, offsets, lengths) triples of a batch call say, in one
@@ -206,16 +206,18 @@ class Process:
     def _range_batch_pages(self, batch: RangeBatch, aligned: bool) -> tuple[np.ndarray, np.ndarray] | None:
         """_batch_pages() of a RangeBatch whose mappings are live, this task's and in address order (as an
         allocator's are); None sends it down the general path, which also raises the right error."""
-        rows = [r.start_row for r in batch.regions]
-        if not all(r.proc is self and r.mapped for r in batch.regions) or rows != sorted(rows):
+        off, ln = batch.offsets, batch.lengths
+        if not (off.dtype == _INT64 == ln.dtype and off.ndim == 1 and off.shape == ln.shape
+                and sum(batch.counts) == len(off)):
             return None
-        if not (batch.offsets.dtype == _INT64 == batch.lengths.dtype and batch.offsets.shape == batch.lengths.shape
-                and batch.offsets.ndim == 1 and sum(batch.counts) == len(batch.offsets)):
-            return None
+        bounds, last = [], -1
+        for r, k in zip(batch.regions, batch.counts, strict=True):
+            if r.proc is not self or not r.mapped or r.start_row <= last:
+                return None
+            last = r.start_row
+            bounds += (last * HPAGE_PAGES, r.length, k)
         self._check_alive()
-        bounds = np.array([(row * HPAGE_PAGES, r.length, k) for row, r, k in
-                           zip(rows, batch.regions, batch.counts, strict=True)], dtype=np.int64).reshape(-1, 3)
-        first, n, ok = _batch_ranges(batch.offsets, batch.lengths, bounds, aligned)
+        first, n, ok = _batch_ranges(off, ln, np.array(bounds, dtype=np.int64).reshape(-1, 3), aligned)
         return (first, n) if ok else None
 
     def _raise_first_error(self, batch, aligned: bool):
