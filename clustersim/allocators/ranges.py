@@ -57,7 +57,7 @@ def transition(state: np.ndarray, counts: np.ndarray, starts, lengths, new_state
 def move(state: np.ndarray, counts: np.ndarray, starts, lengths, old_state: int, new_state: int) -> int:
     """``transition`` for ranges known to be all in ``old_state`` (live spans being freed, runs being
     released): no page is read. Returns the pages moved."""
-    return _move(state, counts, as_pages(starts), as_pages(lengths), int(old_state), int(new_state))
+    return int(_move(state, counts, as_pages(starts), as_pages(lengths), int(old_state), int(new_state)))
 
 
 def runs_in_states(state: np.ndarray, counts: np.ndarray, starts, lengths, states: tuple[int, ...]

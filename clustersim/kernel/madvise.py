@@ -101,6 +101,7 @@ def dontneed(node: Node, p: Process, flat: np.ndarray, ranges: int) -> float:
         defer_split(node, partial_thp)
     # Pages of whole PMDs are zapped with the PMD, not PTE by PTE.
     pte_pages, mapped = _zap_targets(pt.flat_state, PRESENT_I32, flat, whole_thp)
+    pte_pages = int(pte_pages)
     with charging(node, rows):
         unmap_pages(node, mapped)
     cost = call_cost(node, p, ranges, pte_pages, c.zap_page_s, pmds=len(whole_thp))

@@ -45,7 +45,7 @@ class charging:
         node, pt, rows, fp, sw = self.node, self.node.pt, self.rows, self.fp, self.sw
         owner, pages, swap_pages = _deltas(pt.folio, pt.npres, pt.fmapped, pt.pt, pt.cnt, pt.memcg, rows, fp, sw)
         if owner >= 0:   # the common case: the rows of one task's mappings
-            _charge(node, owner, pages, swap_pages)
+            _charge(node, int(owner), int(pages), int(swap_pages))
             return
         memcgs = pt.memcg[rows]   # fp and sw now hold the per-row changes
         for m_idx in uniq(memcgs[(fp != 0) | (sw != 0)]):

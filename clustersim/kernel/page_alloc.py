@@ -65,8 +65,8 @@ class PhysMem:
         nfree, lowest = _refresh(self.used, self.unmov, self.thp, self.partial_movable, self.partial_unmovable,
                                  self.partial_hint, blocks)
         if nfree:
-            self.free_hint = min(self.free_hint, lowest)
-        self.nfree_blocks += nfree - free_before
+            self.free_hint = min(self.free_hint, int(lowest))
+        self.nfree_blocks += int(nfree) - free_before
 
     def _free_among(self, blocks: np.ndarray) -> int:
         return int(np.count_nonzero(self.used[blocks] == 0))
@@ -103,8 +103,8 @@ class PhysMem:
                                                 self.partial_unmovable, self.partial_hint, n, movable,
                                                 self.free_hint)
         self.nr_free -= n
-        self.nfree_blocks -= free_taken
-        self.free_hint = hint
+        self.nfree_blocks -= int(free_taken)
+        self.free_hint = int(hint)
         return pages
 
     def alloc_blocks(self, k: int) -> np.ndarray:
@@ -141,9 +141,9 @@ class PhysMem:
                                          self.partial_unmovable, self.partial_hint, blocks, movable, self._seen)
         assert ok, "freed pages never allocated"
         self.nr_free += len(blocks)
-        self.nfree_blocks += nfree   # each block held the pages freed from it, so none was free before
+        self.nfree_blocks += int(nfree)   # each block held the pages freed from it, so none was free before
         if nfree:
-            self.free_hint = min(self.free_hint, lowest)
+            self.free_hint = min(self.free_hint, int(lowest))
 
     def free_blocks_thp(self, blocks: np.ndarray) -> None:
         """Free whole THP folios."""

@@ -346,7 +346,7 @@ class Process:
         """smaps_rollup fields in bytes: Rss, Anonymous, AnonHugePages, LazyFree, Swap."""
         pt = self.node.pt
         rows = self._rows()   # a task's own mappings are anonymous; page cache belongs to files
-        rss, thp_rows, lazy, swap = _rollup(pt.npres, pt.pmd, pt.cnt, rows)
+        rss, thp_rows, lazy, swap = (int(v) for v in _rollup(pt.npres, pt.pmd, pt.cnt, rows))
         return {"Rss": rss * PAGE_SIZE, "Anonymous": rss * PAGE_SIZE,
                 "AnonHugePages": thp_rows * HPAGE_PAGES * PAGE_SIZE,
                 "LazyFree": lazy * PAGE_SIZE, "Swap": swap * PAGE_SIZE}
