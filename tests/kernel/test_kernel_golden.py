@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -183,3 +185,18 @@ def test_allocator_driven_heaps_give_the_recorded_digest():
     if os.environ.get("GOLDEN_PRINT"):
         print(f'\nGOLDEN_ALLOCATORS = "{got}"')
     assert got == GOLDEN_ALLOCATORS
+
+
+def test_the_compiled_loops_give_the_digests_of_their_python_source():
+    # The hot loops are compiled (clustersim/jit.py); run as plain Python (NUMBA_DISABLE_JIT=1) the same
+    # scenarios must hash to the same recorded digests, or the compiled code does not mean what it says.
+    script = ("import test_kernel_golden as g\n"
+              "for name in sorted(g.CONFIGS):\n"
+              "    print(name, g.digest(*g.scenario(g.CONFIGS[name])))\n"
+              "print('allocators', g.digest(*g.allocator_scenario()))\n")
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1",
+           "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = dict(line.split() for line in out.stdout.splitlines())
+    assert got == {**GOLDEN, "allocators": GOLDEN_ALLOCATORS}
