@@ -30,13 +30,22 @@ from itertools import pairwise
 
 import numpy as np
 
-from clustersim.jit import njit
 from clustersim.kernel.errors import KernelError
 from clustersim.kernel.mman import MADV
 from clustersim.kernel.task import RangeBatch
 from clustersim.units import HPAGE_PAGES, PAGE_SIZE
 
-from .ranges import VHP_SHIFT, Runs, as_pages, count_in, move, runs_in_states, runs_with, transition
+from .ranges import (
+    VHP_SHIFT,
+    Runs,
+    as_pages,
+    count_in,
+    move,
+    runs_in_states,
+    runs_with,
+    split_by_vma,
+    transition,
+)
 from .span_table import SpanTable
 
 
@@ -286,7 +295,7 @@ class HeapAllocator:
         """Split page ranges by VMA into byte offsets and lengths per region, VMAs in address order. A range
         over a VMA boundary is cut into one piece per VMA, listed after the ranges that fit whole, as the
         kernel would see separate calls."""
-        seg, off, ln, cuts = _split_by_segment(as_pages(starts), as_pages(lengths), self._seg_bounds)
+        seg, off, ln, cuts = split_by_vma(as_pages(starts), as_pages(lengths), self._seg_bounds)
         segments, seg, cuts = self._segments, seg.tolist(), cuts.tolist()
         return RangeBatch([segments[seg[lo]].region for lo in cuts[:-1]], off, ln,
                           [hi - lo for lo, hi in pairwise(cuts)])
@@ -594,45 +603,3 @@ def _check_distinct(ids: list[int]) -> None:
         if sid in seen:
             raise ValueError(f"span id {sid} is not allocated")
         seen.add(sid)
-
-
-@njit
-def _split_by_segment(starts, lengths, bounds):
-    """Cut page ranges at VMA (segment) bounds: per piece its segment, byte offset in the segment and byte
-    length, grouped by segment in address order; within one, the whole ranges in batch order, then the
-    pieces of crossing ones. ``cuts`` delimits the groups."""
-    lo, hi = bounds[0], bounds[1]
-    seg = np.searchsorted(lo, starts, side="right") - 1
-    npieces = 0
-    for i in range(starts.shape[0]):
-        k, end = seg[i], starts[i] + lengths[i]
-        npieces += 1
-        while end > hi[k]:
-            k += 1
-            npieces += 1
-    pseg = np.empty(npieces, dtype=np.int64)
-    pstart = np.empty(npieces, dtype=np.int64)
-    plen = np.empty(npieces, dtype=np.int64)
-    j = 0
-    for i in range(starts.shape[0]):
-        if starts[i] + lengths[i] <= hi[seg[i]]:
-            pseg[j], pstart[j], plen[j] = seg[i], starts[i], lengths[i]
-            j += 1
-    for i in range(starts.shape[0]):
-        k, a, end = seg[i], starts[i], starts[i] + lengths[i]
-        if end <= hi[k]:
-            continue
-        while a < end:
-            piece = min(end, hi[k]) - a
-            pseg[j], pstart[j], plen[j] = k, a, piece
-            j += 1
-            a += piece
-            k += 1
-    order = np.argsort(pseg, kind="mergesort")
-    pseg, pstart, plen = pseg[order], pstart[order], plen[order]
-    cuts = [0]
-    for j in range(1, npieces):
-        if pseg[j] != pseg[j - 1]:
-            cuts.append(j)
-    cuts.append(npieces)
-    return pseg, (pstart - lo[pseg]) * PAGE_SIZE, plen * PAGE_SIZE, np.array(cuts)

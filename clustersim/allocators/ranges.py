@@ -1,4 +1,4 @@
-"""Page ranges over a heap's page states: move ranges to a new state, find runs of given states, count pages.
+"""Page ranges over a heap: move ranges to a new state, find runs of given states, count pages, cut at VMAs.
 
 A heap keeps one state byte per 4 KiB page (``state``, int8) and per-vhp (2 MiB slot) counts of each state
 (``counts[vhp, state]``, int64). The allocators hand these helpers batches of a few dozen (start, length)
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from clustersim.jit import njit
-from clustersim.units import HPAGE_PAGES
+from clustersim.units import HPAGE_PAGES, PAGE_SIZE
 
 VHP_SHIFT = HPAGE_PAGES.bit_length() - 1
 assert 1 << VHP_SHIFT == HPAGE_PAGES
@@ -197,3 +197,45 @@ def _runs_with(rs, rn, ro, mask):
         if mask[ro[i]]:
             k = _append(out_s, out_l, k, rs[i], rn[i])
     return out_s[:k], out_l[:k]
+
+
+@njit
+def split_by_vma(starts, lengths, bounds):
+    """Cut page ranges at the bounds of the heap's VMAs (``bounds``: first and end page of each, ascending):
+    per piece its VMA, byte offset in the VMA and byte length, grouped by VMA in address order; within one,
+    the whole ranges in batch order, then the pieces of crossing ones. ``cuts`` delimits the groups."""
+    lo, hi = bounds[0], bounds[1]
+    seg = np.searchsorted(lo, starts, side="right") - 1
+    npieces = 0
+    for i in range(starts.shape[0]):
+        k, end = seg[i], starts[i] + lengths[i]
+        npieces += 1
+        while end > hi[k]:
+            k += 1
+            npieces += 1
+    pseg = np.empty(npieces, dtype=np.int64)
+    pstart = np.empty(npieces, dtype=np.int64)
+    plen = np.empty(npieces, dtype=np.int64)
+    j = 0
+    for i in range(starts.shape[0]):
+        if starts[i] + lengths[i] <= hi[seg[i]]:
+            pseg[j], pstart[j], plen[j] = seg[i], starts[i], lengths[i]
+            j += 1
+    for i in range(starts.shape[0]):
+        k, a, end = seg[i], starts[i], starts[i] + lengths[i]
+        if end <= hi[k]:
+            continue
+        while a < end:
+            piece = min(end, hi[k]) - a
+            pseg[j], pstart[j], plen[j] = k, a, piece
+            j += 1
+            a += piece
+            k += 1
+    order = np.argsort(pseg, kind="mergesort")
+    pseg, pstart, plen = pseg[order], pstart[order], plen[order]
+    cuts = [0]
+    for j in range(1, npieces):
+        if pseg[j] != pseg[j - 1]:
+            cuts.append(j)
+    cuts.append(npieces)
+    return pseg, (pstart - lo[pseg]) * PAGE_SIZE, plen * PAGE_SIZE, np.array(cuts)
