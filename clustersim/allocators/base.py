@@ -26,7 +26,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
-from itertools import pairwise
 
 import numpy as np
 
@@ -295,10 +294,9 @@ class HeapAllocator:
         """Split page ranges by VMA into byte offsets and lengths per region, VMAs in address order. A range
         over a VMA boundary is cut into one piece per VMA, listed after the ranges that fit whole, as the
         kernel would see separate calls."""
-        seg, off, ln, cuts = split_by_vma(as_pages(starts), as_pages(lengths), self._seg_bounds)
-        segments, seg, cuts = self._segments, seg.tolist(), cuts.tolist()
-        return RangeBatch([segments[seg[lo]].region for lo in cuts[:-1]], off, ln,
-                          [hi - lo for lo, hi in pairwise(cuts)])
+        vmas, off, ln, counts = split_by_vma(as_pages(starts), as_pages(lengths), self._seg_bounds)
+        segments = self._segments
+        return RangeBatch([segments[k].region for k in vmas.tolist()], off, ln, counts.tolist())
 
     def _touch(self, starts: np.ndarray, lengths: np.ndarray) -> float:
         """The application writes the pages [start, start+length) of each range."""

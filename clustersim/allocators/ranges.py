@@ -203,7 +203,8 @@ def _runs_with(rs, rn, ro, mask):
 def split_by_vma(starts, lengths, bounds):
     """Cut page ranges at the bounds of the heap's VMAs (``bounds``: first and end page of each, ascending):
     per piece its VMA, byte offset in the VMA and byte length, grouped by VMA in address order; within one,
-    the whole ranges in batch order, then the pieces of crossing ones. ``cuts`` delimits the groups."""
+    the whole ranges in batch order, then the pieces of crossing ones. Returns (the VMA of each group, byte
+    offsets, byte lengths, pieces per group)."""
     lo, hi = bounds[0], bounds[1]
     seg = np.searchsorted(lo, starts, side="right") - 1
     npieces = 0
@@ -233,9 +234,12 @@ def split_by_vma(starts, lengths, bounds):
             k += 1
     order = np.argsort(pseg, kind="mergesort")
     pseg, pstart, plen = pseg[order], pstart[order], plen[order]
-    cuts = [0]
-    for j in range(1, npieces):
-        if pseg[j] != pseg[j - 1]:
-            cuts.append(j)
-    cuts.append(npieces)
-    return pseg, (pstart - lo[pseg]) * PAGE_SIZE, plen * PAGE_SIZE, np.array(cuts)
+    groups = np.empty(npieces, dtype=np.int64)
+    counts = np.zeros(npieces, dtype=np.int64)
+    g = -1
+    for j in range(npieces):
+        if j == 0 or pseg[j] != pseg[j - 1]:
+            g += 1
+            groups[g] = pseg[j]
+        counts[g] += 1
+    return groups[: g + 1], (pstart - lo[pseg]) * PAGE_SIZE, plen * PAGE_SIZE, counts[: g + 1]
