@@ -80,7 +80,7 @@ def _fault(node: Node, p: Process, need: np.ndarray, *, swapped: bool) -> float:
     pt = node.pt
     rows, unmapped = _rows_to_fault(pt.cnt, need)
     cost = 0.0
-    cand = _thp_candidates(node, rows) if unmapped else rows[:0]
+    cand = _thp_candidates(node, unmapped)
     if len(cand):
         got, c = _thp_faults(node, p, cand, need)
         cost += c
@@ -94,19 +94,21 @@ def _fault(node: Node, p: Process, need: np.ndarray, *, swapped: bool) -> float:
 
 @njit
 def _rows_to_fault(cnt, need):
-    """Sorted distinct rows of pages ``need`` (as uniq_rows), and how many of them are wholly unmapped (the
-    only ones that can take a THP fault)."""
+    """Sorted distinct rows of pages ``need`` (as uniq_rows), and those of them that are wholly unmapped (the
+    only ones that can take a THP fault; most faults land in rows already in use)."""
     rows = uniq_rows(need)
-    unmapped = 0
+    unmapped = np.empty(rows.shape[0], dtype=np.int64)
+    k = 0
     for r in rows:
-        unmapped += cnt[r, NONE] == HPAGE_PAGES
-    return rows, unmapped
+        if cnt[r, NONE] == HPAGE_PAGES:
+            unmapped[k] = r
+            k += 1
+    return rows, unmapped[:k]
 
 
 def _thp_candidates(node: Node, rows: np.ndarray) -> np.ndarray:
-    """The rows whose PMD is empty and whose VMA allows a THP at fault time (K9)."""
+    """Of wholly unmapped ``rows``, those whose PMD is empty and whose VMA allows a THP at fault time (K9)."""
     pt = node.pt
-    rows = rows[pt.cnt[rows, NONE] == HPAGE_PAGES]   # most faults land in rows already in use: test first
     if len(rows) == 0:
         return rows
     rows = rows[~pt.pmd[rows] & (pt.folio[rows] < 0) & ~pt.pt[rows]]

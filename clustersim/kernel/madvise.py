@@ -33,7 +33,9 @@ from .pagetable import (
     QUEUED,
     SWAP,
     ZERO,
+    contains_sorted,
     in_rows,
+    is_sorted,
     uniq,
     uniq_rows,
 )
@@ -50,10 +52,8 @@ def whole_rows(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @njit
 def _whole_rows(flat):
-    for i in range(1, flat.shape[0]):
-        if flat[i] < flat[i - 1]:
-            flat = np.sort(flat)
-            break
+    if not is_sorted(flat):
+        flat = np.sort(flat)
     rows = np.empty(flat.shape[0], dtype=np.int64)
     whole = np.empty(flat.shape[0], dtype=np.bool_)
     k, run = -1, 0
@@ -237,7 +237,5 @@ def _zap_targets(flat_state, present, flat, whole_thp):
         mapped[k] = f
         k += 1
         if present[s]:
-            r = f // HPAGE_PAGES
-            j = np.searchsorted(whole_thp, r)
-            pte_pages += not (j < whole_thp.shape[0] and whole_thp[j] == r)
+            pte_pages += not contains_sorted(whole_thp, f // HPAGE_PAGES)
     return pte_pages, mapped[:k]

@@ -12,15 +12,10 @@ import numpy as np
 
 from ..jit import njit
 from ..units import HPAGE_PAGES
-from .pagetable import CACHE, NONE, PRESENT_I32, SWAP, row_footprint, set_page, uniq, uniq_rows
+from .pagetable import CACHE, NONE, PRESENT_I32, SWAP, row_footprint, set_page, uniq
 
 if TYPE_CHECKING:
     from .node import Node
-
-
-def unique_rows(flat: np.ndarray) -> np.ndarray:
-    """Sorted distinct rows of flat page indices."""
-    return uniq_rows(flat)
 
 
 class charging:

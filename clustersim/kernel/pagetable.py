@@ -41,9 +41,15 @@ def in_sorted(values: np.ndarray, members: np.ndarray) -> np.ndarray:
 def _in_sorted(values, members):
     out = np.zeros(values.shape[0], dtype=np.bool_)
     for i in range(values.shape[0]):
-        j = np.searchsorted(members, values[i])
-        out[i] = j < members.shape[0] and members[j] == values[i]
+        out[i] = contains_sorted(members, values[i])
     return out
+
+
+@njit
+def contains_sorted(members, x) -> bool:
+    """Whether ``x`` is one of the sorted ``members`` (a binary search)."""
+    j = np.searchsorted(members, x)
+    return j < members.shape[0] and members[j] == x
 
 
 def in_rows(flat: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -54,7 +60,8 @@ def in_rows(flat: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 @njit
-def _is_sorted(a) -> bool:
+def is_sorted(a) -> bool:
+    """Whether ``a`` is in non-decreasing order."""
     for i in range(1, a.shape[0]):   # noqa: SIM110 (numba compiles loops, not generators)
         if a[i] < a[i - 1]:
             return False
@@ -63,7 +70,7 @@ def _is_sorted(a) -> bool:
 
 @njit
 def _uniq(a):
-    if not _is_sorted(a):
+    if not is_sorted(a):
         a = np.sort(a)
     values = np.empty_like(a)
     counts = np.empty(a.shape[0], dtype=np.int64)
@@ -104,9 +111,7 @@ def _in_rows(flat, rows):
     if rows.shape[0] == 0:
         return out
     for i in range(flat.shape[0]):
-        r = flat[i] // HPAGE_PAGES
-        j = np.searchsorted(rows, r)
-        out[i] = j < rows.shape[0] and rows[j] == r
+        out[i] = contains_sorted(rows, flat[i] // HPAGE_PAGES)
     return out
 
 
@@ -238,8 +243,7 @@ class PageTable:
         """Pages each row holds and charges: its whole folio while one exists, the 4 KiB pages mapped
         outside the folio, and its PTE table."""
         if isinstance(rows, slice):
-            folio = np.where(self.folio[rows] >= 0, HPAGE_PAGES, 0)
-            return folio + self.present(rows) - self.fmapped[rows] + self.pt[rows]
+            rows = np.arange(self.cap)[rows]
         return _footprint(self.folio, self.npres, self.fmapped, self.pt, rows)
 
     # --- state changes ---------------------------------------------------------------------------------

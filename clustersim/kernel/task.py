@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 
 _INT64 = np.dtype(np.int64)
+_NO_RANGES = np.empty(0, dtype=np.int64)
 STALL_KINDS = ("reclaim", "compaction", "throttle", "swapin", "collapse")
 _HANDLERS = {MADV.DONTNEED: madvise.dontneed, MADV.FREE: madvise.free, MADV.SPLITTABLE: madvise.splittable,
              MADV.UNSPLITTABLE: madvise.unsplittable, MADV.COLD: madvise.cold, MADV.PAGEOUT: madvise.pageout}
@@ -182,37 +183,40 @@ class Process:
             if got is not None:
                 return got
         batch = list(batch)   # read twice when a range is bad
-        offs, lens, bounds = [], [], []
-        for region, off, ln in sorted(batch, key=_start_row):   # by address: the pages come out sorted
-            if not (type(off) is type(ln) is np.ndarray and off.dtype == _INT64 == ln.dtype and off.ndim == 1):
-                try:
-                    off, ln = _int64(off), _int64(ln)
-                except (TypeError, ValueError):
-                    self._raise_first_error(batch, aligned)
-            if region.proc is not self or not region.mapped or off.shape != ln.shape:
+        got = self._range_batch_pages(self._sorted_batch(batch, aligned), aligned)
+        if got is None:
+            self._raise_first_error(batch, aligned)
+        return got
+
+    def _sorted_batch(self, batch: list, aligned: bool) -> RangeBatch:
+        """(region, offsets, lengths) triples as a RangeBatch in address order (so the pages come out sorted);
+        offsets or lengths that are not matching int64 arrays raise the first error of the batch."""
+        regions, offs, lens = [], [], []
+        for region, off, ln in sorted(batch, key=_start_row):
+            try:
+                off, ln = _int64(off), _int64(ln)
+            except (TypeError, ValueError):
                 self._raise_first_error(batch, aligned)
+            if off.shape != ln.shape:
+                self._raise_first_error(batch, aligned)
+            regions.append(region)
             offs.append(off)
             lens.append(ln)
-            bounds.append((region.start_row * HPAGE_PAGES, region.length, len(off)))
-        self._check_alive()
-        if not offs:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        off, ln = (offs[0], lens[0]) if len(offs) == 1 else (np.concatenate(offs), np.concatenate(lens))
-        first, n, ok = _batch_ranges(off, ln, np.array(bounds, dtype=np.int64), aligned)
-        if not ok:
-            self._raise_first_error(batch, aligned)
-        return first, n
+        if len(offs) == 1:
+            return RangeBatch(regions, offs[0], lens[0], [len(offs[0])])
+        return RangeBatch(regions, np.concatenate(offs or [_NO_RANGES]), np.concatenate(lens or [_NO_RANGES]),
+                          [len(o) for o in offs])
 
     def _range_batch_pages(self, batch: RangeBatch, aligned: bool) -> tuple[np.ndarray, np.ndarray] | None:
-        """_batch_pages() of a RangeBatch whose mappings are live, this task's and in address order (as an
-        allocator's are); None sends it down the general path, which also raises the right error."""
+        """_batch_pages() of a RangeBatch whose mappings are live, this task's and in address order; None
+        when they are not or a range is bad (the caller then sorts, or raises the first range's error)."""
         off, ln = batch.offsets, batch.lengths
         if not (off.dtype == _INT64 == ln.dtype and off.ndim == 1 and off.shape == ln.shape
                 and sum(batch.counts) == len(off)):
             return None
         bounds, last = [], -1
         for r, k in zip(batch.regions, batch.counts, strict=True):
-            if r.proc is not self or not r.mapped or r.start_row <= last:
+            if r.proc is not self or not r.mapped or r.start_row < last:
                 return None
             last = r.start_row
             bounds += (last * HPAGE_PAGES, r.length, k)
