@@ -95,8 +95,6 @@ class BestFitFreeList:
     def dirty_ranges(self) -> list[tuple[int, int]]:
         """(start, length) of ranges that may hold backed pages, in address order."""
         clean = self._clean
-        if not clean:
-            return sorted(self._len_at.items())
         return sorted([item for item in self._len_at.items() if item[0] not in clean])
 
     def ranges(self) -> list[tuple[int, int]]:

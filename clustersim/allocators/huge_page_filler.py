@@ -247,7 +247,7 @@ class HugePageFiller:
 
     def put(self, pt: PageTracker, start: int, n: int) -> bool:
         """Free a span; True when the hugepage became empty and left the filler."""
-        self.lists[pt.kind].remove(pt)
+        self._remove(pt)
         pt.put(start, n)
         self.used_tc -= n
         if pt.used_tc == 0:

@@ -97,6 +97,27 @@ def _append(out_s, out_l, k, s, n):
 
 
 @njit
+def _vhp_pieces(starts, lengths):
+    """Each range cut at vhp boundaries, ranges in order: (range index, first page, end page) per piece, so
+    that a piece's counts are one vhp's."""
+    n = 0
+    for i in range(starts.shape[0]):
+        if lengths[i] > 0:
+            n += ((starts[i] + lengths[i] - 1) >> VHP_SHIFT) - (starts[i] >> VHP_SHIFT) + 1
+    idx = np.empty(n, dtype=np.int64)
+    first = np.empty(n, dtype=np.int64)
+    end = np.empty(n, dtype=np.int64)
+    j = 0
+    for i in range(starts.shape[0]):
+        s, stop = starts[i], starts[i] + lengths[i]
+        while s < stop:
+            idx[j], first[j], end[j] = i, s, min(stop, ((s >> VHP_SHIFT) + 1) << VHP_SHIFT)
+            s = end[j]
+            j += 1
+    return idx, first, end
+
+
+@njit
 def _transition(state, counts, starts, lengths, new_state):
     moved = np.zeros(counts.shape[1], dtype=np.int64)
     cap = lengths.sum()
@@ -104,40 +125,33 @@ def _transition(state, counts, starts, lengths, new_state):
     rn = np.empty(cap, dtype=np.int64)
     ro = np.empty(cap, dtype=np.int8)
     k = 0
-    for i in range(starts.shape[0]):
-        s, end = starts[i], starts[i] + lengths[i]
-        while s < end:
-            v = s >> VHP_SHIFT
-            stop = min(end, (v + 1) << VHP_SHIFT)
-            counts[v, new_state] += stop - s
-            while s < stop:   # one run per stretch of one old state
-                old = state[s]
-                e = s + 1
-                while e < stop and state[e] == old:
-                    e += 1
-                counts[v, old] -= e - s
-                moved[old] += e - s
-                rs[k], rn[k], ro[k] = s, e - s, old
-                k += 1
-                state[s:e] = new_state
-                s = e
+    _, first, end = _vhp_pieces(starts, lengths)
+    for j in range(first.shape[0]):
+        s, stop, v = first[j], end[j], first[j] >> VHP_SHIFT
+        counts[v, new_state] += stop - s
+        while s < stop:   # one run per stretch of one old state
+            old = state[s]
+            e = s + 1
+            while e < stop and state[e] == old:
+                e += 1
+            counts[v, old] -= e - s
+            moved[old] += e - s
+            rs[k], rn[k], ro[k] = s, e - s, old
+            k += 1
+            state[s:e] = new_state
+            s = e
     return moved, rs[:k], rn[:k], ro[:k]
 
 
 @njit
 def _move(state, counts, starts, lengths, old_state, new_state):
-    total = 0
-    for i in range(starts.shape[0]):
-        s, end = starts[i], starts[i] + lengths[i]
-        total += lengths[i]
-        state[s:end] = new_state
-        while s < end:
-            v = s >> VHP_SHIFT
-            stop = min(end, (v + 1) << VHP_SHIFT)
-            counts[v, old_state] -= stop - s
-            counts[v, new_state] += stop - s
-            s = stop
-    return total
+    _, first, end = _vhp_pieces(starts, lengths)
+    for j in range(first.shape[0]):
+        s, stop, v = first[j], end[j], first[j] >> VHP_SHIFT
+        state[s:stop] = new_state
+        counts[v, old_state] -= stop - s
+        counts[v, new_state] += stop - s
+    return lengths.sum()
 
 
 @njit
@@ -146,45 +160,39 @@ def _runs_in(state, counts, starts, lengths, states, mask):
     out_s = np.empty(cap, dtype=np.int64)
     out_l = np.empty(cap, dtype=np.int64)
     k = 0
-    for i in range(starts.shape[0]):
-        s, end = starts[i], starts[i] + lengths[i]
-        while s < end:
-            v = s >> VHP_SHIFT
-            stop = min(end, (v + 1) << VHP_SHIFT)
-            inside = 0
-            for st in states:
-                inside += counts[v, st]
-            if inside == HPAGE_PAGES:
-                k = _append(out_s, out_l, k, s, stop - s)
-            elif inside:
-                p = s
-                while p < stop:
-                    if mask[state[p]]:
-                        e = p + 1
-                        while e < stop and mask[state[e]]:
-                            e += 1
-                        k = _append(out_s, out_l, k, p, e - p)
-                        p = e
-                    else:
-                        p += 1
-            s = stop
+    _, first, end = _vhp_pieces(starts, lengths)
+    for j in range(first.shape[0]):
+        s, stop, v = first[j], end[j], first[j] >> VHP_SHIFT
+        inside = 0
+        for st in states:
+            inside += counts[v, st]
+        if inside == HPAGE_PAGES:
+            k = _append(out_s, out_l, k, s, stop - s)
+        elif inside:
+            p = s
+            while p < stop:
+                if mask[state[p]]:
+                    e = p + 1
+                    while e < stop and mask[state[e]]:
+                        e += 1
+                    k = _append(out_s, out_l, k, p, e - p)
+                    p = e
+                else:
+                    p += 1
     return out_s[:k], out_l[:k]
 
 
 @njit
 def _count_in(state, counts, starts, lengths, st):
     out = np.zeros(starts.shape[0], dtype=np.int64)
-    for i in range(starts.shape[0]):
-        s, end = starts[i], starts[i] + lengths[i]
-        while s < end:
-            v = s >> VHP_SHIFT
-            stop = min(end, (v + 1) << VHP_SHIFT)
-            if stop - s == HPAGE_PAGES:
-                out[i] += counts[v, st]
-            else:
-                for p in range(s, stop):
-                    out[i] += state[p] == st
-            s = stop
+    idx, first, end = _vhp_pieces(starts, lengths)
+    for j in range(first.shape[0]):
+        s, stop = first[j], end[j]
+        if stop - s == HPAGE_PAGES:
+            out[idx[j]] += counts[s >> VHP_SHIFT, st]
+        else:
+            for p in range(s, stop):
+                out[idx[j]] += state[p] == st
     return out
 
 

@@ -132,9 +132,16 @@ class LiveUnits:
 def _append(ids, cls, death_s, n, per_class, new_ids, new_cls, new_death_s):
     """Write rows after the first n (capacity reserved) and count them per class; returns the new n."""
     for i in range(new_ids.shape[0]):
-        ids[n + i], cls[n + i], death_s[n + i] = new_ids[i], new_cls[i], new_death_s[i]
-        per_class[new_cls[i]] += 1
-    return n + new_ids.shape[0]
+        n = _put_row(ids, cls, death_s, n, per_class, new_ids[i], new_cls[i], new_death_s[i])
+    return n
+
+
+@njit
+def _put_row(ids, cls, death_s, n, per_class, unit_id, unit_cls, unit_death_s):
+    """Write one row at index n and count it in its class; returns n + 1."""
+    ids[n], cls[n], death_s[n] = unit_id, unit_cls, unit_death_s
+    per_class[unit_cls] += 1
+    return n + 1
 
 
 @njit
@@ -168,11 +175,7 @@ def _append_split(n_ids, n_cls, n_death, n_n, n_per_class, f_ids, f_cls, f_death
     capacity reserved); returns the new row counts."""
     for i in range(ids.shape[0]):
         if death_s[i] < horizon_s:
-            n_ids[n_n], n_cls[n_n], n_death[n_n] = ids[i], cls[i], death_s[i]
-            n_per_class[cls[i]] += 1
-            n_n += 1
+            n_n = _put_row(n_ids, n_cls, n_death, n_n, n_per_class, ids[i], cls[i], death_s[i])
         else:
-            f_ids[f_n], f_cls[f_n], f_death[f_n] = ids[i], cls[i], death_s[i]
-            f_per_class[cls[i]] += 1
-            f_n += 1
+            f_n = _put_row(f_ids, f_cls, f_death, f_n, f_per_class, ids[i], cls[i], death_s[i])
     return n_n, f_n
