@@ -72,6 +72,7 @@ class ProcessAgent(mesa.Agent):
         self.down_until: float | None = None
         self.kproc = self.allocator = None
         self.demand = _make_demand(tenant.workload, rng)
+        self.diurnal = self.demand.modulation.diurnal
         self.access = AccessPattern(rng, hot_share=tenant.workload.hot_share)
         self.next_access_s = ACCESS_INTERVAL_S
         self.lost_seen = 0
@@ -152,7 +153,7 @@ class ProcessAgent(mesa.Agent):
             self.book.kernel_s += self._call(self.allocator.background, self.model.time)
 
     def _while_down(self, now: float, dt: float) -> None:
-        self.book.failed += self._rps(now) * dt
+        self.book.failed += self.request_rate(now) * dt
         if now >= self.down_until:
             self.down_until = None
             self.book.restarts += 1
@@ -166,11 +167,10 @@ class ProcessAgent(mesa.Agent):
         self._boot(events)
 
     # --- work of the tick ----------------------------------------------------------------------------
-    def _rps(self, now: float) -> float:
+    def request_rate(self, now: float) -> float:
+        """Request rate at ``now``: the same diurnal factor as the heap's birth rate."""
         w = self.tenant.workload
-        d = w.diurnal
-        factor = 1.0 + d.amplitude * np.sin(2 * np.pi * (now + d.phase) / d.period) if d.amplitude else 1.0
-        return w.rps * factor if w.kind in ("service", "cache") else 0.0
+        return w.rps * self.diurnal.factor(now) if w.kind in ("service", "cache") else 0.0
 
     def _read_files(self, now: float, dt: float) -> float:
         w = self.tenant.workload
@@ -220,7 +220,7 @@ class ProcessAgent(mesa.Agent):
         if w.kind == "batch":
             b.work += max(0.0, dt - float(discrete.sum()) - smooth) / tlb
             return
-        n = int(self.prng.poisson(self._rps(self.model.time) * dt))
+        n = int(self.prng.poisson(self.request_rate(self.model.time) * dt))
         if n == 0:
             return
         base = _service_times(w.service_time, self.prng, min(n, SAMPLED_REQUESTS))

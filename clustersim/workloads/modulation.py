@@ -1,6 +1,7 @@
 """How a process's allocation demand varies over time: diurnal load, spikes, start-up and restarts.
 
-The diurnal factor multiplies the steady birth rate of every span class, so the live heap follows it low-pass
+The diurnal factor (`diurnal_factor`, one definition for the heap and the request rate) multiplies the steady
+birth rate of every span class and a service's request rate, so the live heap follows it low-pass
 filtered by each class's lifetime (a class living W seconds follows a period P with gain
 1/sqrt(1 + (2πW/P)^2)); spikes and start-up add extra short-lived bytes, as the options of tcmalloc's
 empirical driver do (docs/empirical-driver.md at google/tcmalloc 50feb296: spikes every `spike_rate` held for
@@ -17,6 +18,17 @@ import math
 from dataclasses import dataclass, field
 
 from clustersim.units import parse_duration, parse_size
+
+
+def diurnal_factor(t_s: float, amplitude: float, period_s: float, phase_s: float) -> float:
+    """1 + amplitude·sin(2π(t_s - phase_s)/period_s): the daily curve shifted ``phase_s`` later in time.
+
+    A positive phase delays the cycle, so the peak is at t = phase_s + period_s/4 (mod period_s). The heap's
+    birth rate and a service's request rate both take this factor, so load and heap stay in step.
+    """
+    if amplitude == 0.0:
+        return 1.0
+    return 1.0 + amplitude * math.sin(2.0 * math.pi * (t_s - phase_s) / period_s)
 
 
 @dataclass(frozen=True)
@@ -36,9 +48,8 @@ class Diurnal:
             raise ValueError(f"diurnal.period_s: {self.period_s!r} must be > 0")
 
     def factor(self, t_s: float) -> float:
-        if self.amplitude == 0.0:
-            return 1.0
-        return 1.0 + self.amplitude * math.sin(2.0 * math.pi * (t_s - self.phase_s) / self.period_s)
+        """``diurnal_factor`` at ``t_s`` with this record's parameters."""
+        return diurnal_factor(t_s, self.amplitude, self.period_s, self.phase_s)
 
 
 @dataclass(frozen=True)

@@ -108,3 +108,22 @@ def test_a_cache_tenant_under_pressure_refills_what_free_undo_reports_lost():
     lost.run()
     assert lost.processes[0].allocator.stats().undo_lost_pages > 0
     assert slow["latency_p999_ms"] > fast["latency_p999_ms"]
+
+
+def test_request_rate_and_heap_birth_rate_follow_one_diurnal_curve_with_a_phase():
+    # A service whose day is 600 s long, shifted 100 s later: both multipliers are
+    # 1 + 0.5 sin(2 pi (t - 100) / 600), so they peak together at t = 100 + 600/4 = 250 s (x1.5), cross 1 at
+    # t = 100 s and bottom out at t = 550 s (x0.5). A sign slip in either would put that peak at t = 50 s.
+    diurnal = {"amplitude": 0.5, "period": "600s", "phase": "100s"}
+    model = Fleet(load_config(fleet([service("svc", TEMERAIRE, replicas=1, diurnal=diurnal)], duration="5s")))
+    proc = model.processes[0]
+    heap = proc.demand.modulation.diurnal
+    assert proc.diurnal is heap
+    for t_s, factor in ((100.0, 1.0), (250.0, 1.5), (400.0, 1.0), (550.0, 0.5)):
+        assert heap.factor(t_s) == pytest.approx(factor, abs=1e-12)
+        assert proc.request_rate(t_s) == pytest.approx(200 * factor, abs=1e-9)
+    times = np.arange(0.0, 600.0, 1.0)
+    rate = np.array([proc.request_rate(t) / 200 for t in times])
+    birth = np.array([proc.demand.modulation.birth_factor(t - 0.5, 1.0) for t in times])
+    assert times[rate.argmax()] == times[birth.argmax()] == 250.0
+    np.testing.assert_allclose(rate, birth, rtol=1e-12)

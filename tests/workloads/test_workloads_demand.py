@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from clustersim.workloads.demand import HeapDemand
-from clustersim.workloads.modulation import Diurnal, Modulation, Restarts, Spikes, Startup
+from clustersim.workloads.modulation import Diurnal, Modulation, Restarts, Spikes, Startup, diurnal_factor
 from clustersim.workloads.sizeclasses import MAX_SMALL_BYTES
 
 MIB = 1 << 20
@@ -230,3 +230,11 @@ def test_heap_none_uses_the_fleetbench_base_heap_and_rejects_tcmalloc_profiles()
 def test_rng_must_be_a_generator():
     with pytest.raises(TypeError, match="rng"):
         HeapDemand("tcmalloc/beta", GIB, None, 42)
+
+
+def test_a_positive_diurnal_phase_delays_the_cycle():
+    # phase 6 h on a 24 h day: the peak moves from 6 h to 12 h, the trough from 18 h to 24 h.
+    hour = 3600.0
+    assert diurnal_factor(12 * hour, 0.4, 24 * hour, 6 * hour) == pytest.approx(1.4, abs=1e-12)
+    assert diurnal_factor(24 * hour, 0.4, 24 * hour, 6 * hour) == pytest.approx(0.6, abs=1e-12)
+    assert Diurnal(0.4, "24h", "6h").factor(12 * hour) == diurnal_factor(12 * hour, 0.4, 24 * hour, 6 * hour)
