@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from clustersim.experiments import sweep
+from clustersim import sweep
 from clustersim.experiments.fake import FakeSimulate, burn
 
 OVERHEAD_RUNS = 50

@@ -24,7 +24,7 @@ __all__ = ["__version__", *_EXPORTS]
 
 def __getattr__(name: str) -> Any:
     if name == "__version__":
-        from clustersim.experiments.run import package_version
+        from clustersim.experiments.results import package_version
 
         return package_version()
     if name in _EXPORTS:

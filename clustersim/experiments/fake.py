@@ -20,24 +20,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..results_contract import SUMMARY_KEYS, RunTables
 from .config import RunConfig, config_hash, resolved
 from .keypath import get_path
-from .metrics import SUMMARY_KEYS
 
 # Latency histogram buckets: bucket b covers [BASE**b, BASE**(b+1)) ms, about 1% relative error.
 BUCKET_BASE = 1.02
 # THP coverage the fake gives each release advice, so that plots of fake results have a visible shape.
 _COVERAGE = {"dontneed": 0.45, "free": 0.70, "splittable": 0.90, "free_undo": 0.85, "none": 0.95}
-
-
-@dataclass
-class FakeOutput:
-    """The shape of ``clustersim.fleet.simulate.FleetOutput``."""
-
-    summary: dict[str, float]
-    tenants: pd.DataFrame
-    timeseries: pd.DataFrame
-    latency_histograms: pd.DataFrame
 
 
 @dataclass(frozen=True)
@@ -63,7 +53,7 @@ class FakeSimulate:
     timeseries_points: int = 12
 
     def __call__(self, config: RunConfig,
-                 progress: Callable[[float, float], None] | None = None) -> FakeOutput:
+                 progress: Callable[[float, float], None] | None = None) -> RunTables:
         data = resolved(config)
         self._maybe_stop()
         if self.fail_when is not None and matches(data, self.fail_when):
@@ -105,7 +95,7 @@ def burn(iterations: int) -> float:
 
 
 def fake_output(config: RunConfig, points: int = 12,
-                progress: Callable[[float, float], None] | None = None) -> FakeOutput:
+                progress: Callable[[float, float], None] | None = None) -> RunTables:
     """Plausible, deterministic results for ``config``: a function of its hash and seed only."""
     rng = np.random.default_rng([config.seed, int(config_hash(config)[:12], 16)])
     rows = [_tenant_summary(tenant, rng) for tenant in config.tenants] or [_tenant_summary(None, rng)]
@@ -117,7 +107,7 @@ def fake_output(config: RunConfig, points: int = 12,
             progress(float(t), config.duration)
     if progress is not None:
         progress(config.duration, config.duration)
-    return FakeOutput(summary, tenants, _timeseries(config, tenants, times, rng), _histograms(tenants, rng))
+    return RunTables(summary, tenants, _timeseries(config, tenants, times, rng), _histograms(tenants, rng))
 
 
 def _tenant_summary(tenant: Any, rng: np.random.Generator) -> dict[str, Any]:

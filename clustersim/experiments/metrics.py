@@ -1,16 +1,15 @@
 """The summary metrics every run reports, with the label and unit each is plotted under.
 
-This is the contract between the fleet simulation and everything that stores or draws its results: the
-fleet's ``simulate`` returns exactly these keys (fleet-wide) in ``FleetOutput.summary`` and per tenant in
-``FleetOutput.tenants``. Definitions follow DESIGN section 7 (coverage = AnonHugePages / anonymous heap RSS,
-RSS-weighted across processes; ``_mean`` is a time-weighted mean over the run).
-"""
+The keys are those of the results contract (``clustersim.results_contract.SUMMARY_KEYS``): a run's
+``RunTables.summary`` holds them fleet-wide and ``RunTables.tenants`` per tenant. Definitions follow DESIGN
+section 7 (coverage = AnonHugePages / anonymous heap RSS, RSS-weighted across processes; ``_mean`` is a
+time-weighted mean over the run)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clustersim.fleet.metrics import SUMMARY_KEYS
+from clustersim.results_contract import SUMMARY_KEYS
 
 GIB = float(1 << 30)
 

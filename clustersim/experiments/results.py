@@ -16,22 +16,28 @@ rewritten atomically as the sweep advances and when it stops, however it stops.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import shutil
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 
-from .metrics import SUMMARY_KEYS
-from .run import MANIFEST, SUMMARY_FILE, code_fingerprint
+from ..results_contract import SUMMARY_KEYS, TABLES
 from .store import inside, parquet_ok, read_json, remove_stale_temps, write_json_atomic, write_parquet_atomic
-from .sweepfile import ExpandedRun
-from .worker import TABLES, RunOutcome
 
-RUNS_FILE = "runs.parquet"
+if TYPE_CHECKING:
+    from .sweepfile import ExpandedRun
+    from .worker import RunOutcome
+
+MANIFEST = "manifest.json"
+SUMMARY_FILE = "summary.parquet"       # a single run's folder: its one-row summary
+RUNS_FILE = "runs.parquet"             # a sweep's folder: one row per finished run
 MARKERS = "done"
 IDENTITY = ("run_id", "point", "replicate")
 OUTCOME = ("seed", "config_hash", "status", "error", "wall_s", "host")
@@ -39,6 +45,28 @@ OUTCOME = ("seed", "config_hash", "status", "error", "wall_s", "host")
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """sha256 of the package's own source and data files: results of different code never mix on resume.
+
+    The version string stays the same between releases while the model changes; this does not.
+    """
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".py", ".csv")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def package_version() -> str:
+    """The installed clustersim's version, recorded in every manifest."""
+    try:
+        return version("clustersim")
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 class SweepStore:
@@ -64,10 +92,11 @@ class SweepStore:
     def record(self, outcome: RunOutcome, run: ExpandedRun) -> dict[str, Any]:
         """Store one outcome: its tables first, then its marker; returns the marker."""
         files: dict[str, int] = {}
+        tables = outcome.tables.tables() if outcome.tables is not None and outcome.status == "ok" else {}
         for table in TABLES:
             path = self.table_path(table, run.run_id)
-            if outcome.status == "ok":
-                files[table] = write_parquet_atomic(path, outcome.tables[table])
+            if table in tables:
+                files[table] = write_parquet_atomic(path, tables[table])
             elif path.parent.exists():
                 shutil.rmtree(path.parent)
         marker = {"run_id": run.run_id, "config_hash": run.config_hash, "seed": run.seed, "code": code_fingerprint(),

@@ -9,8 +9,6 @@ complete result; on failure the manifest says ``failed`` with the error and the 
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import platform
 import socket
 from collections.abc import Mapping, Sequence
@@ -21,12 +19,11 @@ from typing import Any
 
 import pandas as pd
 
+from ..results_contract import TABLES, RunTables
 from .config import RunConfig, config_hash, load_config, resolved
+from .results import MANIFEST, SUMMARY_FILE, code_fingerprint, package_version
 from .store import inside, write_json_atomic, write_parquet_atomic
-from .worker import TABLES, Progress, RunTask, SimulateSpec, execute_here, resolve_simulate, simulate_spec
-
-MANIFEST = "manifest.json"
-SUMMARY_FILE = "summary.parquet"
+from .worker import Progress, RunTask, SimulateSpec, execute_here, resolve_simulate, simulate_spec
 
 
 class RunFailed(RuntimeError):
@@ -34,37 +31,10 @@ class RunFailed(RuntimeError):
 
 
 @dataclass
-class RunResult:
-    """The results of one run, as stored."""
+class RunResult(RunTables):
+    """The results of one run, as stored: its tables and its manifest."""
 
-    summary: dict[str, float]
-    tenants: pd.DataFrame
-    timeseries: pd.DataFrame
-    latency_histograms: pd.DataFrame
     manifest: dict[str, Any]
-
-
-@functools.cache
-def code_fingerprint() -> str:
-    """sha256 of the package's own source and data files: results of different code never mix on resume.
-
-    The version string stays the same between releases while the model changes; this does not.
-    """
-    root = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".py", ".csv")):
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("clustersim")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 def as_config(source: RunConfig | str | Path | Mapping[str, Any], overrides: Sequence[str] = ()) -> RunConfig:
@@ -96,7 +66,7 @@ def run(config_or_path: RunConfig | str | Path | Mapping[str, Any], out: str | P
         if out is not None:
             write_run_dir(Path(out), manifest, None)
         raise RunFailed(outcome.error)
-    result = RunResult(outcome.summary, *(outcome.tables[name] for name in TABLES), manifest=manifest)
+    result = RunResult(**vars(outcome.tables), manifest=manifest)
     if out is not None:
         write_run_dir(Path(out), manifest, result)
     return result

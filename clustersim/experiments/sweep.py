@@ -19,8 +19,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .results import SweepStore, now
-from .run import code_fingerprint, package_version
+from .results import SweepStore, code_fingerprint, now, package_version
 from .runners import Runner, choose_runner
 from .sweepfile import ExpandedRun, SweepSpec, expand, load_sweep
 from .worker import RunOutcome, RunTask, SimulateSpec, resolve_simulate, simulate_spec

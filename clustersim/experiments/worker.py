@@ -28,12 +28,11 @@ from typing import Any
 
 import pandas as pd
 
+from ..results_contract import SUMMARY_KEYS, TABLES, RunTables
 from .config import RunConfig
-from .metrics import SUMMARY_KEYS
 
 DEFAULT_SIMULATE = "clustersim.fleet.simulate:simulate"
 SIMULATE_ENV = "CLUSTERSIM_SIMULATE"  # "module:function" to run instead of the fleet simulation
-TABLES = ("tenants", "timeseries", "latency_histograms")
 Progress = Callable[[float, float], None]
 SimulateSpec = str | Callable[..., Any]
 
@@ -71,7 +70,7 @@ class RunTask:
 
 @dataclass
 class RunOutcome:
-    """A finished run: status ``ok`` with its tables, or ``failed`` with the error."""
+    """A finished run: status ``ok`` with its tables, or ``failed`` with the error (and no tables)."""
 
     run_id: str
     status: str
@@ -79,8 +78,12 @@ class RunOutcome:
     traceback: str | None = None
     wall_s: float = 0.0
     host: str = field(default_factory=socket.gethostname)
-    summary: dict[str, float] = field(default_factory=dict)
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    tables: RunTables | None = None
+
+    @property
+    def summary(self) -> dict[str, float]:
+        """The run's summary; empty for a failed run."""
+        return self.tables.summary if self.tables is not None else {}
 
 
 def execute(task: RunTask) -> RunOutcome:
@@ -96,15 +99,15 @@ def execute_here(task: RunTask, progress: Progress | None = None) -> RunOutcome:
     try:
         config = RunConfig.model_validate(task.config)
         output = resolve_simulate(task.simulate)(config, progress=progress)
-        summary, tables = check_output(output)
+        tables = check_output(output)
     except Exception as exc:
         return RunOutcome(task.run_id, "failed", error=f"{type(exc).__name__}: {exc}",
                           traceback=traceback.format_exc(), wall_s=time.perf_counter() - start)
-    return RunOutcome(task.run_id, "ok", wall_s=time.perf_counter() - start, summary=summary, tables=tables)
+    return RunOutcome(task.run_id, "ok", wall_s=time.perf_counter() - start, tables=tables)
 
 
-def check_output(output: Any) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
-    """The summary (contract keys first, as floats) and tables of a simulate result, or an error."""
+def check_output(output: Any) -> RunTables:
+    """A simulate result as RunTables (summary: contract keys first, as floats), or an error."""
     summary = dict(output.summary)
     missing = [key for key in SUMMARY_KEYS if key not in summary]
     if missing:
@@ -115,7 +118,7 @@ def check_output(output: Any) -> tuple[dict[str, float], dict[str, pd.DataFrame]
     for name, frame in tables.items():
         if not isinstance(frame, pd.DataFrame):
             raise TypeError(f"simulate returned {name} as {type(frame).__name__}, not a pandas DataFrame")
-    return ordered, tables
+    return RunTables(ordered, **tables)
 
 
 def _execute_with_deadline(task: RunTask) -> RunOutcome:

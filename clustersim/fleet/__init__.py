@@ -1,6 +1,6 @@
 """The fleet: a mesa model of nodes and tenants' processes, their latency and their metrics."""
 
 from .model import Fleet
-from .simulate import FleetOutput, simulate
+from .simulate import simulate
 
-__all__ = ["Fleet", "FleetOutput", "simulate"]
+__all__ = ["Fleet", "simulate"]

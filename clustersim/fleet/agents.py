@@ -15,11 +15,11 @@ import numpy as np
 
 from ..allocators import make_allocator
 from ..kernel import KernelError, Node
+from ..results_contract import MEMORY_FIELDS
 from ..units import PAGE_SIZE
 from ..workloads import AccessPattern, HeapDemand, Modulation
 from ..workloads.tenants import tlb_factor
 from .latency import SAMPLED_REQUESTS, LatencyHistogram, serve
-from .metrics import MEMORY_FIELDS
 
 if TYPE_CHECKING:
     from .model import Fleet

@@ -14,15 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..results_contract import HISTOGRAM_COLUMNS, MEMORY_FIELDS
 from .latency import LatencyHistogram, bucket_bounds_s
-
-SUMMARY_KEYS = (
-    "thp_coverage", "thp_coverage_end", "latency_p50_ms", "latency_p99_ms", "latency_p999_ms",
-    "throughput_rps", "oom_kills", "rss_bytes_mean", "lazyfree_bytes_mean", "swap_bytes_mean",
-    "allocator_free_bytes_mean", "faults_4k", "faults_thp", "thp_split_pmd", "thp_collapse_alloc",
-    "madvise_calls", "reclaim_stall_s", "cpu_kernel_s",
-)
-MEMORY_FIELDS = ("rss", "anon_huge", "lazyfree", "swap", "allocator_free", "heap_live")
 
 
 @dataclass
@@ -78,5 +71,5 @@ def histogram_frame(hists: dict[str, LatencyHistogram]) -> pd.DataFrame:
         rows.append(pd.DataFrame({"tenant": tenant, "bucket": nz, "lo_ms": lo[nz] * 1e3, "hi_ms": hi[nz] * 1e3,
                                   "count": h.counts[nz]}))
     if not rows:
-        return pd.DataFrame(columns=["tenant", "bucket", "lo_ms", "hi_ms", "count"])
+        return pd.DataFrame(columns=list(HISTOGRAM_COLUMNS))
     return pd.concat(rows, ignore_index=True)

@@ -18,9 +18,10 @@ import pandas as pd
 from mesa.time import Priority, Schedule
 
 from ..kernel import Node
+from ..results_contract import MEMORY_FIELDS, SUMMARY_KEYS
 from .agents import NodeAgent, ProcessAgent
 from .latency import LatencyHistogram
-from .metrics import MEMORY_FIELDS, SUMMARY_KEYS, Accumulator, histogram_frame, summarise
+from .metrics import Accumulator, histogram_frame, summarise
 from .placement import Slot, place
 
 BACKGROUND_INTERVAL_S = 1.0   # tcmalloc's background thread and jemalloc's wake every second

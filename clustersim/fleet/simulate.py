@@ -1,28 +1,16 @@
-"""simulate(): one fleet run from a resolved config, returning the tables the results store writes."""
+"""simulate(): one fleet run from a resolved config, returning the tables of the results contract."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
-import pandas as pd
-
+from ..results_contract import RunTables
 from .model import Fleet
 
 
-@dataclass
-class FleetOutput:
-    """What one run produces: the summary (contract keys) and its tables."""
-
-    summary: dict[str, float]
-    tenants: pd.DataFrame
-    timeseries: pd.DataFrame
-    latency_histograms: pd.DataFrame
-
-
 def simulate(config, progress: Callable[[float, float], None] | None = None, seed: int | None = None
-             ) -> FleetOutput:
+             ) -> RunTables:
     """Build the Fleet for ``config``, run it for its duration, and collect its results."""
     fleet = Fleet(config, seed=seed)
     fleet.run(progress)
-    return FleetOutput(fleet.summary(), fleet.tenants_frame(), fleet.timeseries_frame(), fleet.histograms_frame())
+    return RunTables(fleet.summary(), fleet.tenants_frame(), fleet.timeseries_frame(), fleet.histograms_frame())

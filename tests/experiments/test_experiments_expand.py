@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from exp_helpers import count_calls
 
-from clustersim.experiments import ConfigError, sweep
+from clustersim import sweep
+from clustersim.experiments import ConfigError
 from clustersim.experiments.fake import FakeSimulate
 from clustersim.experiments.sweepfile import (
     Sample,

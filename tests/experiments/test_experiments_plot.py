@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from clustersim import sweep
 from clustersim.cli import main
-from clustersim.experiments import sweep
 from clustersim.experiments.fake import FakeSimulate
 from clustersim.figures.plot import PlotError, cdf_frame, plot
 

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 from exp_helpers import count_calls, stable_runs
 
-from clustersim.experiments import SUMMARY_KEYS, load, sweep
+from clustersim import sweep
+from clustersim.experiments import SUMMARY_KEYS, load
 from clustersim.experiments.fake import FakeSimulate
 
 QUIET = {"progress": False}
@@ -134,7 +135,7 @@ def test_a_run_made_by_other_code_is_redone(tmp_path: Path, small_sweep: dict[st
 KILLED_SWEEP = """
 import ast
 import sys
-from clustersim.experiments import sweep
+from clustersim import sweep
 from clustersim.experiments.fake import FakeSimulate
 spec, out, calls = ast.literal_eval(sys.argv[1]), sys.argv[2], sys.argv[3]
 sweep(spec, out, workers=1, progress=False, simulate=FakeSimulate(calls_dir=calls, exit_after=5))

@@ -24,5 +24,5 @@ def fleet(tenants: list[dict], profile: str = "linux-6.12", proposals=(), memory
 
 
 def run(config: dict, seed: int | None = None):
-    """Run a config dict through the real fleet and return its FleetOutput."""
+    """Run a config dict through the real fleet and return its RunTables."""
     return simulate(load_config(config), seed=seed)

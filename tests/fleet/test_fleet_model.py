@@ -9,6 +9,7 @@ from fleet_helpers import fleet, run, service
 from clustersim.experiments.config import load_config
 from clustersim.fleet import Fleet
 from clustersim.fleet.placement import Slot, place
+from clustersim.results_contract import SUMMARY_KEYS
 
 TEMERAIRE = {"kind": "temeraire", "hugepage_advice": True, "release_rate": "4MiB/s"}
 
@@ -86,7 +87,6 @@ def test_direct_reclaim_stalls_land_in_the_latency_tail():
 
 
 def test_summary_has_every_contract_key_and_tenants_table_the_same():
-    from clustersim.fleet.metrics import SUMMARY_KEYS
     out = run(fleet([service("a", TEMERAIRE), service("b", {"kind": "jemalloc"})], duration="10s"))
     assert set(SUMMARY_KEYS) <= set(out.summary)
     assert list(out.tenants["tenant"]) == ["a", "b"]
