@@ -17,8 +17,8 @@ from ..allocators import make_allocator
 from ..kernel import KernelError, Node
 from ..results_contract import MEMORY_FIELDS
 from ..units import PAGE_SIZE
-from ..workloads import AccessPattern, HeapDemand, Modulation
-from ..workloads.tenants import tlb_factor
+from ..workloads import AccessPattern, HeapDemand
+from ..workloads.tenants import DEFAULT_TLB_SENSITIVITY, tlb_factor
 from .latency import SAMPLED_REQUESTS, LatencyHistogram, serve
 
 if TYPE_CHECKING:
@@ -27,15 +27,48 @@ if TYPE_CHECKING:
 # The access pattern re-marks the hot working set this often: the kernel's LRU only needs recency at the
 # granularity of its aging, and marking every tick would double the syscall traffic.
 ACCESS_INTERVAL_S = 10.0
+# A process built without a demand: a 1 GiB tcmalloc/beta heap at the default churn.
+DEFAULT_DEMAND = {"profile": "tcmalloc/beta", "heap_bytes": 1 << 30, "churn_bytes_per_s": None}
 
 
 class NodeAgent(mesa.Agent):
-    """One machine: its kernel and the group it belongs to."""
+    """One machine: its kernel, its memcg tree and the group it belongs to."""
 
-    def __init__(self, model: Fleet, group: str, index: int, kernel: Node) -> None:
+    def __init__(self, model: Fleet, *, group: str = "group0", index: int = 0, kernel: dict | None = None,
+                 cgroups: dict[str, dict] | None = None) -> None:
+        """Args:
+            model: the fleet.
+            group: the node group's name.
+            index: this node's index within its group.
+            kernel: keyword arguments of the kernel model (``clustersim.kernel.Node``); None: its defaults.
+            cgroups: memcg path -> memory.min/low/high/max and oom_group settings, created in this order
+                (missing parents are created without limits).
+        """
         super().__init__(model)
-        self.group, self.index, self.kernel = group, index, kernel
+        self.group, self.index = group, index
+        self.kernel = Node(**(kernel or {}))
+        for path, settings in (cgroups or {}).items():
+            self.make_cgroup(path, settings)
+        self.memory_bytes = self.kernel.meminfo["MemTotal"]
         self.daemon_s = 0.0
+
+    def make_cgroup(self, path: str, settings: dict) -> None:
+        """``mkdir -p`` the memcg ``path``, then write its ``settings``; new parents get no limit."""
+        parts = path.strip("/").split("/")
+        for depth in range(1, len(parts)):
+            parent = "/".join(parts[:depth])
+            if not self._has_cgroup(parent):
+                self.kernel.cgroup(parent, max="max")
+        self.kernel.cgroup(path, **settings)
+
+    def _has_cgroup(self, path: str) -> bool:
+        try:
+            self.kernel.cgroup(path)
+        except KernelError as err:
+            if err.errno != "ENOENT":
+                raise
+            return False
+        return True
 
     def advance(self, dt_s: float) -> None:
         """Let the kernel's time pass: khugepaged, kswapd, kcompactd."""
@@ -64,29 +97,66 @@ class ProcessBook:
 class ProcessAgent(mesa.Agent):
     """A replica of a tenant: workload demand -> allocator -> kernel, and requests served on top."""
 
-    def __init__(self, model: Fleet, node: NodeAgent, tenant, replica: int, rng: np.random.Generator) -> None:
+    def __init__(self, model: Fleet, node: NodeAgent, *, name: str = "tenant0-0", tenant: str = "tenant0",
+                 cgroup: str = "", limits: dict | None = None, kind: str = "service",
+                 allocator: str = "tcmalloc", allocator_options: dict | None = None, demand: dict | None = None,
+                 hot_share: float = 0.2, rps: float = 1000.0, service_time_s: tuple[float, float] = (0.001, 0.010),
+                 tlb_sensitivity: float = DEFAULT_TLB_SENSITIVITY, file_rate: float = 0.0,
+                 file_set_bytes: int = 0, refill_rate: float = float(1 << 30), restart_delay_s: float = 10.0,
+                 rng: np.random.Generator | None = None) -> None:
+        """Args:
+            model: the fleet.
+            node: the node it runs on.
+            name: the process name (``<tenant>-<replica>``), also the prefix of the files it reads.
+            tenant: the tenant it is a replica of.
+            cgroup: its memcg leaf, created with ``limits`` (the root when empty and no limits).
+            limits: memory.min/low/high/max and oom_group of the leaf.
+            kind: ``service`` or ``cache`` (serve requests), ``batch`` (does work), ``filecache`` (reads files).
+            allocator: allocator kind (``clustersim.allocators.make_allocator``).
+            allocator_options: that allocator's keyword options.
+            demand: keyword arguments of ``HeapDemand`` other than ``rng`` (profile, heap, churn, modulation);
+                its diurnal factor also modulates the request rate.
+            hot_share: share of live spans marked hot every ACCESS_INTERVAL_S.
+            rps: mean requests per second (before the diurnal factor).
+            service_time_s: base service time's (median, p99), lognormal through both.
+            tlb_sensitivity: share of service time in page walks at 0% THP coverage.
+            file_rate: bytes per second a filecache process reads.
+            file_set_bytes: size of the file set it reads through.
+            refill_rate: bytes per second a cache process refills what FREE_UNDO reported lost.
+            restart_delay_s: how long an OOM-killed process stays down.
+            rng: the process's generator; None: a child of the model's.
+        """
         super().__init__(model)
-        self.node, self.tenant, self.replica, self.prng = node, tenant, replica, rng
-        self.cgroup = f"{tenant.cgroup.strip('/')}/{tenant.name}-{replica}".strip("/")
+        self.node, self.name, self.tenant, self.cgroup, self.kind = node, name, tenant, cgroup, kind
+        self.allocator_kind, self.allocator_options = allocator, dict(allocator_options or {})
+        self.rps, self.service_time_s, self.tlb_sensitivity = rps, service_time_s, tlb_sensitivity
+        self.file_rate, self.file_set_bytes, self.refill_rate = file_rate, file_set_bytes, refill_rate
+        self.restart_delay_s = restart_delay_s
+        self.prng = rng if rng is not None else model.rng.spawn(1)[0]
+        if limits is not None:
+            node.make_cgroup(cgroup, limits)
+        self._set_up(demand or DEFAULT_DEMAND, hot_share)
+
+    def _set_up(self, demand: dict, hot_share: float) -> None:
+        """Demand, access pattern and bookkeeping, then the first boot and observation."""
         self.book = ProcessBook()
         self.down_until: float | None = None
         self.kproc = self.allocator = None
-        self.demand = _make_demand(tenant.workload, rng)
+        self.demand = HeapDemand(rng=self.prng, **demand)
         self.diurnal = self.demand.modulation.diurnal
-        self.access = AccessPattern(rng, hot_share=tenant.workload.hot_share)
+        self.access = AccessPattern(self.prng, hot_share=hot_share)
         self.next_access_s = ACCESS_INTERVAL_S
         self.lost_seen = 0
-        self.last: dict[str, float] = dict.fromkeys(MEMORY_FIELDS, 0.0)
-        self._boot(self.demand.initial(model.time))
+        self._memory: dict[str, float] = dict.fromkeys(MEMORY_FIELDS, 0.0)
+        self._boot(self.demand.initial(self.model.time))
         self.observe()
 
     # --- life cycle ------------------------------------------------------------------------------------
     def _boot(self, events) -> None:
         """Start the process in its memcg with a fresh allocator, then allocate ``events``."""
-        self.kproc = self.node.kernel.spawn(cgroup=self.cgroup, name=f"{self.tenant.name}-{self.replica}")
+        self.kproc = self.node.kernel.spawn(cgroup=self.cgroup, name=self.name)
         self.lost_seen = 0
-        self.allocator = make_allocator(self.tenant.allocator.kind, self.kproc,
-                                        **self.model.allocator_options(self.tenant, self.node.group))
+        self.allocator = make_allocator(self.allocator_kind, self.kproc, **self.allocator_options)
         self._apply(events)
 
     def _apply(self, events) -> float:
@@ -119,22 +189,22 @@ class ProcessAgent(mesa.Agent):
         """The OOM killer took this process: it stays down for the restart delay."""
         self._retire()
         self.book.oom_kills += 1
-        self.down_until = now + self.tenant.workload.restarts.delay
+        self.down_until = now + self.restart_delay_s
 
     # --- one tick ---------------------------------------------------------------------------------------
     def step(self) -> None:
-        """Demand -> allocator -> kernel for one tick, serve the tick's requests, observe memory."""
-        self._work(self.model.time, self.model.tick_s)
+        """One tick: notice an OOM kill, work (or wait to restart), observe memory."""
+        now, dt = self.model.time, self.model.tick_s
+        if self.up and not self.kproc.alive:
+            self._killed(now)
+        if self.up:
+            self._work(now, dt)
+        else:
+            self._while_down(now, dt)
         self.observe()
 
     def _work(self, now: float, dt: float) -> None:
-        if self.down_until is not None:
-            self._while_down(now, dt)
-            return
-        if not self.kproc.alive:
-            self._killed(now)
-            self._while_down(now, dt)
-            return
+        """Demand -> allocator -> kernel for the tick, then the tick's requests (or batch work)."""
         events = self.demand.step(now, dt)
         if events.restart:
             self._restart_now(events)
@@ -153,6 +223,7 @@ class ProcessAgent(mesa.Agent):
             self.book.kernel_s += self._call(self.allocator.background, self.model.time)
 
     def _while_down(self, now: float, dt: float) -> None:
+        """Requests fail while down; at the end of the restart delay the process boots again."""
         self.book.failed += self.request_rate(now) * dt
         if now >= self.down_until:
             self.down_until = None
@@ -169,19 +240,18 @@ class ProcessAgent(mesa.Agent):
     # --- work of the tick ----------------------------------------------------------------------------
     def request_rate(self, now: float) -> float:
         """Request rate at ``now``: the same diurnal factor as the heap's birth rate."""
-        w = self.tenant.workload
-        return w.rps * self.diurnal.factor(now) if w.kind in ("service", "cache") else 0.0
+        return self.rps * self.diurnal.factor(now) if self.kind in ("service", "cache") else 0.0
 
     def _read_files(self, now: float, dt: float) -> float:
-        w = self.tenant.workload
-        if w.kind != "filecache" or w.file_rate <= 0 or w.file_set <= 0:
+        rate, size = self.file_rate, self.file_set_bytes
+        if self.kind != "filecache" or rate <= 0 or size <= 0:
             return 0.0
         chunk = 1 << 20
-        nbytes = w.file_rate * dt
-        first = int((now * w.file_rate) % w.file_set) // chunk
+        nbytes = rate * dt
+        first = int((now * rate) % size) // chunk
         cost = 0.0
         for k in range(max(1, int(nbytes // chunk))):
-            name = f"{self.tenant.name}-{self.replica}/f{(first + k) % max(1, w.file_set // chunk)}"
+            name = f"{self.name}/f{(first + k) % max(1, size // chunk)}"
             cost += self.kproc.read_file(chunk, name)
             if not self.kproc.alive:
                 break
@@ -197,16 +267,15 @@ class ProcessAgent(mesa.Agent):
 
     def _refill_s(self) -> float:
         """A cache tenant refills what FREE_UNDO reported lost: one cache miss of that many bytes."""
-        w = self.tenant.workload
-        if w.kind != "cache":
+        if self.kind != "cache":
             return 0.0
         lost = self.allocator.stats().undo_lost_pages
         fresh, self.lost_seen = lost - self.lost_seen, lost
-        return fresh * PAGE_SIZE / w.refill_rate if w.refill_rate > 0 else 0.0
+        return fresh * PAGE_SIZE / self.refill_rate if self.refill_rate > 0 else 0.0
 
     def _serve(self, dt: float, cost: float, thp_faults: int, refill_s: float = 0.0) -> None:
         """Requests of the tick: base x TLB factor + spread small costs + discrete stalls on single ones."""
-        w, b = self.tenant.workload, self.book
+        b = self.book
         stalls = self.kproc.take_stalls()
         if stalls or thp_faults or refill_s > 0:
             stalls = np.array(stalls)
@@ -216,31 +285,50 @@ class ProcessAgent(mesa.Agent):
                                        [refill_s] if refill_s > 0 else []])
         else:   # most ticks: no discrete event, every cost is spread
             smooth, discrete = max(0.0, cost), _NO_STALLS
-        tlb = tlb_factor(self.coverage(), w.tlb_sensitivity)
-        if w.kind == "batch":
+        tlb = tlb_factor(self.coverage(), self.tlb_sensitivity)
+        if self.kind == "batch":
             b.work += max(0.0, dt - float(discrete.sum()) - smooth) / tlb
             return
         n = int(self.prng.poisson(self.request_rate(self.model.time) * dt))
         if n == 0:
             return
-        base = _service_times(w.service_time, self.prng, min(n, SAMPLED_REQUESTS))
+        base = _service_times(*self.service_time_s, self.prng, min(n, SAMPLED_REQUESTS))
         serve(self.prng, base, n, tlb, smooth, discrete, b.hist)
         b.requests += n
 
     # --- observations ---------------------------------------------------------------------------------
+    @property
+    def up(self) -> bool:
+        """The process is running (not down after an OOM kill)."""
+        return self.down_until is None
+
+    @property
+    def memory(self) -> dict[str, float]:
+        """The process's memory as of its last observation: bytes for each of MEMORY_FIELDS (all 0 while down).
+
+        This is what the fleet's metrics sum; it changes only when ``observe`` runs, once per tick.
+        """
+        return self._memory
+
+    @property
+    def latency(self) -> LatencyHistogram:
+        """The latency histogram of every request served so far, over all lifetimes."""
+        return self.book.hist
+
     def coverage(self) -> float:
         """Heap THP coverage as of the last observation (AnonHugePages / Rss)."""
-        return self.last["anon_huge"] / self.last["rss"] if self.last["rss"] else 0.0
+        m = self._memory
+        return m["anon_huge"] / m["rss"] if m["rss"] else 0.0
 
     def observe(self) -> dict[str, float]:
         """Read smaps and the allocator's stats once per tick; metrics and the TLB factor reuse it."""
         if self.down_until is not None or not self.kproc.alive:
-            self.last = dict.fromkeys(MEMORY_FIELDS, 0.0)
-            return self.last
+            self._memory = dict.fromkeys(MEMORY_FIELDS, 0.0)
+            return self._memory
         s, a = self.kproc.smaps, self.allocator
-        self.last = {"rss": s["Rss"], "anon_huge": s["AnonHugePages"], "lazyfree": s["LazyFree"],
-                     "swap": s["Swap"], "allocator_free": a.free_backed_bytes, "heap_live": a.in_use_bytes}
-        return self.last
+        self._memory = {"rss": s["Rss"], "anon_huge": s["AnonHugePages"], "lazyfree": s["LazyFree"],
+                        "swap": s["Swap"], "allocator_free": a.free_backed_bytes, "heap_live": a.in_use_bytes}
+        return self._memory
 
     def counters(self) -> dict[str, float]:
         """Cumulative counters including the current lifetime."""
@@ -257,26 +345,17 @@ class ProcessAgent(mesa.Agent):
 _NO_STALLS = np.empty(0)
 
 
-def _service_times(st, rng: np.random.Generator, n: int) -> np.ndarray:
+def _service_times(median_s: float, p99_s: float, rng: np.random.Generator, n: int) -> np.ndarray:
     """Lognormal through (median, p99): sigma = ln(p99/median) / z(0.99)."""
-    if st.p99 <= st.median:
-        return np.full(n, st.median)
-    return st.median * np.exp(_lognormal_sigma(st.median, st.p99) * rng.standard_normal(n))
+    if p99_s <= median_s:
+        return np.full(n, median_s)
+    return median_s * np.exp(_lognormal_sigma(median_s, p99_s) * rng.standard_normal(n))
 
 
 @cache
 def _lognormal_sigma(median: float, p99: float) -> float:
     """sigma of the lognormal with this median and p99 (computed once per service time, not per tick)."""
     return np.log(p99 / median) / 2.3263478740408408
-
-
-def _make_demand(w, rng: np.random.Generator) -> HeapDemand:
-    from ..workloads import Diurnal, Restarts, Spikes, Startup
-    mod = Modulation(diurnal=Diurnal(w.diurnal.amplitude, w.diurnal.period, w.diurnal.phase),
-                     spikes=Spikes(w.spikes.rate, w.spikes.size, w.spikes.lifetime),
-                     startup=Startup(w.startup.duration, w.startup.bytes),
-                     restarts=Restarts(w.restarts.interval))
-    return HeapDemand(w.profile, w.heap, w.churn, rng, min_span_bytes=w.span_quantum, modulation=mod)
 
 
 __all__ = ["PAGE_SIZE", "NodeAgent", "ProcessAgent"]

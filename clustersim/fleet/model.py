@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 from mesa.time import Priority, Schedule
 
-from ..kernel import Node
 from ..results_contract import MEMORY_FIELDS, SUMMARY_KEYS
+from . import build
 from .agents import NodeAgent, ProcessAgent
 from .latency import LatencyHistogram
 from .metrics import Accumulator, histogram_frame, summarise
-from .placement import Slot, place
+from .placement import Slot
 
 BACKGROUND_INTERVAL_S = 1.0   # tcmalloc's background thread and jemalloc's wake every second
 DEFAULT_SAMPLES = 120         # time-series rows per run unless the config says otherwise
@@ -33,91 +33,39 @@ class Fleet(mesa.Model):
 
     def __init__(self, config, seed: int | None = None) -> None:
         """Args:
-            config: the resolved run configuration.
+            config: the resolved run configuration, stored unchanged.
             seed: overrides ``config.seed`` (sweeps pass each replication's seed).
         """
         seq = np.random.SeedSequence(config.seed if seed is None else seed)
         model_seq, node_seq, proc_seq = seq.spawn(3)
         super().__init__(rng=np.random.default_rng(model_seq))
         self.config = config
-        self.tick_s = float(config.tick)
-        self.duration_s = float(config.duration)
-        self._proc_seqs = iter(proc_seq.spawn(sum(t.replicas for t in config.tenants)))
-        self.nodes = self._build_nodes(node_seq)
-        self.processes = self._place_tenants()
+        self.tick_s, self.duration_s = float(config.tick), float(config.duration)
+        self.nodes = [NodeAgent(self, **kwargs) for kwargs in build.nodes(config, node_seq)]
+        self.processes = self._place_processes(proc_seq)
+        self._set_up_metrics([t.name for t in config.tenants], config.sample_interval)
+        self._schedule_events()
+
+    # --- set-up -----------------------------------------------------------------------------------------
+    def _place_processes(self, seq: np.random.SeedSequence) -> list[ProcessAgent]:
+        """Every tenant's replicas, each on the node placement chose for it."""
+        by_slot = {Slot(n.group, n.index, n.memory_bytes): n for n in self.nodes}
+        return [ProcessAgent(self, by_slot[slot], **kwargs)
+                for slot, kwargs in build.processes(self.config, list(by_slot), seq, self._clock)]
+
+    def _set_up_metrics(self, tenants: list[str], sample_interval: float | None) -> None:
+        self.tenants = tenants
         self.fleet_acc = Accumulator()
-        self.tenant_acc = {t.name: Accumulator() for t in config.tenants}
+        self.tenant_acc = {t: Accumulator() for t in tenants}
         self.series: list[dict] = []
-        interval = config.sample_interval
-        self.sample_s = interval or max(self.tick_s, self.duration_s / DEFAULT_SAMPLES)
+        self.sample_s = sample_interval or max(self.tick_s, self.duration_s / DEFAULT_SAMPLES)
+
+    def _schedule_events(self) -> None:
+        """The tick, the allocators' background threads every second, and the metric samples."""
         self.schedule_recurring(self.tick, Schedule(interval=self.tick_s, start=self.tick_s))
         self.schedule_recurring(self.background, Schedule(interval=BACKGROUND_INTERVAL_S, start=BACKGROUND_INTERVAL_S),
                                 priority=Priority.LOW)
         self.schedule_recurring(self.sample, Schedule(interval=self.sample_s, start=0.0), priority=Priority.LOW)
-
-    # --- set-up -----------------------------------------------------------------------------------------
-    def _build_nodes(self, seq: np.random.SeedSequence) -> list[NodeAgent]:
-        nodes, seqs = [], iter(seq.spawn(sum(g.count for g in self.config.nodes)))
-        for group in self.config.nodes:
-            for i in range(group.count):
-                k = group.kernel
-                swap = group.swap.model_dump()
-                kernel = Node(memory=group.memory, profile=k.profile, seed=next(seqs), thp=k.thp.model_dump(),
-                              swap=swap, vm=k.vm.model_dump(), proposals=k.proposals, costs=dict(k.costs))
-                for path in sorted(group.cgroups, key=lambda p: p.count("/")):
-                    self._make_cgroup(kernel, path, group.cgroups[path].model_dump())
-                nodes.append(NodeAgent(self, group.name, i, kernel))
-        return nodes
-
-    @staticmethod
-    def _make_cgroup(kernel: Node, path: str, settings: dict) -> None:
-        """Create ``path`` and any missing parents; a None limit means 'max'."""
-        parts = path.strip("/").split("/")
-        for depth in range(1, len(parts)):
-            parent = "/".join(parts[:depth])
-            if parent not in kernel.memcgs.by_path:
-                kernel.cgroup(parent, max="max")
-        kernel.cgroup(path, **{k: ("max" if v is None else v) for k, v in settings.items()})
-
-    def _place_tenants(self) -> list[ProcessAgent]:
-        slots = [Slot(n.group, n.index, n.kernel.phys.total_pages * 4096) for n in self.nodes]
-        by_slot = {(n.group, n.index): n for n in self.nodes}
-        committed: dict[Slot, int] = {}
-        procs = []
-        for tenant in self.config.tenants:
-            chosen = place(slots, tenant.placement, tenant.replicas, tenant.workload.heap, committed)
-            for replica, slot in enumerate(chosen):
-                node = by_slot[(slot.group, slot.index)]
-                leaf = f"{tenant.cgroup.strip('/')}/{tenant.name}-{replica}".strip("/")
-                self._make_cgroup(node.kernel, leaf, tenant.limits.model_dump())
-                rng = np.random.default_rng(next(self._proc_seqs))
-                procs.append(ProcessAgent(self, node, tenant, replica, rng))
-        return procs
-
-    def allocator_options(self, tenant, group: str) -> dict:
-        """Translate a tenant's allocator config into the allocator model's keyword options."""
-        a = tenant.allocator.model_dump()
-        kind = a.pop("kind")
-        madvise, hugepage, collapse = a.pop("madvise"), a.pop("hugepage_advice"), a.pop("collapse")
-        opts = {"collapse": "after_reuse" if collapse else "off", "clock": self._clock}
-        if kind == "jemalloc":
-            opts.update(dirty_decay_ms=a["dirty_decay_ms"], muzzy_decay_ms=a["muzzy_decay_ms"],
-                        background_thread=a["background_thread"], thp=a["thp"],
-                        muzzy_advice=madvise if madvise != "none" else "dontneed")
-            if hugepage and a["thp"] == "default":
-                opts["thp"] = "always"
-            return opts
-        opts.update(release_advice=madvise, hugepage_advice="hugepage" if hugepage else "none")
-        if kind == "tcmalloc":
-            opts.update({k: a[k] for k in ("release_rate", "prefer_split_hugepages", "prefer_long_spans",
-                                           "refault_discount")})
-        elif kind == "temeraire":
-            opts.update(release_rate=a["release_rate"], skip_subrelease_short_s=a["skip_subrelease_short"],
-                        skip_subrelease_long_s=a["skip_subrelease_long"])
-        elif kind == "glibc":
-            opts.update(trim_threshold=a["trim_threshold"], mmap_threshold=a["mmap_threshold"],
-                        malloc_trim="every_tick" if a["malloc_trim"] else "off")
-        return opts
 
     def _clock(self) -> float:
         return float(self.time)
@@ -137,9 +85,9 @@ class Fleet(mesa.Model):
         """One time-series row per (node group, tenant)."""
         rows: dict[tuple[str, str], Counter] = {}
         for p in self.processes:
-            key = (p.node.group, p.tenant.name)
-            rows.setdefault(key, Counter()).update(p.last)
-            rows[key]["processes_up"] += int(p.down_until is None)
+            key = (p.node.group, p.tenant)
+            rows.setdefault(key, Counter()).update(p.memory)
+            rows[key]["processes_up"] += int(p.up)
         for (group, tenant), c in rows.items():
             cov = c["anon_huge"] / c["rss"] if c["rss"] else 0.0
             self.series.append({"time_s": float(self.time), "node_group": group, "tenant": tenant,
@@ -151,7 +99,7 @@ class Fleet(mesa.Model):
         fleet = dict.fromkeys(MEMORY_FIELDS, 0)
         per_tenant = {t: dict.fromkeys(MEMORY_FIELDS, 0) for t in self.tenant_acc}
         for p in self.processes:
-            s, t = p.last, per_tenant[p.tenant.name]
+            s, t = p.memory, per_tenant[p.tenant]
             for k in MEMORY_FIELDS:
                 fleet[k] += s[k]
                 t[k] += s[k]
@@ -176,27 +124,27 @@ class Fleet(mesa.Model):
 
     def tenants_frame(self) -> pd.DataFrame:
         rows = []
-        for t in self.config.tenants:
-            procs = self._of_tenant(t.name)
+        for t in self.tenants:
+            procs = self._of_tenant(t)
             vm = self._vmstat(procs)
-            row = summarise(self.tenant_acc[t.name], self._hist(procs), self._counters(procs), self.duration_s, vm)
-            rows.append({"tenant": t.name, **row})
+            row = summarise(self.tenant_acc[t], self._hist(procs), self._counters(procs), self.duration_s, vm)
+            rows.append({"tenant": t, **row})
         return pd.DataFrame(rows, columns=["tenant", *SUMMARY_KEYS])
 
     def timeseries_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.series)
 
     def histograms_frame(self) -> pd.DataFrame:
-        return histogram_frame({t.name: self._hist(self._of_tenant(t.name)) for t in self.config.tenants})
+        return histogram_frame({t: self._hist(self._of_tenant(t)) for t in self.tenants})
 
     def _of_tenant(self, name: str) -> list[ProcessAgent]:
-        return [p for p in self.processes if p.tenant.name == name]
+        return [p for p in self.processes if p.tenant == name]
 
     @staticmethod
     def _hist(procs) -> LatencyHistogram:
         h = LatencyHistogram()
         for p in procs:
-            h.merge(p.book.hist)
+            h.merge(p.latency)
         return h
 
     @staticmethod
