@@ -95,28 +95,9 @@ class Fleet(mesa.Model):
 
     def allocator_options(self, tenant, group: str) -> dict:
         """Translate a tenant's allocator config into the allocator model's keyword options."""
-        a = tenant.allocator.model_dump()
-        kind = a.pop("kind")
-        madvise, hugepage, collapse = a.pop("madvise"), a.pop("hugepage_advice"), a.pop("collapse")
-        opts = {"collapse": "after_reuse" if collapse else "off", "clock": self._clock}
-        if kind == "jemalloc":
-            opts.update(dirty_decay_ms=a["dirty_decay_ms"], muzzy_decay_ms=a["muzzy_decay_ms"],
-                        background_thread=a["background_thread"], thp=a["thp"],
-                        muzzy_advice=madvise if madvise != "none" else "dontneed")
-            if hugepage and a["thp"] == "default":
-                opts["thp"] = "always"
-            return opts
-        opts.update(release_advice=madvise, hugepage_advice="hugepage" if hugepage else "none")
-        if kind == "tcmalloc":
-            opts.update({k: a[k] for k in ("release_rate", "prefer_split_hugepages", "prefer_long_spans",
-                                           "refault_discount")})
-        elif kind == "temeraire":
-            opts.update(release_rate=a["release_rate"], skip_subrelease_short_s=a["skip_subrelease_short"],
-                        skip_subrelease_long_s=a["skip_subrelease_long"])
-        elif kind == "glibc":
-            opts.update(trim_threshold=a["trim_threshold"], mmap_threshold=a["mmap_threshold"],
-                        malloc_trim="every_tick" if a["malloc_trim"] else "off")
-        return opts
+        from ..allocators.registry import options_from_section
+
+        return options_from_section(tenant.allocator.model_dump(), self._clock)
 
     def _clock(self) -> float:
         return float(self.time)
