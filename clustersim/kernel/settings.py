@@ -107,8 +107,9 @@ VM_TUNABLES: dict[str, Tunable] = {
     "swappiness": Tunable(60, "int", "sysctl/vm.rst: default 60, range 0-200", lo=0, hi=200),
     "watermark_scale_factor": Tunable(10, "int", "sysctl/vm.rst: default 10 (0.1%), range 1-3000",
                                       lo=1, hi=3000),
-    "min_free_kbytes": Tunable(None, "int", "None: the kernel's sqrt(lowmem * 16) formula; at least 128 "
-                               "as init_per_zone_wmark_min clamps it", lo=128, hi=1 << 40),
+    "min_free_kbytes": Tunable(None, "int", "None: the kernel's sqrt(lowmem * 16) formula; a set value at "
+                               "least that formula's own floor of 128 (calculate_min_free_kbytes)",
+                               lo=128, hi=1 << 40),
     "kernel_share": Tunable(0.02, "float", "memory the kernel holds at boot (page tables, slab); under half "
                             "so that user memory is always the larger part", lo=0, hi=0.49),
     "compaction_proactiveness": Tunable(20, "int", "sysctl/vm.rst: default 20, range 0-100", lo=0, hi=100),
@@ -120,7 +121,7 @@ SWAP_TUNABLES: dict[str, Tunable] = {
     "device": Tunable("nvme", "choice", "the disk behind disk swap and zswap's writeback",
                       choices=DISK_DEVICES),
     "compression_ratio": Tunable(3.0, "float", "zram/zswap: lz4 and zstd give 2-4x on anonymous memory; "
-                                 "zsmalloc cannot pack a 4K page below 1/20 of it", lo=1.0, hi=20.0),
+                                 "the model caps it at 20x, far beyond measured ratios", lo=1.0, hi=20.0),
     "max_pool_percent": Tunable(20, "int", "zswap.max_pool_percent default 20, a percent of RAM",
                                 lo=1, hi=100),
 }
