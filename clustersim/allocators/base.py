@@ -4,10 +4,9 @@ An allocator owns a process's heap VMAs. Each model (tcmalloc's legacy page heap
 glibc) only decides *where* a span goes and *which* free memory to hand back; this base class, like SimPy's
 ``BaseResource`` with its ``_do_put``/``_do_get`` hooks, does the rest:
 
-- the heap's address space as one allocator page index space stitched from the VMAs it mmapped;
-- one state per 4 KiB heap page (in use, free and backed, released, lazyfree, queued by MADV_SPLITTABLE,
-  never touched) with per-vhp (2 MiB slot) counts, in numpy arrays: ranges.py changes them a batch at a time
-  in compiled loops, statistics and placement policies read them, and nothing walks pages in Python;
+- the heap's address space as one allocator page index space stitched from the VMAs it mmapped, with one
+  state per 4 KiB heap page and per-vhp counts (page_space.py);
+- the live spans by id (span_table.py), with the id checks of alloc and free (span_ids.py);
 - the syscalls: the app writes every page it is handed (``touch_many``), the configured release advice with
   its matching reuse call (UNSPLITTABLE, FREE_UNDO), MADV_COLLAPSE after reuse, and the fallback to
   MADV_DONTNEED when the kernel answers EINVAL, as tcmalloc and jemalloc do.
@@ -25,81 +24,23 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import IntEnum, StrEnum
 
 import numpy as np
 
 from clustersim.kernel.errors import KernelError
 from clustersim.kernel.mman import MADV
-from clustersim.kernel.task import RangeBatch
 from clustersim.units import HPAGE_PAGES, PAGE_SIZE
 
-from .ranges import (
-    VHP_SHIFT,
-    Runs,
-    as_pages,
-    count_in,
-    move,
-    runs_in_states,
-    runs_with,
-    split_by_vma,
-    transition,
-)
+from .options import BASE_OPTIONS, Collapse, HugepageAdvice, ReleaseAdvice, parse_choice
+from .page_space import HOLES, REUSED, PageSpace, PageState
+from .ranges import VHP_SHIFT, Runs, runs_in_states, runs_with
+from .span_ids import check_distinct, check_live_ids, check_new_ids
 from .span_table import SpanTable
-
-
-class PageState(IntEnum):
-    """The allocator's belief about one 4 KiB page of its heap."""
-
-    IN_USE = 0        # handed to the application
-    FREE_BACKED = 1   # free inside the allocator, still resident (fragmentation slack)
-    RELEASED = 2      # free and returned with MADV_DONTNEED: the next touch faults
-    LAZYFREE = 3      # free and returned with MADV_FREE: a plain touch reuses it unless reclaim took it
-    QUEUED = 4        # free and returned with MADV_SPLITTABLE: needs MADV_UNSPLITTABLE before reuse
-    FRESH = 5         # mapped but never touched (counted as released: nothing backs it)
-    UNMAPPED = 6      # outside any VMA (holes in the page index space)
-
 
 # Heap VMAs grow geometrically (at least this much, and at least the heap mapped so far), as jemalloc's
 # exp_grow and tcmalloc's HugeAllocator do, so a heap of any size holds O(log size) VMAs and each batch of
 # syscalls touches few of them. Untouched address space costs nothing but page-table bookkeeping.
 GROW_MIN_PAGES = 16 * HPAGE_PAGES
-_NCOLS = 8  # columns of the per-vhp count matrix; 7 states padded to 8
-_REUSED = (PageState.RELEASED, PageState.LAZYFREE, PageState.QUEUED)   # free, not backed by the allocator
-_HOLES = (*_REUSED, PageState.FRESH)                                  # what keeps a vhp from being whole
-
-
-class ReleaseAdvice(StrEnum):
-    """How an allocator hands free memory back, and what it must do before reusing it."""
-
-    DONTNEED = "dontneed"      # MADV_DONTNEED; reuse needs nothing (the touch faults)
-    FREE = "free"              # MADV_FREE; reuse is a plain write
-    SPLITTABLE = "splittable"  # MADV_SPLITTABLE; MADV_UNSPLITTABLE before reuse (proposal madv_splittable)
-    FREE_UNDO = "free_undo"    # MADV_FREE; MADV_FREE_UNDO before reuse (proposal madv_free_undo)
-    NONE = "none"              # never release
-
-
-class HugepageAdvice(StrEnum):
-    """THP advice put on each heap VMA when it is mapped."""
-
-    NONE = "none"
-    HUGEPAGE = "hugepage"
-    NOHUGEPAGE = "nohugepage"
-
-
-class Switch(StrEnum):
-    """An on/off behaviour switch, spelled as a named option (booleans are accepted too)."""
-
-    ON = "on"
-    OFF = "off"
-
-
-class Collapse(StrEnum):
-    """Whether to MADV_COLLAPSE a hugepage once released memory in it is in use again (Linux 6.1+)."""
-
-    OFF = "off"
-    AFTER_REUSE = "after_reuse"
-
 
 # advice -> (madvise used to release, state the pages enter)
 _RELEASE_CALL = {
@@ -110,29 +51,6 @@ _RELEASE_CALL = {
 }
 _VMA_ADVICE = {HugepageAdvice.NONE: None, HugepageAdvice.HUGEPAGE: MADV.HUGEPAGE,
                HugepageAdvice.NOHUGEPAGE: MADV.NOHUGEPAGE}
-
-
-def parse_choice(enum: type[StrEnum], value: object, name: str) -> StrEnum:
-    """``value`` as a member of ``enum``; a ValueError names the option and what is allowed."""
-    try:
-        return enum(value)
-    except ValueError:
-        allowed = ", ".join(repr(m.value) for m in enum)
-        raise ValueError(f"{name}={value!r} is not allowed; allowed: {allowed}") from None
-
-
-def parse_switch(value: object, name: str) -> bool:
-    """True for ``"on"``/True, False for ``"off"``/False; a ValueError names the option otherwise."""
-    if isinstance(value, bool):
-        return value
-    return parse_choice(Switch, value, name) is Switch.ON
-
-
-def check_non_negative(value: float, name: str) -> float:
-    """``value`` if it is a finite number >= 0; a ValueError names the parameter and the bound."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise ValueError(f"{name}={value!r} must be a number >= 0")
-    return value
 
 
 @dataclass(frozen=True)
@@ -154,14 +72,7 @@ class AllocatorStats:
     fallbacks: tuple[str, ...] = ()  # advice the kernel refused, replaced by MADV_DONTNEED
 
 
-@dataclass
-class _Segment:
-    start_page: int
-    npages: int
-    region: object
-
-
-class HeapAllocator:
+class HeapAllocator(PageSpace):
     """Shared heap bookkeeping; subclasses implement ``_place``, ``_unplace`` and ``_background``.
 
     Args:
@@ -173,9 +84,12 @@ class HeapAllocator:
     """
 
     kind = "base"
+    OPTIONS = BASE_OPTIONS
 
-    def __init__(self, process, *, release_advice: str = "dontneed", hugepage_advice: str = "none",
-                 collapse: str = "off", clock: Callable[[], float] | None = None) -> None:
+    def __init__(self, process, *, release_advice: str = BASE_OPTIONS["release_advice"].default,
+                 hugepage_advice: str = BASE_OPTIONS["hugepage_advice"].default,
+                 collapse: str = BASE_OPTIONS["collapse"].default,
+                 clock: Callable[[], float] | None = None) -> None:
         self.process = process
         self.release_advice = parse_choice(ReleaseAdvice, release_advice, "release_advice")
         self.hugepage_advice = parse_choice(HugepageAdvice, hugepage_advice, "hugepage_advice")
@@ -194,40 +108,11 @@ class HeapAllocator:
         self._undo_lost_pages = 0
         self.reused_released_pages = 0  # cumulative released/lazyfree/queued pages handed out again
 
-    # ----------------------------------------------------------------------------------- page space
-
-    def _init_pages(self) -> None:
-        # One state byte per page and a count per (vhp, state): ranges.py's compiled loops change both,
-        # statistics and placement policies read them.
-        self._state = np.full(HPAGE_PAGES * 64, PageState.UNMAPPED, dtype=np.int8)
-        self._vhp_counts = np.zeros((64, _NCOLS), dtype=np.int64)
-        self._vhp_counts[:, PageState.UNMAPPED] = HPAGE_PAGES
-        self._totals = [0] * _NCOLS
-        self._top_page = 0
-        self._mapped_pages = 0
-        self._segments: list[_Segment] = []
-        self._seg_bounds = np.empty((2, 0), dtype=np.int64)   # first and end page of each VMA, ascending
-
-    @property
-    def nvhp(self) -> int:
-        """vhps in the page index space (mapped or not)."""
-        return self._top_page // HPAGE_PAGES
+    # ----------------------------------------------------------------------------------- heap VMAs
 
     def now(self) -> float:
         """Simulated seconds from the clock given at construction, else the last background tick."""
         return self._clock() if self._clock is not None else self.now_s
-
-    def _ensure_capacity(self, npages: int) -> None:
-        cap = len(self._state)
-        if npages <= cap:
-            return
-        new_cap = max(npages, 2 * cap)
-        state = np.full(new_cap, PageState.UNMAPPED, dtype=np.int8)
-        state[:cap] = self._state
-        counts = np.zeros((new_cap // HPAGE_PAGES, _NCOLS), dtype=np.int64)
-        counts[:, PageState.UNMAPPED] = HPAGE_PAGES
-        counts[: len(self._vhp_counts)] = self._vhp_counts
-        self._state, self._vhp_counts = state, counts
 
     def _map_heap(self, npages: int) -> int:
         """mmap a new heap VMA of at least ``npages`` (rounded to 2 MiB); returns its first page index."""
@@ -238,65 +123,13 @@ class HeapAllocator:
         else:
             region = self.process.mmap(npages * PAGE_SIZE, advice=advice)
             self._calls[advice] += 1
-        start = self._top_page
-        self._ensure_capacity(start + npages)
-        self._top_page = start + npages
-        self._state[start:start + npages] = PageState.FRESH
-        vhps = slice(start // HPAGE_PAGES, (start + npages) // HPAGE_PAGES)
-        self._vhp_counts[vhps, PageState.UNMAPPED] = 0
-        self._vhp_counts[vhps, PageState.FRESH] = HPAGE_PAGES
-        self._totals[PageState.FRESH] += npages
-        self._mapped_pages += npages
-        self._segments.append(_Segment(start, npages, region))
-        self._seg_bounds = np.append(self._seg_bounds, [[start], [start + npages]], axis=1)
-        return start
+        return self._add_vma(region, npages)
 
     def _grow_heap(self, need_pages: int) -> int:
         """Map heap space for at least ``need_pages`` more pages (geometric growth); returns its start."""
         return self._map_heap(max(need_pages, GROW_MIN_PAGES, self._mapped_pages))
 
-    def _transition(self, starts: Sequence[int], lengths: Sequence[int],
-                    new_state: int) -> tuple[list[int], Runs]:
-        """Move the pages of the ranges to ``new_state``, keeping per-vhp and total counts; returns how many
-        pages left each state and the runs (start, pages, old state) they came from, in range order."""
-        moved, runs = transition(self._state, self._vhp_counts, starts, lengths, new_state)
-        totals = self._totals
-        for st, k in enumerate(moved):
-            totals[st] -= k
-        totals[new_state] += sum(moved)
-        return moved, runs
-
-    def _move(self, starts: Sequence[int], lengths: Sequence[int], old_state: int, new_state: int) -> None:
-        """``_transition`` for ranges whose pages are all in ``old_state``."""
-        n = move(self._state, self._vhp_counts, starts, lengths, old_state, new_state)
-        self._totals[old_state] -= n
-        self._totals[new_state] += n
-
-    def free_backed_in(self, starts: Sequence[int], lengths: Sequence[int]) -> list[int]:
-        """Free-and-backed pages in each range [starts[i], starts[i] + lengths[i]).
-
-        The whole 2 MiB slots a range covers are read from the per-vhp counts; only its ragged ends are read
-        page by page, so a long free range costs little more than a short one.
-        """
-        return count_in(self._state, self._vhp_counts, starts, lengths, PageState.FREE_BACKED)
-
-    def pages_in(self, state: PageState) -> int:
-        """Heap pages currently in ``state``."""
-        return self._totals[state]
-
-    def vhp_counts(self, state: PageState) -> np.ndarray:
-        """Per-vhp page counts in ``state`` (a view; do not modify)."""
-        return self._vhp_counts[: self.nvhp, state]
-
     # ----------------------------------------------------------------------------------- syscalls
-
-    def _per_region(self, starts, lengths) -> RangeBatch:
-        """Split page ranges by VMA into byte offsets and lengths per region, VMAs in address order. A range
-        over a VMA boundary is cut into one piece per VMA, listed after the ranges that fit whole, as the
-        kernel would see separate calls."""
-        vmas, off, ln, counts = split_by_vma(as_pages(starts), as_pages(lengths), self._seg_bounds)
-        segments = self._segments
-        return RangeBatch([segments[k].region for k in vmas.tolist()], off, ln, counts.tolist())
 
     def _touch(self, starts: np.ndarray, lengths: np.ndarray) -> float:
         """The application writes the pages [start, start+length) of each range."""
@@ -382,8 +215,8 @@ class HeapAllocator:
         """MADV_COLLAPSE the hugepages in which released memory was reused and nothing released is left."""
         if self.collapse is Collapse.OFF or not reused_pages or MADV.COLLAPSE in self._refused:
             return 0.0
-        vhps = np.unique(runs.starts[np.isin(runs.old, _REUSED)] >> VHP_SHIFT)
-        vhps = vhps[~self._vhp_counts[vhps][:, list(_HOLES)].any(axis=1)].tolist()
+        vhps = np.unique(runs.starts[np.isin(runs.old, REUSED)] >> VHP_SHIFT)
+        vhps = vhps[~self._vhp_counts[vhps][:, list(HOLES)].any(axis=1)].tolist()
         if not vhps:
             return 0.0
         try:
@@ -418,7 +251,7 @@ class HeapAllocator:
         id_list, byte_list = ids.tolist(), nbytes.tolist()
         if not all(b > 0 and b % PAGE_SIZE == 0 for b in byte_list):
             raise ValueError("span_bytes must be positive multiples of 4096")
-        self._check_new_ids(ids, id_list)
+        check_new_ids(self._spans.contains(ids), self._direct, id_list)
         seconds = self._on_alloc_batch()
         direct = self._direct_mask(nbytes)
         if direct is not None and direct.any():
@@ -431,18 +264,6 @@ class HeapAllocator:
         self._requested_bytes += int(nbytes.sum())
         return seconds + (self._hand_out(starts, npages) if len(starts) else 0.0)
 
-    def _check_new_ids(self, ids: np.ndarray, id_list: list[int]) -> None:
-        """A ValueError names the first id that is live already or repeated within the batch."""
-        live = self._spans.contains(ids)
-        if not self._direct and not live.any() and len(set(id_list)) == len(id_list):
-            return   # the common case, checked without a Python step per id
-        live = live.tolist()
-        direct, seen = self._direct, set()
-        for sid, is_live in zip(id_list, live, strict=True):
-            if is_live or sid in direct or sid in seen:
-                raise ValueError(f"span id {sid} is already allocated")
-            seen.add(sid)
-
     def free(self, span_ids: np.ndarray) -> float:
         """Free a batch of spans; the memory stays in the allocator until it releases. Returns seconds."""
         ids = np.asarray(span_ids, dtype=np.int64)
@@ -452,12 +273,12 @@ class HeapAllocator:
         direct_ids = []
         if self._direct:
             direct_ids = [sid for sid in id_list if sid in self._direct]
-            _check_distinct(direct_ids)
+            check_distinct(direct_ids)
             if direct_ids:
                 id_list = [sid for sid in id_list if sid not in self._direct]
                 ids = np.array(id_list, dtype=np.int64)
         rows, live = self._spans.find(ids)
-        _check_live_ids(id_list, live.tolist())
+        check_live_ids(id_list, live.tolist())
         seconds = sum(self._free_direct(sid) for sid in direct_ids)
         if id_list:
             starts, npages, nbytes = self._spans.take(rows)
@@ -511,21 +332,6 @@ class HeapAllocator:
             undo_lost_pages=self._undo_lost_pages,
             fallbacks=tuple(sorted(a.name for a in self._refused)),
         )
-
-    def _hugepage_share(self) -> float:
-        """Resident heap in vhps with nothing released or untouched, over all resident heap.
-
-        Every vhp below the top is mapped, so its resident and hole pages add up to a whole vhp: a vhp with
-        no holes is one whose resident count is HPAGE_PAGES, and holds exactly that many resident pages.
-        """
-        t = self._totals
-        total = t[PageState.IN_USE] + t[PageState.FREE_BACKED] + t[PageState.QUEUED]
-        if total == 0:
-            return 0.0
-        c = self._vhp_counts[: self.nvhp]
-        resident = c[:, PageState.IN_USE] + c[:, PageState.FREE_BACKED]
-        resident += c[:, PageState.QUEUED]
-        return float(np.count_nonzero(resident == HPAGE_PAGES) * HPAGE_PAGES) / total
 
     # ----------------------------------------------------------------------------------- direct mappings
 
@@ -581,23 +387,3 @@ class HeapAllocator:
         """The background thread's release work."""
         return 0.0
 
-
-
-def _check_live_ids(ids: list[int], live: list[bool]) -> None:
-    """A ValueError names the first id that is not a live heap span (or is freed twice in the batch)."""
-    if all(live) and len(set(ids)) == len(ids):
-        return
-    seen = set()
-    for sid, is_live in zip(ids, live, strict=True):
-        if not is_live or sid in seen:
-            raise ValueError(f"span id {sid} is not allocated")
-        seen.add(sid)
-
-
-def _check_distinct(ids: list[int]) -> None:
-    """A ValueError names the first id that occurs twice in ``ids``."""
-    seen = set()
-    for sid in ids:
-        if sid in seen:
-            raise ValueError(f"span id {sid} is not allocated")
-        seen.add(sid)

@@ -17,16 +17,17 @@ M_MMAP_MAX, and the FASTBIN_CONSOLIDATION_THRESHOLD condition on trimming.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import numpy as np
 
 from clustersim.units import PAGE_SIZE, parse_size
 
-from .base import HeapAllocator, PageState, StrEnum, parse_choice, parse_switch
+from .base import HeapAllocator
 from .best_fit import BestFitFreeList
+from .options import BASE_OPTIONS, Option, named, parse_choice, parse_switch
+from .page_space import PageState
 
-DEFAULT_TRIM_THRESHOLD = 128 * 1024     # M_TRIM_THRESHOLD default
-DEFAULT_TOP_PAD = 128 * 1024            # M_TOP_PAD default (mallopt(3))
-DEFAULT_MMAP_THRESHOLD = 128 * 1024     # M_MMAP_THRESHOLD default
 MMAP_THRESHOLD_MAX = 32 * 1024 * 1024   # DEFAULT_MMAP_THRESHOLD_MAX on 64-bit
 
 
@@ -37,27 +38,46 @@ class MallocTrim(StrEnum):
     EVERY_TICK = "every_tick"
 
 
+OPTIONS: dict[str, Option] = {
+    "trim_threshold": Option(128 * 1024, "M_TRIM_THRESHOLD default (mallopt(3)), bytes", lo=0),
+    "top_pad": Option(128 * 1024, "M_TOP_PAD default (mallopt(3)), bytes", lo=0),
+    "mmap_threshold": Option(128 * 1024, "M_MMAP_THRESHOLD default; mallopt refuses more than "
+                             "HEAP_MAX_SIZE / 2 = DEFAULT_MMAP_THRESHOLD_MAX", lo=0, hi=MMAP_THRESHOLD_MAX),
+    "dynamic_thresholds": Option(True, "on: glibc adjusts both thresholds until one is set with mallopt"),
+    "malloc_trim": named(MallocTrim, MallocTrim.OFF, "off: glibc never calls malloc_trim by itself"),
+    **BASE_OPTIONS,
+}
+
+
 class GlibcMalloc(HeapAllocator):
     """glibc's main arena. Sizes are bytes or strings like '128K'."""
 
     kind = "glibc"
+    OPTIONS = OPTIONS
 
-    def __init__(self, process, *, trim_threshold: int | str = DEFAULT_TRIM_THRESHOLD,
-                 top_pad: int | str = DEFAULT_TOP_PAD, mmap_threshold: int | str = DEFAULT_MMAP_THRESHOLD,
-                 dynamic_thresholds: bool | str = "on", malloc_trim: str = "off",
-                 release_advice: str = "dontneed", hugepage_advice: str = "none", collapse: str = "off",
-                 clock=None) -> None:
+    def __init__(self, process, *, trim_threshold: int | str = OPTIONS["trim_threshold"].default,
+                 top_pad: int | str = OPTIONS["top_pad"].default,
+                 mmap_threshold: int | str = OPTIONS["mmap_threshold"].default,
+                 dynamic_thresholds: bool | str = OPTIONS["dynamic_thresholds"].default,
+                 malloc_trim: str = OPTIONS["malloc_trim"].default,
+                 release_advice: str = OPTIONS["release_advice"].default,
+                 hugepage_advice: str = OPTIONS["hugepage_advice"].default,
+                 collapse: str = OPTIONS["collapse"].default, clock=None) -> None:
         super().__init__(process, release_advice=release_advice, hugepage_advice=hugepage_advice,
                          collapse=collapse, clock=clock)
-        self.trim_threshold_bytes = parse_size(trim_threshold, "trim_threshold")
-        self.top_pad_bytes = parse_size(top_pad, "top_pad")
-        self.mmap_threshold_bytes = parse_size(mmap_threshold, "mmap_threshold")
+        self.trim_threshold_bytes = self._size(trim_threshold, "trim_threshold")
+        self.top_pad_bytes = self._size(top_pad, "top_pad")
+        self.mmap_threshold_bytes = self._size(mmap_threshold, "mmap_threshold")
         self.dynamic_thresholds = parse_switch(dynamic_thresholds, "dynamic_thresholds")
         self.malloc_trim = parse_choice(MallocTrim, malloc_trim, "malloc_trim")
         self.bins = BestFitFreeList()
         self.top = 0   # first page of the top chunk
         self.brk = 0   # end of the backed part of the heap (pages above it were trimmed or never used)
         self._top_moved = False
+
+    @staticmethod
+    def _size(value: int | str, name: str) -> int:
+        return OPTIONS[name].check(parse_size(value, name), name)
 
     # ----------------------------------------------------------------------------------- placement
 

@@ -21,15 +21,23 @@ import numpy as np
 
 from clustersim.units import HPAGE_PAGES, PAGE_SIZE, parse_rate
 
-from .base import HeapAllocator, PageState, check_non_negative
+from .base import HeapAllocator
 from .huge_cache import HugeAllocator, HugeCache
 from .huge_page_filler import TC_PAGE_PAGES, TC_PAGES_PER_HUGEPAGE, HugePageFiller, PageTracker
 from .huge_region import REGION_HUGEPAGES, HugeRegion
+from .options import BASE_OPTIONS, Option
+from .page_space import PageState
 
-# Skip-subrelease intervals of current tcmalloc (short 60 s, long 300 s); 0 disables skipping.
-SKIP_SUBRELEASE_SHORT_S = 60.0
-SKIP_SUBRELEASE_LONG_S = 300.0
-CACHE_WINDOW_S = 2.0  # HugeCache demand window (Temeraire Sec. 4.3)
+OPTIONS: dict[str, Option] = {
+    "release_rate": Option(0.0, "bytes/s released by the background thread; 0, the open-source default, "
+                           "releases only via the cache", lo=0),
+    "skip_subrelease_short_s": Option(60.0, "current tcmalloc's short skip-subrelease interval; 0 disables "
+                                      "skipping", lo=0),
+    "skip_subrelease_long_s": Option(300.0, "current tcmalloc's long skip-subrelease interval; 0 disables "
+                                     "skipping", lo=0),
+    "cache_window_s": Option(2.0, "HugeCache demand window (Temeraire Sec. 4.3)", lo=0),
+    **BASE_OPTIONS,
+}
 
 _FILLER, _REGION, _LARGE = 0, 1, 2
 
@@ -38,19 +46,23 @@ class HugePageAwareAllocator(HeapAllocator):
     """Temeraire. ``release_rate`` in bytes/s (0, the open-source default, releases only via the cache)."""
 
     kind = "temeraire"
+    OPTIONS = OPTIONS
 
-    def __init__(self, process, *, release_rate: float | str = 0,
-                 skip_subrelease_short_s: float = SKIP_SUBRELEASE_SHORT_S,
-                 skip_subrelease_long_s: float = SKIP_SUBRELEASE_LONG_S,
-                 cache_window_s: float = CACHE_WINDOW_S, release_advice: str = "dontneed",
-                 hugepage_advice: str = "none", collapse: str = "off", clock=None) -> None:
+    def __init__(self, process, *, release_rate: float | str = OPTIONS["release_rate"].default,
+                 skip_subrelease_short_s: float = OPTIONS["skip_subrelease_short_s"].default,
+                 skip_subrelease_long_s: float = OPTIONS["skip_subrelease_long_s"].default,
+                 cache_window_s: float = OPTIONS["cache_window_s"].default,
+                 release_advice: str = OPTIONS["release_advice"].default,
+                 hugepage_advice: str = OPTIONS["hugepage_advice"].default,
+                 collapse: str = OPTIONS["collapse"].default, clock=None) -> None:
         super().__init__(process, release_advice=release_advice, hugepage_advice=hugepage_advice,
                          collapse=collapse, clock=clock)
-        self.release_rate_bytes_s = check_non_negative(parse_rate(release_rate, "release_rate"),
-                                                       "release_rate")
-        check_non_negative(skip_subrelease_short_s, "skip_subrelease_short_s")
-        check_non_negative(skip_subrelease_long_s, "skip_subrelease_long_s")
-        check_non_negative(cache_window_s, "cache_window_s")
+        self.release_rate_bytes_s = OPTIONS["release_rate"].check(parse_rate(release_rate, "release_rate"),
+                                                                  "release_rate")
+        for name, value in (("skip_subrelease_short_s", skip_subrelease_short_s),
+                            ("skip_subrelease_long_s", skip_subrelease_long_s),
+                            ("cache_window_s", cache_window_s)):
+            OPTIONS[name].check(value, name)
         self.huge_allocator = HugeAllocator(self)
         self.cache = HugeCache(self, self.huge_allocator, self.now, cache_window_s)
         self.filler = HugePageFiller(self, self.now, skip_subrelease_short_s, skip_subrelease_long_s)

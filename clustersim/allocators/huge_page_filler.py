@@ -25,7 +25,7 @@ import numpy as np
 
 from clustersim.units import HPAGE_PAGES
 
-from .base import PageState
+from .page_space import PageState
 
 TC_PAGES_PER_HUGEPAGE = 256        # 2 MiB / 8 KiB tcmalloc pages
 TC_PAGE_PAGES = HPAGE_PAGES // TC_PAGES_PER_HUGEPAGE

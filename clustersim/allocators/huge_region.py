@@ -16,8 +16,8 @@ import numpy as np
 
 from clustersim.units import HPAGE_PAGES
 
-from .base import PageState
 from .best_fit import BestFitFreeList
+from .page_space import PageState
 
 REGION_HUGEPAGES = 512  # 1 GiB regions (tcmalloc's HugeRegion::size())
 

@@ -22,33 +22,44 @@ import numpy as np
 
 from clustersim.kernel.mman import MADV
 
-from .base import HeapAllocator, PageState, ReleaseAdvice, parse_switch
+from .base import HeapAllocator
 from .decay import Decay
 from .extents import ExtentSet
+from .options import BASE_OPTIONS, Option, ReleaseAdvice, parse_switch
+from .page_space import PageState
 
-DIRTY_DECAY_MS = 10_000   # opt.dirty_decay_ms default
-MUZZY_DECAY_MS = 0        # opt.muzzy_decay_ms default since 5.2 (PR #1421)
 _THP = {"default": "none", "always": "hugepage", "never": "nohugepage"}
 # "dontneed": no lazy purge at all, as on a kernel without MADV_FREE (pages_can_purge_lazy false):
 # decayed dirty pages go straight to retained with MADV_DONTNEED.
 _LAZY = {"free": ReleaseAdvice.FREE, "splittable": ReleaseAdvice.SPLITTABLE,
          "free_undo": ReleaseAdvice.FREE_UNDO, "dontneed": ReleaseAdvice.DONTNEED}
 
-
-def _check_decay_ms(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
-        raise ValueError(f"{name}={value!r} must be an integer >= -1 (-1: never purge, 0: purge at once)")
-    return value
+OPTIONS: dict[str, Option] = {
+    "dirty_decay_ms": Option(10_000, "opt.dirty_decay_ms default; -1 never purges, 0 purges at once",
+                             lo=-1, integer=True),
+    "muzzy_decay_ms": Option(0, "opt.muzzy_decay_ms default since 5.2 (PR #1421); -1 never, 0 at once",
+                             lo=-1, integer=True),
+    "background_thread": Option(False, "opt.background_thread default false: opt-in only "
+                                "(BACKGROUND_THREAD_DEFAULT, src/background_thread.c)"),
+    "thp": Option("default", "opt.thp default: leave the VMAs to the system's THP policy",
+                  choices=tuple(_THP)),
+    "muzzy_advice": Option("free", "pages_purge_lazy: MADV_FREE where the kernel has it",
+                           choices=tuple(_LAZY)),
+    "collapse": BASE_OPTIONS["collapse"],
+}
 
 
 class JemallocArena(HeapAllocator):
     """One jemalloc arena over the process heap."""
 
     kind = "jemalloc"
+    OPTIONS = OPTIONS
 
-    def __init__(self, process, *, dirty_decay_ms: int = DIRTY_DECAY_MS, muzzy_decay_ms: int = MUZZY_DECAY_MS,
-                 background_thread: bool | str = "off", thp: str = "default", muzzy_advice: str = "free",
-                 collapse: str = "off", clock=None) -> None:
+    def __init__(self, process, *, dirty_decay_ms: int = OPTIONS["dirty_decay_ms"].default,
+                 muzzy_decay_ms: int = OPTIONS["muzzy_decay_ms"].default,
+                 background_thread: bool | str = OPTIONS["background_thread"].default,
+                 thp: str = OPTIONS["thp"].default, muzzy_advice: str = OPTIONS["muzzy_advice"].default,
+                 collapse: str = OPTIONS["collapse"].default, clock=None) -> None:
         if thp not in _THP:
             raise ValueError(f"thp={thp!r} is not allowed; allowed: {', '.join(map(repr, _THP))}")
         if muzzy_advice not in _LAZY:
@@ -63,8 +74,8 @@ class JemallocArena(HeapAllocator):
         self.dirty = ExtentSet("dirty")
         self.muzzy = ExtentSet("muzzy")
         self.retained = ExtentSet("retained")
-        self.decay_dirty = Decay(_check_decay_ms(dirty_decay_ms, "dirty_decay_ms"), now)
-        self.decay_muzzy = Decay(_check_decay_ms(muzzy_decay_ms, "muzzy_decay_ms"), now)
+        self.decay_dirty = Decay(OPTIONS["dirty_decay_ms"].check(dirty_decay_ms, "dirty_decay_ms"), now)
+        self.decay_muzzy = Decay(OPTIONS["muzzy_decay_ms"].check(muzzy_decay_ms, "muzzy_decay_ms"), now)
 
     # ----------------------------------------------------------------------------------- placement
 

@@ -25,28 +25,44 @@ import numpy as np
 
 from clustersim.units import PAGE_SIZE, parse_rate
 
-from .base import HeapAllocator, PageState, check_non_negative, parse_switch
+from .base import HeapAllocator
 from .best_fit import BestFitFreeList
+from .options import BASE_OPTIONS, Option, parse_switch
+from .page_space import PageState
 
 TCMALLOC_PAGE_PAGES = 2  # kPageSize = 8 KiB, the default tcmalloc page (tcmalloc/common.h)
 # Ranges examined per step of a release pass: enough to meet a typical per-second budget in one step,
 # small enough that a pass over a large free list does not expand all of it into page indices at once.
 RELEASE_SCAN_RANGES = 64
 
+OPTIONS: dict[str, Option] = {
+    "release_rate": Option(0.0, "bytes/s released by the background thread; 0, the open-source "
+                           "default (MallocExtension::SetBackgroundReleaseRate), releases nothing", lo=0),
+    "prefer_split_hugepages": Option(False, "off: the legacy heap's scavenger ignores hugepages; on: "
+                                     "Rientjes' first proposal (linux-mm, Nov 2015)"),
+    "prefer_long_spans": Option(False, "off: release in address order; on: Rientjes' second proposal"),
+    "refault_discount": Option(False, "off: a fixed budget; on: Rientjes' third proposal"),
+    **BASE_OPTIONS,
+}
+
 
 class LegacyPageHeap(HeapAllocator):
     """tcmalloc's legacy page heap. Options as in the module docstring; ``release_rate`` in bytes/s."""
 
     kind = "tcmalloc"
+    OPTIONS = OPTIONS
 
-    def __init__(self, process, *, release_rate: float | str = 0, prefer_split_hugepages: bool | str = False,
-                 prefer_long_spans: bool | str = False, refault_discount: bool | str = False,
-                 release_advice: str = "dontneed", hugepage_advice: str = "none", collapse: str = "off",
-                 clock=None) -> None:
+    def __init__(self, process, *, release_rate: float | str = OPTIONS["release_rate"].default,
+                 prefer_split_hugepages: bool | str = OPTIONS["prefer_split_hugepages"].default,
+                 prefer_long_spans: bool | str = OPTIONS["prefer_long_spans"].default,
+                 refault_discount: bool | str = OPTIONS["refault_discount"].default,
+                 release_advice: str = OPTIONS["release_advice"].default,
+                 hugepage_advice: str = OPTIONS["hugepage_advice"].default,
+                 collapse: str = OPTIONS["collapse"].default, clock=None) -> None:
         super().__init__(process, release_advice=release_advice, hugepage_advice=hugepage_advice,
                          collapse=collapse, clock=clock)
-        self.release_rate_bytes_s = check_non_negative(parse_rate(release_rate, "release_rate"),
-                                                       "release_rate")
+        self.release_rate_bytes_s = OPTIONS["release_rate"].check(parse_rate(release_rate, "release_rate"),
+                                                                  "release_rate")
         self.prefer_split_hugepages = parse_switch(prefer_split_hugepages, "prefer_split_hugepages")
         self.prefer_long_spans = parse_switch(prefer_long_spans, "prefer_long_spans")
         self.refault_discount = parse_switch(refault_discount, "refault_discount")

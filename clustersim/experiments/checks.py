@@ -14,8 +14,9 @@ import math
 import re
 from collections.abc import Iterator
 
-from .config import Memcg, NodeGroup, RunConfig, Tenant
 from .errors import problem
+from .schema import RunConfig, Tenant
+from .sections import Memcg, NodeGroup
 
 # madvise option -> the kernel proposal that must be on for it to exist.
 ADVICE_PROPOSAL = {"splittable": "madv_splittable", "free_undo": "madv_free_undo"}

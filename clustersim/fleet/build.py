@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..allocators.registry import options_from_section
 from ..workloads import Diurnal, Modulation, Restarts, Spikes, Startup
 from .placement import Slot, place
 
@@ -52,7 +53,7 @@ def process_kwargs(tenant, replica: int, rng: np.random.Generator, clock: Callab
     return {
         "name": name, "tenant": tenant.name, "cgroup": f"{tenant.cgroup.strip('/')}/{name}".strip("/"),
         "limits": memcg_settings(tenant.limits.model_dump()), "kind": w.kind, "allocator": tenant.allocator.kind,
-        "allocator_options": allocator_options(tenant.allocator.model_dump(), clock),
+        "allocator_options": options_from_section(tenant.allocator.model_dump(), clock),
         "demand": demand_kwargs(w), "hot_share": w.hot_share, "rps": w.rps,
         "service_time_s": (w.service_time.median, w.service_time.p99), "tlb_sensitivity": w.tlb_sensitivity,
         "file_rate": w.file_rate, "file_set_bytes": w.file_set, "refill_rate": w.refill_rate,
@@ -73,29 +74,3 @@ def demand_kwargs(w) -> dict[str, Any]:
                      restarts=Restarts(w.restarts.interval))
     return {"profile": w.profile, "heap_bytes": w.heap, "churn_bytes_per_s": w.churn,
             "min_span_bytes": w.span_quantum, "modulation": mod}
-
-
-def allocator_options(section: dict[str, Any], clock: Callable[[], float]) -> dict[str, Any]:
-    """An allocator config section (``model_dump()``) as the allocator model's keyword options."""
-    a = dict(section)
-    kind = a.pop("kind")
-    madvise, hugepage, collapse = a.pop("madvise"), a.pop("hugepage_advice"), a.pop("collapse")
-    opts = {"collapse": "after_reuse" if collapse else "off", "clock": clock}
-    if kind == "jemalloc":
-        opts.update(dirty_decay_ms=a["dirty_decay_ms"], muzzy_decay_ms=a["muzzy_decay_ms"],
-                    background_thread=a["background_thread"], thp=a["thp"],
-                    muzzy_advice=madvise if madvise != "none" else "dontneed")
-        if hugepage and a["thp"] == "default":
-            opts["thp"] = "always"
-        return opts
-    opts.update(release_advice=madvise, hugepage_advice="hugepage" if hugepage else "none")
-    if kind == "tcmalloc":
-        opts.update({k: a[k] for k in ("release_rate", "prefer_split_hugepages", "prefer_long_spans",
-                                       "refault_discount")})
-    elif kind == "temeraire":
-        opts.update(release_rate=a["release_rate"], skip_subrelease_short_s=a["skip_subrelease_short"],
-                    skip_subrelease_long_s=a["skip_subrelease_long"])
-    elif kind == "glibc":
-        opts.update(trim_threshold=a["trim_threshold"], mmap_threshold=a["mmap_threshold"],
-                    malloc_trim="every_tick" if a["malloc_trim"] else "off")
-    return opts

@@ -54,10 +54,9 @@ class Costs:
     def build(cls, overrides: dict | None) -> Costs:
         """The default table with overrides applied; an unknown name or a negative value is EINVAL."""
         costs = cls()
-        names = {f.name for f in fields(cls)}
         for key, value in (overrides or {}).items():
-            if key not in names:
-                raise KernelError("EINVAL", f"costs.{key} is unknown; known: {', '.join(sorted(names))}")
+            if key not in COST_NAMES:
+                raise KernelError("EINVAL", f"costs.{key} is unknown; known: {', '.join(sorted(COST_NAMES))}")
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
                     or value < 0:
                 raise KernelError("EINVAL", f"costs.{key}={value!r} must be a number of seconds >= 0")
@@ -70,3 +69,6 @@ class Costs:
             return self.syscall_s
         flush = pages * self.invlpg_s if pages <= self.tlb_flush_ceiling_pages else self.full_flush_s
         return self.syscall_s + self.madvise_base_s + pages * per_page_s + flush
+
+
+COST_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Costs))   # the keys Node(costs={...}) accepts

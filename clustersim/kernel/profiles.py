@@ -55,9 +55,18 @@ _PROFILES = {
 }
 
 
+PROFILES = tuple(_PROFILES)   # oldest first: "at least linux-6.1" compares positions
+DEFAULT_PROFILE = "linux-6.12"  # the newest: every mechanism the model has
+
+
 def profile_names() -> tuple[str, ...]:
     """The profile names, oldest first."""
-    return tuple(_PROFILES)
+    return PROFILES
+
+
+def profile_at_least(name: str, oldest: str) -> bool:
+    """True when profile ``name`` is ``oldest`` or newer."""
+    return PROFILES.index(name) >= PROFILES.index(oldest)
 
 
 def make_profile(name: str, proposals: list[str] | tuple[str, ...] = ()) -> Profile:

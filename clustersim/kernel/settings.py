@@ -1,12 +1,18 @@
 """Node tunables with Linux names: /sys/kernel/mm/transparent_hugepage, /proc/sys/vm, the swap device.
 
-Each settings class checks its values when built and names the key, the value and what is allowed.
+Each tunable is declared once, in the tables below (``THP_TUNABLES``, ``VM_TUNABLES``, ``SWAP_TUNABLES``):
+its default, its allowed values or inclusive bounds, and where they come from. The settings classes take
+their defaults from the tables and check their values against them when built, naming the key, the value
+and what is allowed; the run-file schema reads the same tables. The node's memory size has its own check,
+``check_node_memory``: a whole number of pageblocks, and enough of them for the watermarks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
+from ..units import HPAGE_PAGES, PAGE_SIZE
 from .errors import KernelError, duration_arg, size_arg
 
 THP_ENABLED = ("always", "madvise", "never")
@@ -14,112 +20,197 @@ THP_DEFRAG = ("always", "defer", "defer+madvise", "madvise", "never")
 SWAP_KINDS = ("none", "disk", "zram", "zswap")
 DISK_DEVICES = ("nvme", "hdd")
 
+# Node memory is handed out in pageblocks (pageblock_order = HPAGE_PMD_ORDER on x86-64: 2 MiB), and the
+# model needs 64 of them so that the min/low/high watermarks and the kernel's own share leave room to run.
+PAGEBLOCK_BYTES = HPAGE_PAGES * PAGE_SIZE
+NODE_MEMORY_MIN_BYTES = 64 * PAGEBLOCK_BYTES
+NODE_MEMORY_ALLOWED = f"a multiple of {PAGEBLOCK_BYTES >> 20}M and at least {NODE_MEMORY_MIN_BYTES >> 20}M"
+
+
+@dataclass(frozen=True)
+class Tunable:
+    """One knob: its default and what it may be, with the source of both.
+
+    ``kind`` is ``choice`` (one of ``choices``), ``int`` or ``float`` (within ``lo``..``hi``, inclusive;
+    ``lo_open`` excludes ``lo``), ``duration`` (seconds or '10s', within the bounds), ``size`` (bytes or
+    '4G') or ``bool``. A default of None means "unset" (the kernel computes the value) and is always allowed.
+    """
+
+    default: Any
+    kind: str
+    source: str
+    choices: tuple[str, ...] = ()
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+
+    def allowed(self) -> str:
+        """What is accepted, in words: ``one of (...)``, ``an integer in [0, 511]``, ``a duration > 0``."""
+        if self.kind == "choice":
+            return f"one of {self.choices}"
+        if self.kind == "bool":
+            return "true or false"
+        noun = {"int": "an integer", "float": "a number", "duration": "a duration", "size": "a size"}[self.kind]
+        if self.kind == "size" and self.hi is None:
+            return f"a size of at least {_size_text(self.lo or 0)}"
+        if self.lo is not None and self.hi is not None:
+            return f"{noun} in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}]"
+        if self.lo is not None:
+            return f"{noun} {'>' if self.lo_open else '>='} {self.lo:g}"
+        return noun if self.hi is None else f"{noun} <= {self.hi:g}"
+
+    def check(self, key: str, value: Any) -> Any:
+        """``value`` parsed (durations, sizes) and checked; EINVAL names the key, the value and the bound."""
+        if value is None and self.default is None:
+            return None
+        if self.kind == "choice":
+            ok = value in self.choices
+        elif self.kind == "bool":
+            ok = isinstance(value, bool)
+        else:
+            value = self._number(key, value)
+            ok = value is not None and self._within(value)
+        if not ok:
+            raise _reject(key, value, self.allowed())
+        return value
+
+    def _number(self, key: str, value: Any) -> Any:
+        if self.kind == "duration":
+            return duration_arg(key, value)
+        if self.kind == "size":
+            return size_arg(key, value)
+        types = int if self.kind == "int" else int | float
+        return value if isinstance(value, types) and not isinstance(value, bool) else None
+
+    def _within(self, value: float) -> bool:
+        if self.lo is not None and (value < self.lo or (self.lo_open and value == self.lo)):
+            return False
+        return self.hi is None or value <= self.hi
+
+
+THP_TUNABLES: dict[str, Tunable] = {
+    "enabled": Tunable("madvise", "choice", "transhuge.rst; madvise is the distributions' default",
+                       choices=THP_ENABLED),
+    "defrag": Tunable("madvise", "choice", "transhuge.rst: the kernel's default", choices=THP_DEFRAG),
+    "max_ptes_none": Tunable(511, "int", "khugepaged default HPAGE_PMD_NR - 1; at most 511 PTEs of 512",
+                             lo=0, hi=511),
+    "max_ptes_swap": Tunable(64, "int", "khugepaged default HPAGE_PMD_NR / 8", lo=0, hi=511),
+    "pages_to_scan": Tunable(4096, "int", "khugepaged default HPAGE_PMD_NR * 8", lo=1, hi=1 << 30),
+    "scan_sleep": Tunable(10.0, "duration", "scan_sleep_millisecs default 10000; 0 would spin",
+                          lo=0, lo_open=True),
+    "alloc_sleep": Tunable(60.0, "duration", "alloc_sleep_millisecs default 60000; 0 would spin",
+                           lo=0, lo_open=True),
+    "shrink_underused": Tunable(True, "bool", "on since 6.12 (thp_underused_split_page)"),
+}
+
+VM_TUNABLES: dict[str, Tunable] = {
+    "swappiness": Tunable(60, "int", "sysctl/vm.rst: default 60, range 0-200", lo=0, hi=200),
+    "watermark_scale_factor": Tunable(10, "int", "sysctl/vm.rst: default 10 (0.1%), range 1-3000",
+                                      lo=1, hi=3000),
+    "min_free_kbytes": Tunable(None, "int", "None: the kernel's sqrt(lowmem * 16) formula; a set value at "
+                               "least that formula's own floor of 128 (calculate_min_free_kbytes)",
+                               lo=128, hi=1 << 40),
+    "kernel_share": Tunable(0.02, "float", "memory the kernel holds at boot (page tables, slab); under half "
+                            "so that user memory is always the larger part", lo=0, hi=0.49),
+    "compaction_proactiveness": Tunable(20, "int", "sysctl/vm.rst: default 20, range 0-100", lo=0, hi=100),
+}
+
+SWAP_TUNABLES: dict[str, Tunable] = {
+    "kind": Tunable("none", "choice", "no swap unless configured", choices=SWAP_KINDS),
+    "size": Tunable(0, "size", "bytes of swap space; a device needs at least one 4K page", lo=PAGE_SIZE),
+    "device": Tunable("nvme", "choice", "the disk behind disk swap and zswap's writeback",
+                      choices=DISK_DEVICES),
+    "compression_ratio": Tunable(3.0, "float", "zram/zswap: lz4 and zstd give 2-4x on anonymous memory; "
+                                 "the model caps it at 20x, far beyond measured ratios", lo=1.0, hi=20.0),
+    "max_pool_percent": Tunable(20, "int", "zswap.max_pool_percent default 20, a percent of RAM",
+                                lo=1, hi=100),
+}
+
+
+def _size_text(nbytes: float) -> str:
+    """``4096`` -> ``4K``: the largest binary suffix that divides the size."""
+    for suffix, shift in (("G", 30), ("M", 20), ("K", 10)):
+        if nbytes and not int(nbytes) % (1 << shift):
+            return f"{int(nbytes) >> shift}{suffix}"
+    return f"{nbytes:g}"
+
 
 def _reject(key: str, value: object, allowed: str) -> KernelError:
     return KernelError("EINVAL", f"{key}={value!r} is not allowed; {allowed}")
 
 
-def _known(section: str, given: dict, cls: type) -> None:
-    names = {f.name for f in fields(cls)}
+def _build(section: str, table: dict[str, Tunable], given: dict | None) -> dict[str, Any]:
+    """The checked values of ``table``'s keys: ``given`` over the defaults; unknown keys are EINVAL."""
+    given = dict(given or {})
     for key in given:
-        if key not in names:
-            raise _reject(f"{section}.{key}", given[key], f"known keys: {', '.join(sorted(names))}")
+        if key not in table:
+            raise _reject(f"{section}.{key}", given[key], f"known keys: {', '.join(sorted(table))}")
+    return {key: t.check(f"{section}.{key}", given.get(key, t.default)) for key, t in table.items()}
 
 
-def _int_in(key: str, value: object, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise _reject(key, value, f"an integer in [{lo}, {hi}]")
-    return value
+def check_node_memory(memory: object) -> int:
+    """Node memory in bytes; EINVAL unless it is a whole number of pageblocks and at least the minimum."""
+    total = size_arg("memory", memory)
+    if total < NODE_MEMORY_MIN_BYTES or total % PAGEBLOCK_BYTES:
+        raise KernelError("EINVAL", f"memory={memory!r} must be {NODE_MEMORY_ALLOWED}")
+    return total
 
 
 @dataclass(frozen=True)
 class THPSettings:
-    """transparent_hugepage/ and khugepaged/ knobs; defaults are the kernel's (transhuge.rst)."""
+    """transparent_hugepage/ and khugepaged/ knobs (transhuge.rst); defaults from ``THP_TUNABLES``."""
 
-    enabled: str = "madvise"
-    defrag: str = "madvise"
-    max_ptes_none: int = 511
-    max_ptes_swap: int = 64
-    pages_to_scan: int = 4096
-    scan_sleep: float = 10.0
-    alloc_sleep: float = 60.0
-    shrink_underused: bool = True
+    enabled: str = THP_TUNABLES["enabled"].default
+    defrag: str = THP_TUNABLES["defrag"].default
+    max_ptes_none: int = THP_TUNABLES["max_ptes_none"].default
+    max_ptes_swap: int = THP_TUNABLES["max_ptes_swap"].default
+    pages_to_scan: int = THP_TUNABLES["pages_to_scan"].default
+    scan_sleep: float = THP_TUNABLES["scan_sleep"].default
+    alloc_sleep: float = THP_TUNABLES["alloc_sleep"].default
+    shrink_underused: bool = THP_TUNABLES["shrink_underused"].default
 
     @classmethod
     def build(cls, given: dict | None) -> THPSettings:
         """Validated settings from a mapping of overrides (durations accept '10s', '10ms')."""
-        given = dict(given or {})
-        _known("thp", given, cls)
-        s = {**{f.name: f.default for f in fields(cls)}, **given}
-        if s["enabled"] not in THP_ENABLED:
-            raise _reject("thp.enabled", s["enabled"], f"one of {THP_ENABLED}")
-        if s["defrag"] not in THP_DEFRAG:
-            raise _reject("thp.defrag", s["defrag"], f"one of {THP_DEFRAG}")
-        s["max_ptes_none"] = _int_in("thp.max_ptes_none", s["max_ptes_none"], 0, 511)
-        s["max_ptes_swap"] = _int_in("thp.max_ptes_swap", s["max_ptes_swap"], 0, 511)
-        s["pages_to_scan"] = _int_in("thp.pages_to_scan", s["pages_to_scan"], 1, 1 << 30)
-        s["scan_sleep"] = duration_arg("thp.scan_sleep", s["scan_sleep"])
-        s["alloc_sleep"] = duration_arg("thp.alloc_sleep", s["alloc_sleep"])
-        if s["scan_sleep"] <= 0 or s["alloc_sleep"] <= 0:
-            raise _reject("thp.scan_sleep/alloc_sleep", (s["scan_sleep"], s["alloc_sleep"]), "durations > 0")
-        if not isinstance(s["shrink_underused"], bool):
-            raise _reject("thp.shrink_underused", s["shrink_underused"], "true or false")
-        return cls(**s)
+        return cls(**_build("thp", THP_TUNABLES, given))
 
 
 @dataclass(frozen=True)
 class VMSettings:
-    """/proc/sys/vm knobs (Documentation/admin-guide/sysctl/vm.rst). min_free_kbytes None = kernel formula."""
+    """/proc/sys/vm knobs (Documentation/admin-guide/sysctl/vm.rst); defaults from ``VM_TUNABLES``."""
 
-    swappiness: int = 60
-    watermark_scale_factor: int = 10
-    min_free_kbytes: int | None = None
-    kernel_share: float = 0.02
-    compaction_proactiveness: int = 20
+    swappiness: int = VM_TUNABLES["swappiness"].default
+    watermark_scale_factor: int = VM_TUNABLES["watermark_scale_factor"].default
+    min_free_kbytes: int | None = VM_TUNABLES["min_free_kbytes"].default
+    kernel_share: float = VM_TUNABLES["kernel_share"].default
+    compaction_proactiveness: int = VM_TUNABLES["compaction_proactiveness"].default
 
     @classmethod
     def build(cls, given: dict | None) -> VMSettings:
         """Validated settings from a mapping of overrides."""
-        given = dict(given or {})
-        _known("vm", given, cls)
-        s = {**{f.name: f.default for f in fields(cls)}, **given}
-        s["swappiness"] = _int_in("vm.swappiness", s["swappiness"], 0, 200)
-        s["watermark_scale_factor"] = _int_in("vm.watermark_scale_factor", s["watermark_scale_factor"], 1, 3000)
-        if s["min_free_kbytes"] is not None:
-            s["min_free_kbytes"] = _int_in("vm.min_free_kbytes", s["min_free_kbytes"], 128, 1 << 40)
-        share = s["kernel_share"]
-        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share < 0.5:
-            raise _reject("vm.kernel_share", share, "a share of memory in [0, 0.5)")
-        s["compaction_proactiveness"] = _int_in("vm.compaction_proactiveness", s["compaction_proactiveness"],
-                                                0, 100)
-        return cls(**s)
+        return cls(**_build("vm", VM_TUNABLES, given))
 
 
 @dataclass(frozen=True)
 class SwapSettings:
     """The node's swap: none, a disk (nvme/hdd), zram (compressed RAM) or zswap (compressed pool + disk)."""
 
-    kind: str = "none"
-    size: int = 0
-    device: str = "nvme"
-    compression_ratio: float = 3.0
-    max_pool_percent: int = 20
+    kind: str = SWAP_TUNABLES["kind"].default
+    size: int = SWAP_TUNABLES["size"].default
+    device: str = SWAP_TUNABLES["device"].default
+    compression_ratio: float = SWAP_TUNABLES["compression_ratio"].default
+    max_pool_percent: int = SWAP_TUNABLES["max_pool_percent"].default
 
     @classmethod
     def build(cls, given: dict | None) -> SwapSettings:
-        """Validated settings; a swap of kind other than none needs a size > 0."""
+        """Validated settings; the size bound applies to a device, so kind none takes any size (default 0)."""
         given = dict(given or {})
-        _known("swap", given, cls)
-        s = {**{f.name: f.default for f in fields(cls)}, **given}
-        if s["kind"] not in SWAP_KINDS:
-            raise _reject("swap.kind", s["kind"], f"one of {SWAP_KINDS}")
-        s["size"] = size_arg("swap.size", s["size"])
-        if s["kind"] != "none" and s["size"] < 4096:
-            raise _reject("swap.size", s["size"], f"a size of at least 4K for swap kind {s['kind']!r}")
-        if s["device"] not in DISK_DEVICES:
-            raise _reject("swap.device", s["device"], f"one of {DISK_DEVICES}")
-        ratio = s["compression_ratio"]
-        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 1.0 <= ratio <= 20.0:
-            raise _reject("swap.compression_ratio", ratio, "a number in [1, 20]")
-        s["max_pool_percent"] = _int_in("swap.max_pool_percent", s["max_pool_percent"], 1, 100)
-        return cls(**s)
+        device = given.get("kind", SWAP_TUNABLES["kind"].default) != "none"
+        return cls(**_build("swap", SWAP_TUNABLES if device else _NO_DEVICE_TUNABLES, given))
+
+
+# Kind none: no device, so its size is not bounded below.
+_NO_DEVICE_TUNABLES = {**SWAP_TUNABLES, "size": Tunable(0, "size", "no swap device", lo=0)}
+
+for _cls, _table in ((THPSettings, THP_TUNABLES), (VMSettings, VM_TUNABLES), (SwapSettings, SWAP_TUNABLES)):
+    assert [f.name for f in fields(_cls)] == list(_table), f"{_cls.__name__} fields differ from its table"

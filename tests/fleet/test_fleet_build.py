@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from fleet_helpers import fleet, service
 
+from clustersim.allocators.registry import options_from_section
 from clustersim.experiments.config import load_config
 from clustersim.fleet import Fleet, build
 from clustersim.fleet.agents import NodeAgent, ProcessAgent
@@ -33,17 +34,17 @@ def test_every_agent_keyword_is_plain_data_not_a_config_section():
     assert node["kernel"]["memory"] == 4 << 30 and node["kernel"]["profile"] == "linux-6.12"
 
 
-def test_allocator_sections_translate_to_the_allocators_keywords():
+def test_allocator_sections_translate_to_the_allocators_keywords_for_the_builder():
     # jemalloc's opt.thp 'default' with MADV_HUGEPAGE asked for becomes 'always'; release advice none
     # keeps DONTNEED for muzzy purging, as jemalloc has no 'no advice' purge.
     section = {"kind": "jemalloc", "madvise": "none", "hugepage_advice": True, "collapse": False,
                "dirty_decay_ms": 5, "muzzy_decay_ms": 0, "background_thread": True, "thp": "default"}
-    opts = build.allocator_options(section, float)
+    opts = options_from_section(section, float)
     assert opts == {"collapse": "off", "clock": float, "dirty_decay_ms": 5, "muzzy_decay_ms": 0,
                     "background_thread": True, "thp": "always", "muzzy_advice": "dontneed"}
-    tcmalloc = build.allocator_options({"kind": "tcmalloc", "madvise": "free", "hugepage_advice": False,
-                                        "collapse": True, "release_rate": 1.0, "prefer_split_hugepages": False,
-                                        "prefer_long_spans": True, "refault_discount": False}, float)
+    tcmalloc = options_from_section({"kind": "tcmalloc", "madvise": "free", "hugepage_advice": False,
+                                  "collapse": True, "release_rate": 1.0, "prefer_split_hugepages": False,
+                                  "prefer_long_spans": True, "refault_discount": False}, float)
     assert tcmalloc["release_advice"] == "free" and tcmalloc["hugepage_advice"] == "none"
     assert tcmalloc["collapse"] == "after_reuse" and tcmalloc["prefer_long_spans"] is True
 

@@ -1,0 +1,239 @@
+"""The run file's schema: tenants (allocator, workload, memcg limits), and the run that holds them.
+
+The allocator sections take their defaults, allowed values and bounds from the allocator models' own
+``OPTIONS`` tables through ``clustersim.allocators.registry`` (``section_options``, ``SECTION_SWITCHES``), the
+same correspondence the fleet uses to build the allocators, so a section ``check`` accepts is one the
+allocator accepts. The kernel and node sections are in sections.py.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, Tag, field_validator
+from pydantic_core import PydanticCustomError
+
+from clustersim.allocators.options import BASE_OPTIONS
+from clustersim.allocators.registry import SECTION_SWITCHES, section_options
+from clustersim.workloads import list_profiles
+from clustersim.workloads.tenants import DEFAULT_TLB_SENSITIVITY
+
+from .sections import (
+    SWAP_TAGS,
+    Bounds,
+    Duration,
+    Frequency,
+    KernelConfig,
+    Memcg,
+    NodeGroup,
+    Rate,
+    Section,
+    Size,
+    declared_tables,
+    kind_of,
+)
+
+# Default slowdown of a request when none of its heap is THP-backed (factor 1 + s * (1 - coverage)).
+# The default TLB sensitivity and the profile names belong to the workload package; one source each.
+TLB_SENSITIVITY_DEFAULT = DEFAULT_TLB_SENSITIVITY
+WORKLOAD_PROFILES: dict[str, tuple[str, ...]] = {
+    source: tuple(n.partition("/")[2] for n in list_profiles() if n.startswith(source + "/"))
+    for source in dict.fromkeys(n.partition("/")[0] for n in list_profiles())
+}
+# Span grouping quantum: small spans of one class born in the same tick are one allocation unit of at
+# least this size (workloads.md). 256 KiB keeps about 64 births per tick for a heap turning over 16 MiB/s.
+SPAN_QUANTUM_DEFAULT = 256 << 10
+
+
+# ---- allocators ----------------------------------------------------------------------------------------
+
+_ADVICE = BASE_OPTIONS["release_advice"]
+_TC, _TEM = section_options("tcmalloc"), section_options("temeraire")
+_JE, _GLIBC = section_options("jemalloc"), section_options("glibc")
+
+
+def _allocator_tables(declared: dict) -> tuple[dict[str, tuple[Any, ...]], dict[str, Bounds]]:
+    choices, bounds = declared_tables(declared)
+    return {**AllocatorBase.CHOICES, **choices}, bounds
+
+
+class AllocatorBase(Section):
+    """Options every allocator has: the release advice, MADV_HUGEPAGE on the heap, MADV_COLLAPSE use."""
+
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"madvise": _ADVICE.choices}
+    madvise: str = _ADVICE.default
+    hugepage_advice: bool = SECTION_SWITCHES["hugepage_advice"].default
+    collapse: bool = SECTION_SWITCHES["collapse"].default
+
+
+class Tcmalloc(AllocatorBase):
+    """Legacy tcmalloc page heap, with the release strategies proposed in the 2015 thread."""
+
+    CHOICES, BOUNDS = _allocator_tables(_TC)
+    kind: Literal["tcmalloc"] = "tcmalloc"
+    release_rate: Rate = _TC["release_rate"].default
+    prefer_split_hugepages: bool = _TC["prefer_split_hugepages"].default
+    prefer_long_spans: bool = _TC["prefer_long_spans"].default
+    refault_discount: bool = _TC["refault_discount"].default
+
+
+class Temeraire(AllocatorBase):
+    """tcmalloc's hugepage-aware allocator (OSDI 2021)."""
+
+    CHOICES, BOUNDS = _allocator_tables(_TEM)
+    kind: Literal["temeraire"] = "temeraire"
+    release_rate: Rate = _TEM["release_rate"].default
+    skip_subrelease_short: Duration = _TEM["skip_subrelease_short"].default
+    skip_subrelease_long: Duration = _TEM["skip_subrelease_long"].default
+
+
+class Jemalloc(AllocatorBase):
+    """jemalloc 5.2+ decay-based purging."""
+
+    CHOICES, BOUNDS = _allocator_tables(_JE)
+    kind: Literal["jemalloc"] = "jemalloc"
+    dirty_decay_ms: int = _JE["dirty_decay_ms"].default
+    muzzy_decay_ms: int = _JE["muzzy_decay_ms"].default
+    background_thread: bool = _JE["background_thread"].default
+    thp: str = _JE["thp"].default
+
+
+class Glibc(AllocatorBase):
+    """glibc malloc: brk heap trimmed at the top, large blocks mmapped."""
+
+    CHOICES, BOUNDS = _allocator_tables(_GLIBC)
+    kind: Literal["glibc"] = "glibc"
+    trim_threshold: Size = _GLIBC["trim_threshold"].default
+    mmap_threshold: Size = _GLIBC["mmap_threshold"].default
+    malloc_trim: bool = SECTION_SWITCHES["malloc_trim"].default
+
+
+Allocator = Annotated[
+    Annotated[Tcmalloc, Tag("tcmalloc")] | Annotated[Temeraire, Tag("temeraire")]
+    | Annotated[Jemalloc, Tag("jemalloc")] | Annotated[Glibc, Tag("glibc")],
+    kind_of("tcmalloc"),
+]
+UNION_TAGS = SWAP_TAGS | {"tcmalloc", "temeraire", "jemalloc", "glibc"}
+
+
+# ---- workloads and tenants -----------------------------------------------------------------------------
+
+class ServiceTime(Section):
+    """Base request service time (lognormal through median and p99), before TLB factor and stalls."""
+
+    median: Duration = 0.001
+    p99: Duration = 0.010
+
+
+class Diurnal(Section):
+    """Heap and request-rate modulation: 1 + amplitude * sin(2 pi (t + phase) / period)."""
+
+    BOUNDS: ClassVar[dict[str, Bounds]] = {"amplitude": Bounds(0.0, 1.0)}
+    amplitude: float = 0.0
+    period: Duration = 86400.0
+    phase: Duration = 0.0
+
+
+class Spikes(Section):
+    """Transient extra bytes: ``rate`` spikes per second (or '2/h'), each ``size`` held for ``lifetime``."""
+
+    rate: Frequency = 0.0
+    size: Size = 0
+    lifetime: Duration = 0.030
+
+
+class Startup(Section):
+    """A start-up phase of ``duration`` holding ``bytes`` extra, released when it ends."""
+
+    duration: Duration = 0.0
+    bytes: Size = 0
+
+
+class Restarts(Section):
+    """Planned restarts every ``interval`` (None: never); ``delay`` is also the restart delay after OOM."""
+
+    interval: Duration | None = None
+    delay: Duration = 10.0
+
+
+class Workload(Section):
+    """Demand of one process: heap from an allocation profile, churn, requests and file I/O."""
+
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"kind": ("service", "batch", "cache", "filecache")}
+    BOUNDS: ClassVar[dict[str, Bounds]] = {
+        "rps": Bounds(0.0, None), "tlb_sensitivity": Bounds(0.0, 0.99), "hot_share": Bounds(0.0, 1.0),
+        "span_quantum": Bounds(4096, 1 << 30)}
+    kind: str = "service"
+    profile: str = "tcmalloc/beta"
+    heap: Size = 1 << 30
+    churn: Rate = float(64 << 20)
+    rps: float = 1000.0
+    service_time: ServiceTime = Field(default_factory=ServiceTime)
+    tlb_sensitivity: float = TLB_SENSITIVITY_DEFAULT
+    hot_share: float = 0.2
+    diurnal: Diurnal = Field(default_factory=Diurnal)
+    spikes: Spikes = Field(default_factory=Spikes)
+    startup: Startup = Field(default_factory=Startup)
+    restarts: Restarts = Field(default_factory=Restarts)
+    file_rate: Rate = 0.0
+    file_set: Size = 0
+    refill_rate: Rate = float(1 << 30)
+    span_quantum: Size = SPAN_QUANTUM_DEFAULT
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        source, _, name = value.partition("/")
+        if name not in WORKLOAD_PROFILES.get(source, ()):
+            known = "; ".join(f"{src}/{{{','.join(names)}}}" for src, names in WORKLOAD_PROFILES.items())
+            raise PydanticCustomError("choice", f"source/name, one of {known}")
+        return value
+
+
+class Tenant(Section):
+    """``replicas`` processes of one service, each in its own memcg leaf ``<cgroup>/<name>-<i>``.
+
+    ``placement`` is ``spread`` (round-robin over all nodes), ``pack`` (fill a node before the next) or a
+    mapping node group name -> replica count.
+    """
+
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    BOUNDS: ClassVar[dict[str, Bounds]] = {"replicas": Bounds(1, None)}
+    PLACEMENTS: ClassVar[tuple[str, ...]] = ("spread", "pack")
+    name: str = "tenant0"
+    replicas: int = 1
+    placement: str | dict[str, int] = "spread"
+    cgroup: str = "workload.slice"
+    limits: Memcg = Field(default_factory=Memcg)
+    allocator: Allocator = Field(default_factory=Tcmalloc)
+    workload: Workload = Field(default_factory=Workload)
+
+    @field_validator("placement")
+    @classmethod
+    def _placement(cls, value: str | dict[str, int]) -> str | dict[str, int]:
+        if isinstance(value, str) and value not in cls.PLACEMENTS:
+            raise PydanticCustomError("choice", "spread, pack, or a mapping node group -> replica count")
+        if isinstance(value, dict) and any(count < 0 for count in value.values()):
+            raise PydanticCustomError("bounds", "replica counts >= 0")
+        return value
+
+
+class RunConfig(Section):
+    """One simulated run: the fleet (node groups), its kernel, tenants, duration, tick and seed.
+
+    Node groups inherit the top-level ``kernel`` block and override parts of it; the resolved config holds
+    each group's full effective kernel, so a reader never needs to merge.
+    """
+
+    BOUNDS: ClassVar[dict[str, Bounds]] = {"seed": Bounds(0, None)}
+    name: str = "run"
+    seed: int = 0
+    duration: Duration = 600.0
+    tick: Duration = 1.0
+    sample_interval: Duration | None = None
+    kernel: KernelConfig = Field(default_factory=KernelConfig)
+    nodes: list[NodeGroup] = Field(default_factory=lambda: [NodeGroup()], min_length=1)
+    tenants: list[Tenant] = Field(default_factory=list)
+
+    def group(self, name: str) -> NodeGroup:
+        return next(g for g in self.nodes if g.name == name)
