@@ -1,4 +1,9 @@
-"""Checks every allocator kind must pass (like scikit-learn's estimator checks, sklearn/tests/test_common.py)."""
+"""Checks every allocator kind must pass (like scikit-learn's estimator checks, sklearn/tests/test_common.py).
+
+The first checks run on the recording fake kernel (conftest.FakeProcess); the second part runs every
+allocator on a real ``clustersim.kernel.Node`` under every kernel profile and checks that the kernel's
+numbers (smaps, memory.current, vmstat, the node's own invariants) agree with the allocator's view.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,11 @@ import pytest
 from conftest import Churn, FakeProcess, assert_conserved
 
 from clustersim.allocators import ALLOCATORS, make_allocator
+from clustersim.kernel import Node
+from clustersim.kernel.profiles import profile_names
 
 KINDS = sorted(ALLOCATORS)
+PROFILES = profile_names()
 RELEASING = {
     "tcmalloc": {"release_rate": "64MiB/s"},
     "temeraire": {"release_rate": "64MiB/s"},
@@ -100,3 +108,108 @@ def test_unknown_kind_and_option_are_named():
         make_allocator("temeraire", FakeProcess(), release_advice="maybe")
     with pytest.raises(ValueError, match="thp='sometimes'"):
         make_allocator("jemalloc", FakeProcess(), thp="sometimes")
+
+
+# --- on a real kernel, every profile ---------------------------------------------------------------------
+# Release through MADV_FREE wherever the allocator can (jemalloc: dirty -> muzzy -> DONTNEED), so the
+# profiles differ: lazyfree pages on 4.12 and later, DONTNEED on a swapless 4.5.
+LAZY = {
+    "tcmalloc": {"release_rate": "64MiB/s", "release_advice": "free"},
+    "temeraire": {"release_rate": "64MiB/s", "release_advice": "free", "skip_subrelease_short_s": 0,
+                  "skip_subrelease_long_s": 0},
+    "jemalloc": {"dirty_decay_ms": 1000, "muzzy_decay_ms": 3000, "background_thread": "on"},
+    "glibc": {"malloc_trim": "every_tick", "release_advice": "free"},
+}
+# Advice no profile offers without the madv_splittable proposal.
+SPLITTABLE = {"tcmalloc": {"release_rate": "64MiB/s", "release_advice": "splittable"},
+              "temeraire": {"release_rate": "64MiB/s", "release_advice": "splittable",
+                            "skip_subrelease_short_s": 0, "skip_subrelease_long_s": 0},
+              "jemalloc": {"dirty_decay_ms": 0, "muzzy_decay_ms": 2000, "muzzy_advice": "splittable"},
+              "glibc": {"malloc_trim": "every_tick", "release_advice": "splittable"}}
+
+
+def small_node(profile):
+    """A 256M swapless node with THP on MADV_HUGEPAGE, khugepaged every second, and one task in memcg A."""
+    node = Node(memory="256M", profile=profile, seed=0, thp={"enabled": "madvise", "scan_sleep": "1s"})
+    memcg = node.cgroup("A", max="max")
+    return node, memcg, node.spawn(cgroup="A", name="svc")
+
+
+def run_on_node(alloc, node, memcg, proc, steps=15):
+    """Grow, then shrink, one tick per step; the kernel and the allocator agree after every step."""
+    churn = Churn(alloc, seed=3)
+    for t in range(steps):
+        churn.grow(60)
+        churn.shrink(50 if t < steps // 2 else 90)
+        node.advance(1.0)
+        alloc.background(node.time)
+        assert_kernel_agrees(alloc, node, memcg, proc)
+    return churn
+
+
+def assert_kernel_agrees(alloc, node, memcg, proc):
+    """What the allocator believes against what the kernel reports, with the node's invariants checked."""
+    s = assert_conserved(alloc)
+    node.check()
+    smaps = proc.smaps
+    # Every requested byte was written; nothing resident lies outside the allocator's VMAs. (Released pages
+    # can be resident again: a THP fault or a khugepaged collapse backs a whole 2 MiB.)
+    assert s.requested_bytes <= smaps["Rss"] <= s.mapped_bytes
+    assert smaps["LazyFree"] <= s.lazyfree_bytes
+    assert smaps["Swap"] == 0
+    assert memcg.current >= smaps["Rss"]          # anon is charged; a deferred split keeps more charged
+    assert proc.madvise_calls == s.madvise_calls  # one kernel madvise per range the allocator issued
+    return s
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_on_a_real_node_the_kernel_agrees_with_the_allocator(kind, profile):
+    # A heap grows for 7 one-second ticks and shrinks for 8, releasing with MADV_FREE where it can. After
+    # every tick: the allocator's states add up, the node's invariants hold, Rss lies between the requested
+    # and the mapped bytes, LazyFree never exceeds what the allocator marked lazyfree, memory.current covers
+    # Rss, and the kernel counted every madvise range. Lazyfree pages exist exactly when the profile makes
+    # MADV_FREE lazy on a swapless node (4.12 and later), and memory.stat agrees with vmstat.
+    node, memcg, proc = small_node(profile)
+    alloc = make_allocator(kind, proc, **LAZY[kind])
+    run_on_node(alloc, node, memcg, proc)
+    s = alloc.stats()
+    assert s.madvise_calls_by_advice.get("FREE", 0) > 0 and not s.fallbacks
+    pglazyfree = node.vmstat.get("pglazyfree", 0)
+    assert memcg.stat["pglazyfree"] == pglazyfree
+    assert (pglazyfree == 0) == node.profile.lazyfree_needs_swap
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_on_a_real_node_freeing_everything_and_exiting_leaves_nothing(kind, profile):
+    # The same heap, then every span freed and 30 more ticks of background release: nothing is in use.
+    # The task exits: memory.current is 0 and the node has every page it had before the task started.
+    node, memcg, proc = small_node(profile)
+    free_before = node.phys.nr_free
+    alloc = make_allocator(kind, proc, **LAZY[kind])
+    churn = run_on_node(alloc, node, memcg, proc)
+    churn.shrink(len(churn.live))
+    for _ in range(30):
+        node.advance(1.0)
+        alloc.background(node.time)
+    s = assert_kernel_agrees(alloc, node, memcg, proc)
+    assert s.in_use_bytes == s.requested_bytes == 0
+    proc.exit()
+    node.check()
+    assert memcg.current == 0 and memcg.stat["anon"] == 0
+    assert node.phys.nr_free == free_before
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_on_a_real_node_advice_the_profile_lacks_falls_back_to_dontneed(kind, profile):
+    # MADV_SPLITTABLE is a proposal no profile offers unless enabled: the kernel refuses it (EINVAL), the
+    # allocator records the fallback and releases with MADV_DONTNEED, and nothing is queued.
+    node, memcg, proc = small_node(profile)
+    alloc = make_allocator(kind, proc, **SPLITTABLE[kind])
+    run_on_node(alloc, node, memcg, proc, steps=10)
+    s = alloc.stats()
+    assert s.fallbacks == ("SPLITTABLE",)
+    assert s.madvise_calls_by_advice.get("DONTNEED", 0) > 0 and "SPLITTABLE" not in s.madvise_calls_by_advice
+    assert s.queued_bytes == 0

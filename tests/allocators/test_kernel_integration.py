@@ -50,7 +50,7 @@ def test_temeraire_heap_is_hugepage_backed_with_thp_always():
 
 def test_dontneed_subrelease_breaks_hugepages_the_kernel_reports():
     # Subreleasing a partly used hugepage with DONTNEED drops its PMD mapping (AnonHugePages falls by
-    # 2 MiB per broken hugepage, kernel rule K10).
+    # 2 MiB per broken hugepage, docs/linux-rules.md K10).
     node, p = spawn()
     a = make_allocator("temeraire", p, skip_subrelease_short_s=0, skip_subrelease_long_s=0)
     a.alloc(np.arange(4), np.full(4, 128 * 8192))          # two full hugepages

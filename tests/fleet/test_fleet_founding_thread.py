@@ -1,8 +1,9 @@
 """Directional results the 2015 linux-mm thread predicts, each on a small fleet.
 
-Sources: reference/lkml-2015-madv-free-thread.txt (Rientjes: MADV_FREE "wouldn't help at all in a swapless
-environment" on 4.5, SPLITTABLE "backs 100% of the heap with thp" without pressure; Micay: FREE "completely
-avoids page faults when there's no memory pressure"), and Temeraire (OSDI'21) for the neighbour effect.
+Sources: the 2015 linux-mm thread "[PATCH 0/8] MADV_FREE support" (docs/literature.md section 1; Rientjes:
+MADV_FREE "wouldn't help at all in a swapless environment" on 4.5, SPLITTABLE "backs 100% of the heap with
+thp" without pressure; Micay: FREE "completely avoids page faults when there's no memory pressure"), and
+Temeraire (OSDI'21, docs/literature.md section 2) for the neighbour effect.
 """
 
 from __future__ import annotations

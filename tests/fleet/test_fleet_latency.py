@@ -1,4 +1,4 @@
-"""Log-bucketed latency histograms and the request model (DESIGN.md section 6)."""
+"""Log-bucketed latency histograms and the request model (docs/model.md, "Requests and latency")."""
 
 from __future__ import annotations
 

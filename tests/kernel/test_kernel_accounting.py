@@ -1,4 +1,5 @@
-"""K1 accounting (test_memcontrol.c: alloc_anon_50M_check, alloc_pagecache_50M_check, test_memcg_current_peak)."""
+"""docs/linux-rules.md K1 accounting (test_memcontrol.c: alloc_anon_50M_check, alloc_pagecache_50M_check,
+test_memcg_current_peak)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from clustersim.kernel import Node
 
 
 def test_k1_anon_and_page_cache_are_charged_with_linux_names():
-    # K1. A fresh group reads current 0 and peak 0. A task writes 50M of anon memory: memory.current is at
-    # least 50M and within 3% of it, memory.stat anon within 3% of current, peak >= 50M. The task exits and
+    # docs/linux-rules.md K1. A fresh group reads current 0 and peak 0. A task writes 50M of anon memory: memory.current
+    # is at least 50M and within 3% of it, memory.stat anon within 3% of current, peak >= 50M. The task exits and
     # another reads 50M of a file: memory.stat file within 10% of current, peak still >= 50M.
     node = Node(memory="1G")
     cg = node.cgroup("memcg_test", swap_max=0)
@@ -30,8 +31,8 @@ def test_k1_anon_and_page_cache_are_charged_with_linux_names():
 
 
 def test_k1_page_cache_stays_charged_after_its_reader_exits():
-    # K1 / cgroup-v2.rst: page cache belongs to the file, not the task. A reader exits; its 20M of cache
-    # stays charged to the group until reclaim drops it.
+    # docs/linux-rules.md K1 / cgroup-v2.rst: page cache belongs to the file, not the task. A reader exits; its 20M of
+    # cache stays charged to the group until reclaim drops it.
     node = Node(memory="512M")
     cg = node.cgroup("cache", max="max")
     reader = run_pagecache(node, "cache", "20M", "data")
@@ -41,8 +42,8 @@ def test_k1_page_cache_stays_charged_after_its_reader_exits():
 
 
 def test_k1_charges_are_hierarchical_and_peak_never_drops():
-    # K1 / page_counter: a child's charge shows in every ancestor; peak keeps the high-water mark after the
-    # memory is gone.
+    # docs/linux-rules.md K1 / page_counter: a child's charge shows in every ancestor; peak keeps the high-water mark
+    # after the memory is gone.
     node = Node(memory="512M")
     parent = node.cgroup("p", max="max")
     child = node.cgroup("p/c", max="max")

@@ -1,4 +1,4 @@
-"""K11 khugepaged thresholds and MADV_COLLAPSE (selftests/mm/khugepaged.c)."""
+"""docs/linux-rules.md K11 khugepaged thresholds and MADV_COLLAPSE (selftests/mm/khugepaged.c)."""
 
 from __future__ import annotations
 
@@ -42,14 +42,14 @@ def wait_for_scan(node, p) -> bool:
 
 
 def test_k11_defaults_match_the_kernel():
-    # K11. Defaults: max_ptes_none=511, max_ptes_swap=64, pages_to_scan=4096, scan 10 s, alloc 60 s.
+    # docs/linux-rules.md K11. Defaults: max_ptes_none=511, max_ptes_swap=64, pages_to_scan=4096, scan 10 s, alloc 60 s.
     thp = Node(memory="128M").thp
     assert (thp.max_ptes_none, thp.max_ptes_swap, thp.pages_to_scan) == (511, 64, 4096)
     assert (thp.scan_sleep, thp.alloc_sleep) == (10.0, 60.0)
 
 
 def test_k11_an_empty_range_is_never_collapsed():
-    # K11. A MADV_HUGEPAGE range with nothing present stays empty scan after scan.
+    # docs/linux-rules.md K11. A MADV_HUGEPAGE range with nothing present stays empty scan after scan.
     node = khugepaged_node()
     p, _ = prepare(node, present=0)
     assert not wait_for_scan(node, p)
@@ -59,8 +59,8 @@ def test_k11_an_empty_range_is_never_collapsed():
 
 
 def test_k11_one_present_page_is_enough_with_max_ptes_none_511():
-    # K11. One 4K page present and max_ptes_none=511: khugepaged collapses the range within 2 full scans;
-    # 4K of RSS becomes 2M, the page keeps its data and the other 511 subpages read as zeros.
+    # docs/linux-rules.md K11. One 4K page present and max_ptes_none=511: khugepaged collapses the range within 2 full
+    # scans; 4K of RSS becomes 2M, the page keeps its data and the other 511 subpages read as zeros.
     node = khugepaged_node()
     p, r = prepare(node, present=1)
     assert p.smaps["Rss"] == PAGE
@@ -71,7 +71,7 @@ def test_k11_one_present_page_is_enough_with_max_ptes_none_511():
 
 @pytest.mark.parametrize(("present", "collapsed"), [(255, False), (256, True)])
 def test_k11_max_ptes_none_256_needs_256_present_pages(present, collapsed):
-    # K11, collapse_max_ptes_none. max_ptes_none=256: 255 present pages (257 empty PTEs) are not
+    # docs/linux-rules.md K11, collapse_max_ptes_none. max_ptes_none=256: 255 present pages (257 empty PTEs) are not
     # collapsed; 256 present pages (256 empty) are.
     node = khugepaged_node(max_ptes_none=256)
     p, r = prepare(node, present=present)
@@ -81,8 +81,8 @@ def test_k11_max_ptes_none_256_needs_256_present_pages(present, collapsed):
 
 @pytest.mark.parametrize(("swapped", "collapsed"), [(65, False), (64, True)])
 def test_k11_max_ptes_swap_64_swaps_in_64_but_not_65(swapped, collapsed):
-    # K11, collapse_max_ptes_swap. A full range with 65 PTEs paged out is not collapsed; with 64 they are
-    # swapped in and the range collapses with every page intact.
+    # docs/linux-rules.md K11, collapse_max_ptes_swap. A full range with 65 PTEs paged out is not collapsed; with 64
+    # they are swapped in and the range collapses with every page intact.
     node = khugepaged_node()
     p, r = prepare(node, present=512, swapped=swapped)
     assert p.smaps["Swap"] == swapped * PAGE
@@ -93,8 +93,8 @@ def test_k11_max_ptes_swap_64_swaps_in_64_but_not_65(swapped, collapsed):
 
 @pytest.mark.parametrize("case", ["none", "swap", "never"])
 def test_k11_madv_collapse_ignores_the_limits_and_enabled(case):
-    # K11. MADV_COLLAPSE collapses where khugepaged would not: max_ptes_none=0 with one page present,
-    # 100 swapped PTEs, or enabled=never; the data survives.
+    # docs/linux-rules.md K11. MADV_COLLAPSE collapses where khugepaged would not: max_ptes_none=0 with one page
+    # present, 100 swapped PTEs, or enabled=never; the data survives.
     thp = {"none": {"max_ptes_none": 0}, "swap": {}, "never": {"enabled": "never"}}[case]
     node = khugepaged_node(**thp)
     p, r = prepare(node, present=1 if case == "none" else 512, swapped=100 if case == "swap" else 0)
@@ -105,8 +105,8 @@ def test_k11_madv_collapse_ignores_the_limits_and_enabled(case):
 
 
 def test_k11_madv_collapse_obeys_prctl_thp_disable():
-    # K11. MADV_COLLAPSE ignores the limits but not PR_SET_THP_DISABLE: EINVAL, and khugepaged leaves
-    # the range alone too.
+    # docs/linux-rules.md K11. MADV_COLLAPSE ignores the limits but not PR_SET_THP_DISABLE: EINVAL, and khugepaged
+    # leaves the range alone too.
     node = khugepaged_node()
     p, r = prepare(node, present=512)
     p.thp_disable = True
@@ -117,8 +117,8 @@ def test_k11_madv_collapse_obeys_prctl_thp_disable():
 
 
 def test_k11_a_collapse_grows_rss_back_after_a_release():
-    # K11 / calibration 4: a THP loses half its pages to MADV_DONTNEED (RSS 1M); with max_ptes_none=511
-    # khugepaged re-collapses it and the released half comes back as zero-filled resident memory.
+    # docs/linux-rules.md K11 / docs/calibration.md 4: a THP loses half its pages to MADV_DONTNEED (RSS 1M); with
+    # max_ptes_none=511 khugepaged re-collapses it and the released half comes back as zero-filled resident memory.
     node = khugepaged_node()
     p = node.spawn()
     r = p.mmap(THP, advice=MADV.HUGEPAGE)

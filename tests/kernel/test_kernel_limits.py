@@ -1,4 +1,4 @@
-"""K5-K8: memory.high, memory.max, memory.swap.max and memory.oom.group (test_memcontrol.c)."""
+"""docs/linux-rules.md K5-K8: memory.high, memory.max, memory.swap.max and memory.oom.group (test_memcontrol.c)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from clustersim.kernel import Node
 SWAP_DEVICES = [{"kind": "disk", "size": "1G"}, {"kind": "zram", "size": "1G"}]
 
 
-# --- K5 memory.high -------------------------------------------------------------------------------------
+# --- docs/linux-rules.md K5 memory.high ---------------------------------------------------------------------
 def test_k5_high_throttles_an_anon_allocation_but_never_kills_it():
-    # K5, test_memcg_high. high=30M, no swap: a 31M anon allocation completes (every page written, the
-    # task alive). The charge over high counts a `high` event and throttles the task; no `max`, no `oom`.
+    # docs/linux-rules.md K5, test_memcg_high. high=30M, no swap: a 31M anon allocation completes (every page written,
+    # the task alive). The charge over high counts a `high` event and throttles the task; no `max`, no `oom`.
     node = Node(memory="1G")
     cg = node.cgroup("memcg_test", high="30M", swap_max=0)
     p, r = run_alloc(node, "memcg_test", "31M")
@@ -23,7 +23,7 @@ def test_k5_high_throttles_an_anon_allocation_but_never_kills_it():
 
 
 def test_k5_page_cache_settles_at_high():
-    # K5, alloc_pagecache_max_30M under high. 50M of page cache leaves memory.current near 30M (5%):
+    # docs/linux-rules.md K5, alloc_pagecache_max_30M under high. 50M of page cache leaves memory.current near 30M (5%):
     # reclaim after each charge above high drops the oldest cache. memory.events high > 0.
     node = Node(memory="1G")
     cg = node.cgroup("memcg_test", high="30M", swap_max=0)
@@ -33,8 +33,8 @@ def test_k5_page_cache_settles_at_high():
 
 
 def test_k5_high_is_enforced_inside_one_large_call_before_max():
-    # K5, test_memcg_high_sync. high=30M, max=140M, no swap. One 139M write (one kernel entry, below max)
-    # raises `high` events and throttles while `max` stays 0; a single 200M write then also hits max.
+    # docs/linux-rules.md K5, test_memcg_high_sync. high=30M, max=140M, no swap. One 139M write (one kernel entry, below
+    # max) raises `high` events and throttles while `max` stays 0; a single 200M write then also hits max.
     node = Node(memory="1G")
     cg = node.cgroup("memcg_test", high="30M", max="140M", swap_max=0)
     p = node.spawn(cgroup="memcg_test")
@@ -50,10 +50,10 @@ def test_k5_high_is_enforced_inside_one_large_call_before_max():
     assert cg.events["high"] > high_before and cg.events["max"] > 0
 
 
-# --- K6 memory.max ----------------------------------------------------------------------------------------
+# --- docs/linux-rules.md K6 memory.max ----------------------------------------------------------------------
 def test_k6_max_oom_kills_an_anon_allocation_over_it():
-    # K6, test_memcg_max / test_memcg_oom_events. max=30M, no swap: a 100M anon allocation is OOM-killed;
-    # cgroup.procs is empty, memory.events oom=1 and oom_kill=1, and the killed task's memory is gone.
+    # docs/linux-rules.md K6, test_memcg_max / test_memcg_oom_events. max=30M, no swap: a 100M anon allocation is
+    # OOM-killed; cgroup.procs is empty, memory.events oom=1 and oom_kill=1, and the killed task's memory is gone.
     node = Node(memory="1G")
     cg = node.cgroup("memcg_test", max="30M", swap_max=0)
     p, _ = run_alloc(node, "memcg_test", "100M")
@@ -63,8 +63,8 @@ def test_k6_max_oom_kills_an_anon_allocation_over_it():
 
 
 def test_k6_page_cache_under_max_is_reclaimed_not_killed():
-    # K6, alloc_pagecache_max_30M under max. 50M of page cache ends with 29M < current <= 30M, the reader
-    # alive, and memory.events max > 0.
+    # docs/linux-rules.md K6, alloc_pagecache_max_30M under max. 50M of page cache ends with 29M < current <= 30M, the
+    # reader alive, and memory.events max > 0.
     node = Node(memory="1G")
     cg = node.cgroup("memcg_test", max="30M", swap_max=0)
     p = run_pagecache(node, "memcg_test", "50M", "temp")
@@ -73,12 +73,12 @@ def test_k6_page_cache_under_max_is_reclaimed_not_killed():
     assert cg.events["max"] > 0 and cg.events["oom"] == 0
 
 
-# --- K7 swap limits ---------------------------------------------------------------------------------------
+# --- docs/linux-rules.md K7 swap limits ---------------------------------------------------------------------
 @pytest.mark.parametrize("swap", SWAP_DEVICES, ids=lambda s: s["kind"])
 def test_k7_max_plus_swap_max_bounds_what_a_task_can_hold(swap):
-    # K7, test_memcg_swap_max_peak. max=30M, swap.max=30M. A 100M anon allocation fills memory and swap and
-    # is OOM-killed: oom=oom_kill=1, memory.peak and swap.peak >= 29M. Then a 50M allocation fits: current
-    # near 30M (3%) and current + swap.current near 50M (3%), with max events > 0.
+    # docs/linux-rules.md K7, test_memcg_swap_max_peak. max=30M, swap.max=30M. A 100M anon allocation fills memory and
+    # swap and is OOM-killed: oom=oom_kill=1, memory.peak and swap.peak >= 29M. Then a 50M allocation fits: current near
+    # 30M (3%) and current + swap.current near 50M (3%), with max events > 0.
     node = Node(memory="1G", swap=swap)
     cg = node.cgroup("memcg_test", max="30M", swap_max="30M")
     p, _ = run_alloc(node, "memcg_test", "100M")
@@ -94,12 +94,12 @@ def test_k7_max_plus_swap_max_bounds_what_a_task_can_hold(swap):
     assert node.vmstat["pswpout"] > 0
 
 
-# --- K8 group OOM -----------------------------------------------------------------------------------------
+# --- docs/linux-rules.md K8 group OOM -----------------------------------------------------------------------
 def test_k8_oom_group_kills_every_task_of_the_leaf_and_spares_the_parent():
-    # K8, test_memcg_oom_group_leaf_events. Child: max=50M, swap.max=0, oom.group=1. The parent runs a 60M
-    # task; the child runs two 1M tasks and a 100M hog. The hog's OOM kills all three child tasks, the
-    # parent's task survives, and the parent's memory.events oom_kill includes the child's (no
-    # memory_localevents) while its local events show none.
+    # docs/linux-rules.md K8, test_memcg_oom_group_leaf_events. Child: max=50M, swap.max=0, oom.group=1. The parent runs
+    # a 60M task; the child runs two 1M tasks and a 100M hog. The hog's OOM kills all three child tasks, the parent's
+    # task survives, and the parent's memory.events oom_kill includes the child's (no memory_localevents) while its
+    # local events show none.
     node = Node(memory="1G")
     parent = node.cgroup("memcg_test_0", max="max")
     child = node.cgroup("memcg_test_0/memcg_test_1", max="50M", swap_max=0, oom_group=True)
@@ -114,8 +114,8 @@ def test_k8_oom_group_kills_every_task_of_the_leaf_and_spares_the_parent():
 
 
 def test_k8_oom_group_on_the_parent_kills_parent_and_child_tasks():
-    # K8, test_memcg_oom_group_parent_events. Parent: max=80M, swap.max=0, oom.group=1, with a 60M task;
-    # the child's two 1M tasks and 100M hog push the parent over max. Every task in both groups dies.
+    # docs/linux-rules.md K8, test_memcg_oom_group_parent_events. Parent: max=80M, swap.max=0, oom.group=1, with a 60M
+    # task; the child's two 1M tasks and 100M hog push the parent over max. Every task in both groups dies.
     node = Node(memory="1G")
     parent = node.cgroup("memcg_test_0", max="80M", swap_max=0, oom_group=True)
     child = node.cgroup("memcg_test_0/memcg_test_1", max="max")
@@ -128,7 +128,7 @@ def test_k8_oom_group_on_the_parent_kills_parent_and_child_tasks():
 
 
 def test_k8_oom_score_adj_min_is_exempt_from_the_group_kill():
-    # K8, test_memcg_oom_group_score_events. max=50M, swap.max=0, oom.group=1: a 1M task with
+    # docs/linux-rules.md K8, test_memcg_oom_group_score_events. max=50M, swap.max=0, oom.group=1: a 1M task with
     # oom_score_adj=-1000, another 1M task and a 100M hog. The group kill spares the -1000 task. oom_kill
     # reads 3 for two deaths, as in Linux: the victim is counted once by itself and again as a group member.
     node = Node(memory="1G")

@@ -1,5 +1,6 @@
-"""madvise semantics by kernel profile and proposal (DESIGN.md 4.3), K14 MADV_FREE (LTP madvise09.c) and
-MADV_FREE under a tight memcg (calibration scenario 6)."""
+"""madvise semantics by kernel profile and proposal (the madvise table of docs/kernel.md, "madvise by profile"),
+docs/linux-rules.md K14 MADV_FREE (LTP madvise09.c) and MADV_FREE under a tight memcg (docs/calibration.md
+scenario 6)."""
 
 from __future__ import annotations
 
@@ -65,8 +66,8 @@ PTE_TABLE = PAGE   # a PMD split allocates one PTE table page, charged to the me
 # --- DONTNEED ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("profile", PROFILES)
 def test_dontneed_of_a_whole_thp_frees_it_at_once_without_splitting(profile):
-    # 4.3 DONTNEED, whole-PMD range: Rss, AnonHugePages and memory.current drop by 2M now; no split
-    # counter moves; the range reads as zeros; pressure later finds nothing more to take.
+    # madvise table, DONTNEED, whole-PMD range: Rss, AnonHugePages and memory.current drop by 2M
+    # now; no split counter moves; the range reads as zeros; pressure later finds nothing more to take.
     t = Table(profile)
     assert t.madvise(0, THP, MADV.DONTNEED) == {"Rss": -THP, "AnonHugePages": -THP, "current": -THP}
     assert t.p.read(t.r, 0, THP) == 0.0
@@ -75,9 +76,9 @@ def test_dontneed_of_a_whole_thp_frees_it_at_once_without_splitting(profile):
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_dontneed_inside_a_thp_splits_the_pmd_and_defers_the_folio_until_pressure(profile):
-    # 4.3 DONTNEED, partial range / K10: Rss -4K and AnonHugePages -2M now (thp_split_pmd +1,
-    # thp_deferred_split_page +1) but the folio keeps its charge (current only grows by the PTE table).
-    # Under pressure the deferred-split shrinker splits it (thp_split_page +1) and frees the page.
+    # madvise table, DONTNEED, partial range / K10: Rss -4K and AnonHugePages -2M now (thp_split_pmd
+    # +1, thp_deferred_split_page +1) but the folio keeps its charge (current only grows by the PTE table). Under
+    # pressure the deferred-split shrinker splits it (thp_split_page +1) and frees the page.
     t = Table(profile)
     assert t.madvise(MB, PAGE, MADV.DONTNEED) == {
         "Rss": -PAGE, "AnonHugePages": -THP, "current": PTE_TABLE, "thp_split_pmd": 1,
@@ -89,8 +90,8 @@ def test_dontneed_inside_a_thp_splits_the_pmd_and_defers_the_folio_until_pressur
 # --- FREE --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("profile", PROFILES)
 def test_free_on_a_swapless_node_is_lazy_from_4_12_and_dontneed_on_4_5(profile):
-    # 4.3 FREE / K14. 4.12 and later: a whole THP becomes lazyfree and stays intact, resident and charged
-    # (LazyFree +2M, pglazyfree +512, no split); pressure discards it whole without a split
+    # madvise table, FREE / K14. 4.12 and later: a whole THP becomes lazyfree and stays intact,
+    # resident and charged (LazyFree +2M, pglazyfree +512, no split); pressure discards it whole without a split
     # (pglazyfreed +512) and it reads as zeros. linux-4.5 without swap: exactly DONTNEED.
     t = Table(profile)
     if profile == "linux-4.5":
@@ -105,8 +106,8 @@ def test_free_on_a_swapless_node_is_lazy_from_4_12_and_dontneed_on_4_5(profile):
 
 
 def test_free_on_linux_4_5_with_swap_is_lazy():
-    # 4.3 FREE, linux-4.5: with a swap device MADV_FREE is lazy (4.5-4.11 kept lazyfree pages on the anon
-    # LRU, reclaimable only when swap existed); a whole THP is marked without a split.
+    # madvise table, FREE, linux-4.5: with a swap device MADV_FREE is lazy (4.5-4.11 kept lazyfree
+    # pages on the anon LRU, reclaimable only when swap existed); a whole THP is marked without a split.
     t = Table("linux-4.5", swap={"kind": "disk", "size": "64M"})
     assert t.madvise(0, THP, MADV.FREE) == {"LazyFree": THP, "pglazyfree": 512}
     assert t.p.read(t.r, 0, THP) == 1.0
@@ -114,8 +115,8 @@ def test_free_on_linux_4_5_with_swap_is_lazy():
 
 @pytest.mark.parametrize("profile", PROFILES[1:])
 def test_free_inside_a_thp_splits_the_folio_at_the_call(profile):
-    # 4.3 FREE, partial range (calibration 4): the folio is split at once (thp_split_pmd +1,
-    # thp_split_page +1, no deferred split); only the 4K piece is lazyfree, Rss unchanged. Pressure
+    # madvise table, FREE, partial range (docs/calibration.md 4): the folio is split at once
+    # (thp_split_pmd +1, thp_split_page +1, no deferred split); only the 4K piece is lazyfree, Rss unchanged. Pressure
     # discards just that page (pglazyfreed +1); it reads as zeros, its neighbours keep their data.
     t = Table(profile)
     assert t.madvise(MB, PAGE, MADV.FREE) == {
@@ -127,8 +128,8 @@ def test_free_inside_a_thp_splits_the_folio_at_the_call(profile):
 
 @pytest.mark.parametrize("profile", PROFILES[1:])
 def test_lazy_free_split_defers_the_split_of_a_partial_free_to_reclaim(profile):
-    # 4.3 lazy split (proposal lazy_free_split): MADV_FREE of 4K inside a THP splits nothing and keeps
-    # the PMD; the split (thp_split_pmd +1, thp_split_page +1) happens in reclaim, when the page is
+    # madvise table, lazy split (proposal lazy_free_split): MADV_FREE of 4K inside a THP splits
+    # nothing and keeps the PMD; the split (thp_split_pmd +1, thp_split_page +1) happens in reclaim, when the page is
     # discarded.
     t = Table(profile, proposals=["lazy_free_split"])
     assert t.madvise(MB, PAGE, MADV.FREE) == {"LazyFree": PAGE, "pglazyfree": 1}
@@ -140,8 +141,8 @@ def test_lazy_free_split_defers_the_split_of_a_partial_free_to_reclaim(profile):
 
 @pytest.mark.parametrize("profile", PROFILES[1:])
 def test_a_write_before_reclaim_keeps_a_lazyfree_page_without_a_fault(profile):
-    # 4.3 FREE: a write to a lazyfree page before reclaim keeps it (no fault; it is data again, not
-    # lazyfree), so pressure cannot discard it.
+    # madvise table, FREE: a write to a lazyfree page before reclaim keeps it (no fault; it is data
+    # again, not lazyfree), so pressure cannot discard it.
     t = Table(profile, proposals=())
     t.p.madvise(t.r, 0, THP, MADV.FREE)
     faults = (t.p.faults_4k, t.p.faults_thp)
@@ -155,8 +156,8 @@ def test_a_write_before_reclaim_keeps_a_lazyfree_page_without_a_fault(profile):
 @pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize(("offset", "length"), [(MB, PAGE), (0, THP)], ids=["partial", "whole"])
 def test_splittable_changes_nothing_until_reclaim_handles_it_like_dontneed(profile, offset, length):
-    # 4.3 SPLITTABLE (proposal madv_splittable): no zap, no split, nothing observable at the call. Under
-    # reclaim the queued range is zapped like DONTNEED: a whole THP is freed; a partial range splits the
+    # madvise table, SPLITTABLE (proposal madv_splittable): no zap, no split, nothing observable at
+    # the call. Under reclaim the queued range is zapped like DONTNEED: a whole THP is freed; a partial range splits the
     # PMD, is queued for deferred split, and the shrinker then splits the folio.
     t = Table(profile, proposals=["madv_splittable"])
     assert t.madvise(offset, length, MADV.SPLITTABLE) == {}
@@ -172,8 +173,8 @@ def test_splittable_changes_nothing_until_reclaim_handles_it_like_dontneed(profi
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_unsplittable_before_reclaim_zeroes_in_place_and_after_reclaim_refaults(profile):
-    # 4.3 UNSPLITTABLE: while still queued, the range is dequeued and zeroed (no fault, THP kept);
-    # once reclaim took it, the next touch refaults (a new THP fault here).
+    # madvise table, UNSPLITTABLE: while still queued, the range is dequeued and zeroed (no fault,
+    # THP kept); once reclaim took it, the next touch refaults (a new THP fault here).
     t = Table(profile, proposals=["madv_splittable"])
     t.p.madvise(t.r, 0, THP, MADV.SPLITTABLE)
     assert t.madvise(0, THP, MADV.UNSPLITTABLE) == {}
@@ -190,8 +191,8 @@ def test_unsplittable_before_reclaim_zeroes_in_place_and_after_reclaim_refaults(
 
 @pytest.mark.parametrize("profile", PROFILES[1:])
 def test_free_undo_repins_survivors_and_reports_the_lost_pages_per_range(profile):
-    # 4.3 FREE_UNDO (proposal madv_free_undo), on 4K pages: FREE 4M, reclaim takes about 1M (oldest
-    # first), then FREE_UNDO on two 2M ranges. The survivors are data again (LazyFree 0, immune to more
+    # madvise table, FREE_UNDO (proposal madv_free_undo), on 4K pages: FREE 4M, reclaim takes about
+    # 1M (oldest first), then FREE_UNDO on two 2M ranges. The survivors are data again (LazyFree 0, immune to more
     # reclaim); undo_lost_pages counts, per range, the pages the tenant must refill.
     t = Table(profile, proposals=["madv_free_undo"])
     t.p.madvise(t.r, 0, "4M", MADV.NOHUGEPAGE)
@@ -230,8 +231,8 @@ def test_the_underused_thp_shrinker_exists_from_6_12(profile, split):
 
 @pytest.mark.parametrize("profile", ["linux-6.1", "linux-6.12"])
 def test_pageout_swaps_the_range_and_cold_moves_it_first_in_line(profile):
-    # 4.3 PAGEOUT/COLD (5.4+): PAGEOUT reclaims exactly the range (to swap; the THP is split first);
-    # COLD only deactivates, so the next reclaim takes that range before older, untouched memory.
+    # madvise table, PAGEOUT/COLD (5.4+): PAGEOUT reclaims exactly the range (to swap; the THP is
+    # split first); COLD only deactivates, so the next reclaim takes that range before older, untouched memory.
     node = Node(memory="256M", profile=profile, swap={"kind": "zram", "size": "64M"}, thp={"enabled": "never"})
     cg = node.cgroup("t", max="max")
     p = node.spawn(cgroup="t")
@@ -272,7 +273,7 @@ def test_each_profile_accepts_its_advice_and_rejects_the_rest_with_einval(profil
         node.check()
 
 
-# --- K14 -------------------------------------------------------------------------------------------------------
+# --- docs/linux-rules.md K14 ---------------------------------------------------------------------------------
 def madvise09(profile: str, swap):
     """LTP madvise09: 128 written pages, MADV_FREE, pages 0 and 10 rewritten, then a hog in the same memcg
     (memory.max=8M, swap.max=16M) writes 1M at a time until it is OOM-killed."""
@@ -301,10 +302,10 @@ def madvise09(profile: str, swap):
 @pytest.mark.parametrize("profile", PROFILES[1:])
 @pytest.mark.parametrize("swap", [None, {"kind": "disk", "size": "64M"}], ids=["swapless", "disk"])
 def test_k14_madv_free_pages_are_discarded_under_pressure_never_corrupted(profile, swap):
-    # K14 (4.12+). Right after MADV_FREE the contents still read back (nothing freed synchronously). The
-    # hog is OOM-killed; afterwards at least one untouched page reads as zeros, every page is intact or
-    # zero, and the rewritten pages 0 and 10 keep their data. pglazyfree/pglazyfreed count it in
-    # memory.stat. The task itself survives.
+    # docs/linux-rules.md K14 (4.12+). Right after MADV_FREE the contents still read back (nothing freed synchronously).
+    # The hog is OOM-killed; afterwards at least one untouched page reads as zeros, every page is intact or zero, and
+    # the rewritten pages 0 and 10 keep their data. pglazyfree/pglazyfreed count it in memory.stat. The task itself
+    # survives.
     _, cg, p, r, hog, readable = madvise09(profile, swap)
     assert readable == 1.0
     assert not hog.alive and p.alive and cg.events["oom_kill"] == 1
@@ -317,8 +318,8 @@ def test_k14_madv_free_pages_are_discarded_under_pressure_never_corrupted(profil
 
 
 def test_k14_madv_free_on_linux_4_5_without_swap_acts_as_dontneed():
-    # K14: from 4.5 to 4.11 MADV_FREE on a swapless system was MADV_DONTNEED: the pages read as zeros at
-    # once, Rss drops at the call, nothing is counted as lazyfree.
+    # docs/linux-rules.md K14: from 4.5 to 4.11 MADV_FREE on a swapless system was MADV_DONTNEED: the pages read as
+    # zeros at once, Rss drops at the call, nothing is counted as lazyfree.
     node, cg, p, r, _, readable = madvise09("linux-4.5", None)
     assert readable == 0.0
     assert cg.stat["pglazyfree"] == 0 and node.vmstat["pglazyfree"] == 0
@@ -326,7 +327,7 @@ def test_k14_madv_free_on_linux_4_5_without_swap_acts_as_dontneed():
     assert pages[0] == 1.0 and pages[10] == 1.0 and pages.count(0.0) == 126
 
 
-# --- calibration scenario 6 --------------------------------------------------------------------------------------
+# --- docs/calibration.md scenario 6 --------------------------------------------------------------------------
 def _lazycg(backing: str):
     """The scenario's memcg: max=256M, no swap, THP by madvise; 4K or THP backing of the process's memory."""
     node = Node(memory="1G", thp={"enabled": "madvise"})
@@ -336,7 +337,7 @@ def _lazycg(backing: str):
 
 @pytest.mark.parametrize("backing", ["4k", "thp"])
 def test_madv_free_lets_a_tight_swapless_memcg_take_new_memory_without_oom(backing):
-    # Calibration 6: memcg max=256M, no swap, enabled=madvise. Write 200M, MADV_FREE it, write 200M more
+    # docs/calibration.md 6: memcg max=256M, no swap, enabled=madvise. Write 200M, MADV_FREE it, write 200M more
     # (MADV_HUGEPAGE for THP backing). No OOM: reclaim discards about as much lazyfree memory as the new
     # memory needs (measured pglazyfreed 37112 pages on 4K, 37376 = 73 THPs on THP; band 3%); exactly the
     # discarded pages read as zeros and the rest keep their data; on THP whole THPs are discarded without a
@@ -367,7 +368,7 @@ def test_madv_free_lets_a_tight_swapless_memcg_take_new_memory_without_oom(backi
 
 @pytest.mark.parametrize("backing", ["4k", "thp"])
 def test_without_madv_free_the_same_tight_memcg_oom_kills(backing):
-    # Calibration 6, control run: the same 200M + 200M without MADV_FREE is OOM-killed (oom_kill=1).
+    # docs/calibration.md 6, control run: the same 200M + 200M without MADV_FREE is OOM-killed (oom_kill=1).
     node, cg, p, advice = _lazycg(backing)
     a = p.mmap("200M", advice=advice)
     p.touch(a)

@@ -1,4 +1,4 @@
-"""K2-K4: memory.min/low effective protection, low events and memory.reclaim (test_memcontrol.c:
+"""docs/linux-rules.md K2-K4: memory.min/low effective protection, low events and memory.reclaim (test_memcontrol.c:
 test_memcg_protection, test_memcg_reclaim)."""
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ def reclaim_until(cg, goal: int) -> bool:
 
 @pytest.mark.parametrize("attr", ["min", "low"])
 def test_k2_protection_is_split_as_effective_protection_inside_b(attr):
-    # K2. After G's 148M, B keeps about its 50M (3%). Inside B the children claim 50M (C) + 25M (D) of B's
-    # 50M, so both are scaled down: C near 29M (15%), D near 21M (20%) as memcg_protection.m predicts. E,
+    # docs/linux-rules.md K2. After G's 148M, B keeps about its 50M (3%). Inside B the children claim 50M (C) + 25M (D)
+    # of B's 50M, so both are scaled down: C near 29M (15%), D near 21M (20%) as memcg_protection.m predicts. E,
     # unprotected, is reclaimed to almost nothing; F, empty, stays at 0.
     node, (c, d, e, f) = protection_scenario(attr)
     b = node.cgroup("A/B")
@@ -65,8 +65,8 @@ def test_k2_protection_is_split_as_effective_protection_inside_b(attr):
 
 
 def test_k2_memory_min_ooms_an_allocation_that_needs_protected_memory():
-    # K2, memory.min. G then asks for 170M: only 150M of A is not min-protected, so G's task is OOM-killed
-    # and B still holds its 50M (3%).
+    # docs/linux-rules.md K2, memory.min. G then asks for 170M: only 150M of A is not min-protected, so G's task is
+    # OOM-killed and B still holds its 50M (3%).
     node, _ = protection_scenario("min")
     hog, _ = run_alloc(node, "A/G", "170M")
     assert not hog.alive
@@ -75,8 +75,8 @@ def test_k2_memory_min_ooms_an_allocation_that_needs_protected_memory():
 
 
 def test_k2_memory_low_gives_way_to_an_allocation_that_needs_it():
-    # K2, memory.low. The same 170M allocation succeeds: low-protected memory is reclaimed when nothing
-    # else is left, and B shrinks to about 30M (3%), below its low.
+    # docs/linux-rules.md K2, memory.low. The same 170M allocation succeeds: low-protected memory is reclaimed when
+    # nothing else is left, and B shrinks to about 30M (3%), below its low.
     node, _ = protection_scenario("low")
     hog, r = run_alloc(node, "A/G", "170M")
     assert hog.alive and hog.read(r) == 1.0
@@ -84,8 +84,8 @@ def test_k2_memory_low_gives_way_to_an_allocation_that_needs_it():
 
 
 def test_k3_only_children_reclaimed_below_their_low_record_low_events():
-    # K3. After the 170M allocation under memory.low: C and D were reclaimed below their low and record
-    # memory.events low > 0; E (no protection, memory_recursiveprot off) and F (empty) record none. No child
+    # docs/linux-rules.md K3. After the 170M allocation under memory.low: C and D were reclaimed below their low and
+    # record memory.events low > 0; E (no protection, memory_recursiveprot off) and F (empty) record none. No child
     # records an oom event.
     node, (c, d, e, f) = protection_scenario("low")
     run_alloc(node, "A/G", "170M")
@@ -96,8 +96,8 @@ def test_k3_only_children_reclaimed_below_their_low_record_low_events():
 
 @pytest.mark.parametrize("attr", ["min", "low"])
 def test_k4_memory_reclaim_ignores_the_targets_own_protection(attr):
-    # K4. After K2, memory.reclaim on C (effective protection about 29M) brings it to 10M: the reclaim
-    # target's own protection does not count, and the earlier emin/elow is dismissed.
+    # docs/linux-rules.md K4. After K2, memory.reclaim on C (effective protection about 29M) brings it to 10M: the
+    # reclaim target's own protection does not count, and the earlier emin/elow is dismissed.
     node, (c, *_) = protection_scenario(attr)
     assert reclaim_until(c, 10 * MB)
     node.check()
@@ -105,8 +105,8 @@ def test_k4_memory_reclaim_ignores_the_targets_own_protection(attr):
 
 
 def test_k4_memory_reclaim_returns_eagain_when_the_goal_is_out_of_reach():
-    # K4. Without swap 20M of anon memory cannot be reclaimed: writing 10M to memory.reclaim fails with
-    # EAGAIN and nothing is taken.
+    # docs/linux-rules.md K4. Without swap 20M of anon memory cannot be reclaimed: writing 10M to memory.reclaim fails
+    # with EAGAIN and nothing is taken.
     node = Node(memory="512M")
     cg = node.cgroup("t", max="max")
     run_alloc(node, "t", "20M")
@@ -121,9 +121,9 @@ def test_k4_memory_reclaim_returns_eagain_when_the_goal_is_out_of_reach():
 
 @pytest.mark.parametrize("swap", [None, {"kind": "disk", "size": "1G"}], ids=["swapless", "disk"])
 def test_k4_memory_reclaim_takes_file_and_with_swap_anon_down_to_30m(swap):
-    # K4, test_memcg_reclaim. The group holds 50M of page cache, plus 50M of anon memory when swap exists;
-    # usage is near 50M or 100M (10%). memory.reclaim then brings it to 30M (3%), which needs anon swapped
-    # out when there is swap.
+    # docs/linux-rules.md K4, test_memcg_reclaim. The group holds 50M of page cache, plus 50M of anon memory when swap
+    # exists; usage is near 50M or 100M (10%). memory.reclaim then brings it to 30M (3%), which needs anon swapped out
+    # when there is swap.
     node = Node(memory="1G", swap=swap)
     cg = node.cgroup("memcg_test", max="max")
     run_pagecache(node, "memcg_test", "50M", "temp")

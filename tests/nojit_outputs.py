@@ -1,0 +1,78 @@
+"""What the compiled loops produce, rendered as text, for the compiled-vs-plain-Python comparison.
+
+``test_no_jit_equivalence`` runs ``outputs()`` in two fresh interpreters, one with ``NUMBA_DISABLE_JIT=1``,
+and requires identical text. Covered: the kernel's golden scenarios (every syscall path), the jemalloc and
+glibc syscall traces (the allocators' range and span loops), the latency histogram's bucket loop and the
+workloads' live-unit table and hot-set hash.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from golden_scenarios import CONFIGS, allocator_scenario, scenario, timeline
+from test_syscall_trace import CASES, trace_lines
+
+from clustersim.fleet.latency import GAMMA, HI_S, LO_S, LatencyHistogram, bucket_of, serve
+from clustersim.workloads import HeapDemand
+from clustersim.workloads.access import AccessPattern
+
+TRACE_KINDS = ("jemalloc", "glibc")
+
+
+def kernel_outputs() -> dict[str, list[str]]:
+    out = {f"kernel/{name}": timeline(*scenario(config)) for name, config in sorted(CONFIGS.items())}
+    out["kernel/allocators"] = timeline(*allocator_scenario())
+    return out
+
+
+def trace_outputs() -> dict[str, list[str]]:
+    return {f"trace/{name}": trace_lines(name) for name in sorted(CASES) if CASES[name][0] in TRACE_KINDS}
+
+
+def latency_lines() -> list[str]:
+    """Bucket edges, special values and 200 ticks of served requests with weights and stalls."""
+    edges = LO_S * GAMMA ** np.arange(0, 2000, 37)
+    special = np.array([0.0, LO_S, LO_S * (1 - 1e-12), HI_S, HI_S * 10, np.inf, np.nan, 1e-300])
+    lines = [f"buckets {bucket_of(np.concatenate([edges, edges * (1 + 1e-9), special])).tolist()}"]
+    rng = np.random.default_rng(2)
+    hist = LatencyHistogram()
+    for t in range(200):
+        base = rng.lognormal(np.log(2e-3), 0.5, size=int(rng.integers(1, 300)))
+        stalls = rng.exponential(5e-4, size=int(rng.integers(0, 40)))
+        serve(rng, base, int(rng.integers(0, 5000)), 1.0 + t / 400, float(rng.exponential(1e-3)), stalls, hist)
+        hist.add(base[::3], rng.random(len(base[::3])))   # one weight per latency
+        if t % 20 == 19:
+            lines.append(f"tick {t} total={hist.total!r} p50={hist.quantile_s(0.5)!r} p99={hist.quantile_s(0.99)!r}")
+    lines.append(f"counts {hist.counts.tolist()!r}")
+    return lines
+
+
+def demand_lines() -> list[str]:
+    """Two profiles' span births and deaths over 40 one-second steps, with a restart halfway."""
+    lines = []
+    for profile in ("tcmalloc/beta", "tcmalloc/sigma"):
+        demand = HeapDemand(profile, "64M", "8MiB/s", np.random.default_rng(9), min_span_bytes="64K")
+        events = [demand.initial()]
+        for t in range(40):
+            events.append(demand.restart(float(t)) if t == 20 else demand.step(float(t), 1.0))
+        for t, ev in enumerate(events):
+            lines.append(f"{profile} {t} alloc {ev.alloc_ids.tolist()} {ev.alloc_bytes.tolist()} "
+                         f"free {ev.free_ids.tolist()} {ev.free_bytes.tolist()}")
+        lines.append(f"{profile} live {demand.live_units_per_class.tolist()} {demand.live_bytes}")
+    return lines
+
+
+def hot_set_lines() -> list[str]:
+    """Keys and hot sets of the splitmix hash, fixed and drifting."""
+    ids = np.concatenate([np.arange(0, 3000), np.array([2**62, 2**63 - 1, 12345678901])])
+    lines = []
+    for drift in (0.0, 0.01):
+        pattern = AccessPattern(np.random.default_rng(5), hot_share=0.3, drift_per_s=drift)
+        lines.append(f"keys {drift} {pattern.keys(ids).tolist()!r}")
+        lines += [f"hot {drift} {t} {pattern.hot_ids(ids, float(t)).tolist()}" for t in (0, 7, 50)]
+    return lines
+
+
+def outputs() -> dict[str, list[str]]:
+    return {**kernel_outputs(), **trace_outputs(), "latency": latency_lines(), "workloads/demand": demand_lines(),
+            "workloads/hot_set": hot_set_lines()}
