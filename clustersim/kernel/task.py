@@ -8,7 +8,6 @@ length up to pages, as Linux does; a range outside the mapping is ENOMEM.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,9 +16,11 @@ from ..jit import njit
 from ..units import HPAGE_PAGES, PAGE_SIZE
 from . import fault, khugepaged, madvise
 from .errors import KernelError, size_arg
-from .memory import charging, free_page_tables, lru_add, unmap_pages
+from .filemap import read_file
+from .memory import lru_add
 from .mman import MADV
-from .pagetable import ADV_HUGEPAGE, ADV_NOHUGEPAGE, HOLDS_DATA, LAZY, NONE, SWAP, uniq_rows
+from .pagetable import ADV_HUGEPAGE, ADV_NOHUGEPAGE, HOLDS_DATA, LAZY, SWAP, uniq_rows
+from .vma import RangeBatch, Region, map_region, unmap_region
 
 if TYPE_CHECKING:
     from .memcg import Memcg
@@ -33,60 +34,6 @@ _HANDLERS = {MADV.DONTNEED: madvise.dontneed, MADV.FREE: madvise.free, MADV.SPLI
              MADV.UNSPLITTABLE: madvise.unsplittable, MADV.COLD: madvise.cold, MADV.PAGEOUT: madvise.pageout}
 
 
-@dataclass(eq=False)
-class Region:
-    """One anonymous (or page-cache) mapping: ``nvhp`` contiguous rows of the node's page table."""
-
-    id: int
-    proc: Process | None
-    start_row: int
-    nvhp: int
-    npages: int
-    kind: str = "anon"
-    name: str = ""
-    mapped: bool = True
-
-    @property
-    def length(self) -> int:
-        return self.npages * PAGE_SIZE
-
-    @property
-    def rows(self) -> np.ndarray:
-        return np.arange(self.start_row, self.start_row + self.nvhp)
-
-    def flat(self, first_page: np.ndarray, npages: np.ndarray) -> np.ndarray:
-        """Flat page-table indices of page ranges given as first page and count within the region."""
-        total = int(npages.sum())
-        if total == 0:
-            return np.empty(0, dtype=np.int64)
-        base = self.start_row * HPAGE_PAGES + first_page.astype(np.int64)
-        starts = np.repeat(base - np.concatenate([[0], np.cumsum(npages)[:-1]]), npages)
-        return starts + np.arange(total, dtype=np.int64)
-
-
-@dataclass(slots=True)
-class RangeBatch:
-    """Byte ranges over several mappings, grouped by mapping: ``counts[i]`` consecutive (offset, length)
-    pairs belong to ``regions[i]``. What the (region, offsets, lengths) triples of a batch call say, in one
-    pair of arrays: a caller that already holds its ranges that way (an allocator splitting its page ranges
-    by VMA) hands them over without cutting them into per-mapping arrays first."""
-
-    regions: list[Region]
-    offsets: np.ndarray
-    lengths: np.ndarray
-    counts: list[int]
-
-    def __iter__(self):
-        """The (region, offsets, lengths) triples."""
-        end = 0
-        for region, k in zip(self.regions, self.counts, strict=True):
-            yield region, self.offsets[end:end + k], self.lengths[end:end + k]
-            end += k
-
-    def __len__(self) -> int:
-        return len(self.regions)
-
-
 class Process:
     """A task in a memcg. Thin handle: state lives in the node's arrays."""
 
@@ -95,7 +42,8 @@ class Process:
             raise KernelError("EINVAL", f"oom_score_adj={oom_score_adj} must be in [-1000, 1000]")
         if threads < 1:
             raise KernelError("EINVAL", f"threads={threads} must be >= 1")
-        self.node, self.pid, self.name, self.memcg = node, pid, name, memcg
+        self.node, self.mm = node, node.mm   # the machine it runs on, and that machine's state
+        self.pid, self.name, self.memcg = pid, name, memcg
         self.oom_score_adj, self.threads = oom_score_adj, threads
         self.alive = True
         self.thp_disable = False
@@ -116,7 +64,7 @@ class Process:
         nbytes = size_arg("length", length)
         if nbytes <= 0:
             raise KernelError("EINVAL", f"mmap length {length!r} must be > 0")
-        region = self.node.map_region(self, -(-nbytes // PAGE_SIZE))
+        region = map_region(self.mm, self, -(-nbytes // PAGE_SIZE))
         if advice is not None:
             self.madvise(region, 0, region.length, advice)
         return region
@@ -124,7 +72,7 @@ class Process:
     def munmap(self, region: Region) -> None:
         """Unmap the whole region: pages, swap slots and page tables are freed."""
         self._own(region)
-        self.node.unmap_region(region)
+        unmap_region(self.mm, region)
         self.regions.remove(region)
         self._rows_cache = None
 
@@ -164,7 +112,7 @@ class Process:
 
     def _touch(self, flat: np.ndarray) -> float:
         self._check_alive()
-        return fault.touch(self.node, self, flat)
+        return fault.touch(self.mm, self, flat)
 
     def _batch_flat(self, batch, *, aligned: bool = False) -> np.ndarray:
         """Sorted distinct flat pages of (region, offsets, lengths) triples, each range checked."""
@@ -246,31 +194,30 @@ class Process:
         """
         first, n = self._batch_pages(batch, aligned=False)
         self._check_alive()
-        pt = self.node.pt
+        pt = self.mm.pt
         return self._read(*_swapped_and_rows(pt.flat_state, pt.cnt, first, n))
 
     def _access(self, flat: np.ndarray) -> float:
         self._check_alive()
-        swapped = flat[self.node.pt.flat_state[flat] == SWAP]
+        swapped = flat[self.mm.pt.flat_state[flat] == SWAP]
         return self._read(swapped, uniq_rows(flat))
 
     def _read(self, swapped: np.ndarray, rows: np.ndarray) -> float:
         """A read of ``rows`` that finds the pages ``swapped`` out: swap-in, then the rows become active."""
-        cost = fault.touch(self.node, self, swapped) if len(swapped) else 0.0
-        lru_add(self.node, rows, active=True)
+        cost = fault.touch(self.mm, self, swapped) if len(swapped) else 0.0
+        lru_add(self.mm, rows, active=True)
         return cost
 
     def read(self, region: Region, offset: int | str = 0, length: int | str | None = None) -> float:
         """Share of the range's pages that still hold written data (observation only, no side effect)."""
         first, n = self._pages(region, offset, length, aligned=False)
         flat = region.flat(first, n)
-        return float(HOLDS_DATA[self.node.pt.flat_state[flat]].mean()) if len(flat) else 0.0
+        return float(HOLDS_DATA[self.mm.pt.flat_state[flat]].mean()) if len(flat) else 0.0
 
     def read_file(self, size: int | str, name: str) -> float:
         """Read ``size`` bytes of file ``name`` into the page cache, charged to this task's memcg."""
         self._check_alive()
-        from .filemap import read_file
-        return read_file(self.node, self, size_arg("size", size), name)
+        return read_file(self.mm, self, size_arg("size", size), name)
 
     # --- madvise ------------------------------------------------------------------------------------
     def madvise(self, region: Region, offset: int | str, length: int | str, advice: MADV) -> float:
@@ -286,7 +233,7 @@ class Process:
     def madvise_batch(self, batch, advice: MADV) -> float:
         """madvise_many() over several mappings at once ((region, offsets, lengths) triples); one call per
         range is counted and costed, as if each were its own madvise(2)."""
-        advice = madvise.check_advice(self.node, advice)
+        advice = madvise.check_advice(self.mm, advice)
         if advice not in _HANDLERS:   # per-VMA advice, or per-call results (FREE_UNDO's lost pages)
             return sum(self.madvise_many(region, off, ln, advice) for region, off, ln in batch)
         self._check_alive()
@@ -294,38 +241,38 @@ class Process:
         ranges = len(first)
         flat = _flat_pages(first, n)
         self.madvise_calls += ranges
-        self.node.vmstat["madvise_calls"] += ranges
-        return _HANDLERS[advice](self.node, self, flat, ranges)
+        self.mm.vmstat["madvise_calls"] += ranges
+        return _HANDLERS[advice](self.mm, self, flat, ranges)
 
     def _madvise(self, region: Region, first: np.ndarray, n: np.ndarray, advice: MADV) -> float:
         self._check_alive()
-        node = self.node
-        advice = madvise.check_advice(node, advice)
+        mm = self.mm
+        advice = madvise.check_advice(mm, advice)
         ranges = len(first)
         self.madvise_calls += ranges
-        node.vmstat["madvise_calls"] += ranges
+        mm.vmstat["madvise_calls"] += ranges
         if advice == MADV.FREE_UNDO:   # pages in call order: lost pages are counted per call
-            cost, self.undo_lost_pages = madvise.free_undo(node, self, region.flat(first, n), n)
+            cost, self.undo_lost_pages = madvise.free_undo(mm, self, region.flat(first, n), n)
             return cost
         flat = _flat_pages(region.start_row * HPAGE_PAGES + first, n)
         if advice == MADV.COLLAPSE:
             return self._collapse(region, flat)
         if advice in _HANDLERS:
-            return _HANDLERS[advice](node, self, flat, ranges)
-        return madvise.set_thp_advice(node, region, flat, advice)
+            return _HANDLERS[advice](mm, self, flat, ranges)
+        return madvise.set_thp_advice(mm, region, flat, advice)
 
     def _collapse(self, region: Region, flat: np.ndarray) -> float:
         """MADV_COLLAPSE (6.1+): EINVAL on MADV_NOHUGEPAGE or with THP disabled by prctl."""
-        node = self.node
+        mm = self.mm
         rows = uniq_rows(flat)
-        if (node.pt.advice[rows] == ADV_NOHUGEPAGE).any() or self.thp_disable is True:
+        if (mm.pt.advice[rows] == ADV_NOHUGEPAGE).any() or self.thp_disable is True:
             raise KernelError("EINVAL", "MADV_COLLAPSE on a VMA with MADV_NOHUGEPAGE or THP disabled by prctl")
-        rows = rows[khugepaged.collapsible(node, rows, limits=False)]
-        _, failed, cost = khugepaged.collapse(node, rows)
+        rows = rows[khugepaged.collapsible(mm, rows, limits=False)]
+        _, failed, cost = khugepaged.collapse(mm, rows)
         self.stall(cost, "collapse")
         if len(failed):
             raise KernelError("ENOMEM", f"MADV_COLLAPSE: no hugepage for {len(failed)} of {len(rows)} ranges")
-        return cost + node.costs.syscall_s
+        return cost + mm.costs.syscall_s
 
     # --- prctl --------------------------------------------------------------------------------------------
     @property
@@ -340,15 +287,15 @@ class Process:
             raise KernelError("EINVAL", f"thp_disable={value!r} must be True, False or 'except_advised'")
         self._thp_disable = value
         if value is False:   # the node keeps the set, so faults skip the owner lookup when it is empty
-            self.node.thp_disabled_pids.discard(self.pid)
+            self.mm.thp_disabled_pids.discard(self.pid)
         else:
-            self.node.thp_disabled_pids.add(self.pid)
+            self.mm.thp_disabled_pids.add(self.pid)
 
     # --- observations -------------------------------------------------------------------------------
     @property
     def smaps(self) -> dict[str, int]:
         """smaps_rollup fields in bytes: Rss, Anonymous, AnonHugePages, LazyFree, Swap."""
-        pt = self.node.pt
+        pt = self.mm.pt
         rows = self._rows()   # a task's own mappings are anonymous; page cache belongs to files
         rss, thp_rows, lazy, swap = (int(v) for v in _rollup(pt.npres, pt.pmd, pt.cnt, rows))
         return {"Rss": rss * PAGE_SIZE, "Anonymous": rss * PAGE_SIZE,
@@ -381,15 +328,15 @@ class Process:
 
     def rss_pages(self) -> int:
         rows = self._rows()
-        return int(self.node.pt.present(rows).sum()) if len(rows) else 0
+        return int(self.mm.pt.present(rows).sum()) if len(rows) else 0
 
     def swap_pages(self) -> int:
         rows = self._rows()
-        return int(self.node.pt.cnt[rows, SWAP].sum()) if len(rows) else 0
+        return int(self.mm.pt.cnt[rows, SWAP].sum()) if len(rows) else 0
 
     def pagetable_pages(self) -> int:
         rows = self._rows()
-        return int(self.node.pt.pt[rows].sum()) if len(rows) else 0
+        return int(self.mm.pt.pt[rows].sum()) if len(rows) else 0
 
     def thp_coverage(self) -> float:
         """AnonHugePages / anonymous RSS (DESIGN.md section 7); 0 with nothing resident."""
@@ -543,17 +490,5 @@ def _int64(values) -> np.ndarray:
 
 
 
-def unmap_all_rows(node: Node, region: Region) -> None:
-    """Free everything the region's rows hold (shared by munmap, exit and file eviction)."""
-    rows = region.rows
-    pt = node.pt
-    flat = pt.pages_of(rows)
-    busy = flat[pt.flat_state[flat] != NONE]
-    with charging(node, rows):
-        unmap_pages(node, busy)
-        from .memory import free_folios
-        free_folios(node, rows[pt.folio[rows] >= 0])
-        free_page_tables(node, rows)
 
-
-__all__ = ["ADV_HUGEPAGE", "Process", "Region"]
+__all__ = ["ADV_HUGEPAGE", "Process", "RangeBatch", "Region"]
