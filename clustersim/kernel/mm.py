@@ -46,6 +46,7 @@ class Task(Protocol):
     """The part of a task the mechanisms use: identity, memcg, liveness, fault counters and stalls."""
 
     pid: int
+    name: str
     memcg: Memcg
     regions: list[Region]
     alive: bool
