@@ -1,4 +1,4 @@
-"""Node.check() and memory.stat: recount everything from the page table and compare with the counters.
+"""Node.check(): recount everything from the page table and compare with the counters.
 
 The invariants: every page is in exactly one place (a pageblock's count equals the pages that name it: mapped
 4 KiB pages, THP folios, PTE tables, boot kernel memory, the compressed swap store); per-row state counts
@@ -8,14 +8,12 @@ its zswap pool share, summed over its subtree; no counter is negative.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from ..units import HPAGE_PAGES, PAGE_SIZE
-from .memcg import Memcg
+from ..units import HPAGE_PAGES
+from .memcg import local_zswap
 from .mm import MM
-from .pagetable import CACHE, DATA, IS_PRESENT, LAZY, NSTATES, PRESENT_STATES, QUEUED, SWAP, ZERO, uniq
+from .pagetable import IS_PRESENT, NSTATES, PRESENT_STATES, SWAP, uniq
 
 
 def check_node(mm: MM) -> None:
@@ -79,47 +77,7 @@ def _check_charges(mm: MM) -> None:
     swap = np.bincount(pt.memcg[:n][live], weights=pt.cnt[:n, SWAP][live], minlength=nm)
     for m in mm.memcgs.all:
         members = [d.idx for d in m.subtree()]
-        expect = int(local[members].sum()) + _local_zswap(mm, m)
+        expect = int(local[members].sum()) + local_zswap(mm, m)
         assert m.usage == expect, f"memcg {m.path!r}: usage {m.usage} != charged pages {expect}"
         assert m.swap_usage == int(swap[members].sum()), f"memcg {m.path!r}: swap usage mismatch"
         assert m.usage >= 0 and m.swap_usage >= 0
-
-
-def _local_zswap(mm: MM, m: Memcg) -> int:
-    """zswap pool pages charged to m's subtree."""
-    sw = mm.swap
-    if sw.kind != "zswap":
-        return 0
-    return sum(math.ceil(sw.pool_stored.get(d.idx, 0) / sw.ratio) for d in m.subtree())
-
-
-def memcg_stat(mm: MM, m: Memcg) -> dict[str, int]:
-    """memory.stat for m's subtree, sizes in bytes, Linux field names."""
-    pt, n = mm.pt, mm.pt.nrows
-    rows = np.flatnonzero(np.isin(pt.memcg[:n], [d.idx for d in m.subtree()]))
-    c = pt.cnt[rows]
-    is_file = c[:, CACHE] > 0
-    anon_rows = rows[~is_file]
-    anon_fp = np.where(pt.folio[anon_rows] >= 0, HPAGE_PAGES, pt.present(anon_rows))
-    active = pt.active[rows]
-    anon_plain = c[:, ZERO] + c[:, DATA] + c[:, QUEUED]
-    lazy_on_file = not mm.profile.lazyfree_needs_swap
-    lazy = c[:, LAZY]
-    stat = {
-        "anon": int(anon_fp.sum()),
-        "file": int(c[:, CACHE].sum()),
-        "anon_thp": int(pt.pmd[rows].sum()) * HPAGE_PAGES,
-        "pagetables": int(pt.pt[rows].sum()),
-        "swap": int(c[:, SWAP].sum()),
-        "zswap": _local_zswap(mm, m),
-        "active_anon": int(anon_plain[active].sum()),
-        "inactive_anon": int(anon_plain[~active].sum()) + (0 if lazy_on_file else int(lazy.sum())),
-        "active_file": int(c[active, CACHE].sum()),
-        "inactive_file": int(c[~active, CACHE].sum()) + (int(lazy.sum()) if lazy_on_file else 0),
-        "lazyfree": int(lazy.sum()),
-    }
-    out = {k: v * PAGE_SIZE for k, v in stat.items()}
-    for counter in ("pglazyfree", "pglazyfreed", "thp_fault_alloc", "thp_collapse_alloc",
-                    "workingset_refault_anon", "pswpin", "pswpout"):
-        out[counter] = mm.memcgs.stat_counter(m, counter)
-    return out

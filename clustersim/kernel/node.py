@@ -14,8 +14,8 @@ from ..units import HPAGE_PAGES, PAGE_SIZE
 from . import compaction, khugepaged, vmscan
 from .costs import Costs
 from .errors import KernelError, duration_arg, size_arg
-from .invariants import check_node, memcg_stat
-from .memcg import EVENTS, LIMITS, Memcg, MemcgTree, parse_limit
+from .invariants import check_node
+from .memcg import EVENTS, LIMITS, Memcg, MemcgTree, memcg_stat, parse_limit
 from .mm import KCOMPACTD_INTERVAL_S, MM
 from .page_alloc import PhysMem, default_min_free_kbytes
 from .pagetable import CACHE, LAZY, PageTable
