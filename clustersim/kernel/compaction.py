@@ -19,6 +19,7 @@ from .pagetable import IS_PRESENT
 # kcompactd works in bounded rounds per wake-up (each round up to 1/64 of the node's blocks) so that one
 # wake-up cannot monopolise a simulated second.
 PROACTIVE_ROUNDS = 8
+PROACTIVE_ROUND_BLOCKS_DIV = 64
 
 
 def plan(mm: MM, want_blocks: int) -> np.ndarray:
@@ -81,7 +82,7 @@ def proactive(mm: MM) -> float:
     for _ in range(PROACTIVE_ROUNDS):
         if mm.phys.fragmentation_score() <= low:
             break
-        freed, cost = compact(mm, max(1, mm.phys.nblocks // 64))
+        freed, cost = compact(mm, max(1, mm.phys.nblocks // PROACTIVE_ROUND_BLOCKS_DIV))
         total += cost
         if not freed:
             break

@@ -28,7 +28,11 @@ EVENTS = ("low", "high", "max", "oom", "oom_kill", "oom_group_kill")
 # memory.high: mm/memcontrol.c MEMCG_MAX_HIGH_DELAY_JIFFIES (2 s) and the HZ/100 floor below which no sleep.
 HIGH_DELAY_CAP_S = 2.0
 HIGH_DELAY_FLOOR_S = 0.010
-MEMCG_CHARGE_BATCH = 64
+MEMCG_CHARGE_BATCH = 64            # include/linux/memcontrol.h: pages charged per batch
+MEMCG_DELAY_PRECISION_SHIFT = 20   # mm/memcontrol.c: overage = (usage - high) << 20 / high
+MEMCG_DELAY_SCALING_SHIFT = 14     # mm/memcontrol.c: penalty = overage^2 * HZ >> 20 >> 14
+# so the penalty is 2^(20 - 14) * f^2 seconds for f = (usage - high) / high
+HIGH_DELAY_SCALE = float(2 ** (MEMCG_DELAY_PRECISION_SHIFT - MEMCG_DELAY_SCALING_SHIFT))
 
 
 @dataclass(eq=False)
@@ -202,7 +206,7 @@ def high_penalty_s(usage: int, high: float, nr_pages: int) -> float:
     over = min(nr_pages, usage - high)
     ends = usage - over + MEMCG_CHARGE_BATCH * np.arange(1, -(-over // MEMCG_CHARGE_BATCH) + 1)
     f = (np.minimum(ends, usage) - high) / high
-    delay = np.minimum(64.0 * f * f, HIGH_DELAY_CAP_S)   # seconds (jiffies / HZ) per full batch
+    delay = np.minimum(HIGH_DELAY_SCALE * f * f, HIGH_DELAY_CAP_S)   # seconds (jiffies / HZ) per full batch
     return float(delay[delay > HIGH_DELAY_FLOOR_S].sum())
 
 

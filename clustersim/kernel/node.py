@@ -201,7 +201,7 @@ class Cgroup:
         """memory.reclaim: reclaim from this subtree ignoring its own protection; EAGAIN if short."""
         want = size_arg("reclaim", nbytes) // PAGE_SIZE
         got = 0
-        for _ in range(16):
+        for _ in range(vmscan.MAX_RECLAIM_RETRIES):   # memory_reclaim(), mm/memcontrol.c
             sc = vmscan.memcg_reclaim(self.node.mm, self.memcg, want - got)
             got += sc.nr_reclaimed
             if got >= want or sc.nr_reclaimed == 0:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from .memcg import Memcg, MemcgTree
 from .mm import MM, Task
 
-OOM_SCORE_ADJ_MIN = -1000
+OOM_SCORE_ADJ_MIN = -1000   # include/uapi/linux/oom.h: never chosen
+OOM_SCORE_ADJ_MAX = 1000    # include/uapi/linux/oom.h: chosen first
 
 
 def badness(mm: MM, p: Task) -> float:

@@ -13,9 +13,7 @@ from __future__ import annotations
 from .memcg import INF, MemcgTree, high_penalty_s
 from .mm import MM, Task
 from .oom_kill import out_of_memory
-from .vmscan import SWAP_CLUSTER_MAX, direct_reclaim, memcg_reclaim
-
-MAX_RECLAIM_RETRIES = 16
+from .vmscan import MAX_RECLAIM_RETRIES, SWAP_CLUSTER_MAX, direct_reclaim, memcg_reclaim
 
 
 def reserve(mm: MM, p: Task, n: int) -> tuple[int, float]:

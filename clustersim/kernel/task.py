@@ -18,6 +18,7 @@ from .errors import KernelError, size_arg
 from .filemap import read_file
 from .memory import lru_add
 from .mman import MADV
+from .oom_kill import OOM_SCORE_ADJ_MAX, OOM_SCORE_ADJ_MIN
 from .pagetable import (
     ADV_HUGEPAGE,
     ADV_NOHUGEPAGE,
@@ -45,8 +46,9 @@ class Process:
     """A task in a memcg. Thin handle: state lives in the node's arrays."""
 
     def __init__(self, node: Node, pid: int, name: str, memcg: Memcg, oom_score_adj: int, threads: int):
-        if not -1000 <= oom_score_adj <= 1000:
-            raise KernelError("EINVAL", f"oom_score_adj={oom_score_adj} must be in [-1000, 1000]")
+        if not OOM_SCORE_ADJ_MIN <= oom_score_adj <= OOM_SCORE_ADJ_MAX:
+            raise KernelError("EINVAL", f"oom_score_adj={oom_score_adj} must be in "
+                                        f"[{OOM_SCORE_ADJ_MIN}, {OOM_SCORE_ADJ_MAX}]")
         if threads < 1:
             raise KernelError("EINVAL", f"threads={threads} must be >= 1")
         self.node, self.mm = node, node.mm   # the machine it runs on, and that machine's state

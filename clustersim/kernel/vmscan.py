@@ -24,9 +24,10 @@ from .memory import charging, unmap_pages
 from .mm import MM
 from .pagetable import CACHE, DATA, LAZY, QUEUED, SWAP, ZERO, uniq, uniq_rows
 
-DEF_PRIORITY = 12
-SWAP_CLUSTER_MAX = 32
-DEFAULT_SEEKS = 2
+DEF_PRIORITY = 12          # include/linux/mmzone.h: reclaim starts scanning lru_size >> 12
+SWAP_CLUSTER_MAX = 32      # include/linux/swap.h: pages reclaim works on per batch
+DEFAULT_SEEKS = 2          # include/linux/shrinker.h: a shrinker's default cost to recreate an object
+MAX_RECLAIM_RETRIES = 16   # mm/internal.h: reclaim rounds without progress before OOM or memory.reclaim's EAGAIN
 
 
 @dataclass
