@@ -72,7 +72,7 @@ class Task(Protocol):
 
 @dataclass(eq=False, repr=False)
 class MM:
-    """One node's memory-management state. Built by `Node`; changed only by the mechanism modules.
+    """One node's memory-management state. Built by `Node`; changed by the mechanisms and the syscalls.
 
     ``regions`` maps a region id to every live mapping (task mappings and file page cache alike), ``files``
     a file name to its page-cache region. ``boot_used`` is each pageblock's used pages after boot (the
