@@ -110,7 +110,7 @@ def _sorted_batch(task: Task, batch: list, aligned: bool) -> RangeBatch:
 
 
 def _range_batch_pages(task: Task, batch: RangeBatch, aligned: bool) -> tuple[np.ndarray, np.ndarray] | None:
-    """_batch_pages() of a RangeBatch whose mappings are live, this task's and in address order; None
+    """batch_pages() of a RangeBatch whose mappings are live, the task's and in address order; None
     when they are not or a range is bad (the caller then sorts, or raises the first range's error)."""
     off, ln = batch.offsets, batch.lengths
     if not (off.dtype == _INT64 == ln.dtype and off.ndim == 1 and off.shape == ln.shape
