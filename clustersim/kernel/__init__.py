@@ -9,6 +9,7 @@ from .errors import KernelError
 from .mman import MADV
 from .node import Cgroup, Node
 from .profiles import PROPOSALS, profile_names
-from .task import Process, RangeBatch, Region
+from .task import Process
+from .vma import RangeBatch, Region
 
 __all__ = ["MADV", "PROPOSALS", "Cgroup", "KernelError", "Node", "Process", "RangeBatch", "Region", "profile_names"]

@@ -10,28 +10,25 @@ deferred compaction backoff, zones.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from ..units import HPAGE_PAGES
+from .mm import MM
 from .pagetable import IS_PRESENT
-
-if TYPE_CHECKING:
-    from .node import Node
 
 # kcompactd works in bounded rounds per wake-up (each round up to 1/64 of the node's blocks) so that one
 # wake-up cannot monopolise a simulated second.
 PROACTIVE_ROUNDS = 8
+PROACTIVE_ROUND_BLOCKS_DIV = 64
 
 
-def plan(node: Node, want_blocks: int) -> np.ndarray:
+def plan(mm: MM, want_blocks: int) -> np.ndarray:
     """Blocks to empty: the sparsest movable ones whose pages fit into the holes of the denser ones.
 
     Goal: free ``want_blocks`` pageblocks moving as few pages as possible. Proxy: sort partly used movable
     blocks by use; take a prefix as sources while the remaining blocks' free room can absorb them.
     """
-    phys = node.phys
+    phys = mm.phys
     movable = np.flatnonzero((phys.used > 0) & (phys.used < HPAGE_PAGES) & ~phys.thp & (phys.unmov == 0))
     if len(movable) < 2 or want_blocks <= 0:
         return movable[:0]
@@ -45,47 +42,47 @@ def plan(node: Node, want_blocks: int) -> np.ndarray:
     return order[: min(k, want_blocks)]
 
 
-def compact(node: Node, want_blocks: int) -> tuple[int, float]:
+def compact(mm: MM, want_blocks: int) -> tuple[int, float]:
     """Free up to ``want_blocks`` pageblocks by migration; returns (blocks freed, seconds of work)."""
-    sources = plan(node, want_blocks)
+    sources = plan(mm, want_blocks)
     if len(sources) == 0:
         return 0, 0.0
-    pt = node.pt
+    pt = mm.pt
     limit = pt.nrows * HPAGE_PAGES
     blocks = pt.flat_block[:limit]
     flat = np.flatnonzero(np.isin(blocks, sources))
     flat = flat[IS_PRESENT[pt.flat_state[flat]]]
-    node.phys.free_pages(blocks[flat])
+    mm.phys.free_pages(blocks[flat])
     # The freed sources are now whole free blocks; order-0 allocation fills partial blocks first, which
     # plan() checked can absorb every moved page.
-    new_blocks = node.phys.alloc_pages(len(flat))
+    new_blocks = mm.phys.alloc_pages(len(flat))
     assert not np.isin(new_blocks, sources).any(), "compaction moved pages back into a source block"
     pt.flat_block[flat] = new_blocks
-    node.vmstat["pgmigrate_success"] += len(flat)
-    return len(sources), len(flat) * node.costs.migrate_page_s
+    mm.vmstat["pgmigrate_success"] += len(flat)
+    return len(sources), len(flat) * mm.costs.migrate_page_s
 
 
-def direct_compact(node: Node, want_blocks: int) -> tuple[int, float]:
+def direct_compact(mm: MM, want_blocks: int) -> tuple[int, float]:
     """Compaction in the allocating context: counted as compact_stall, success or fail."""
-    node.vmstat["compact_stall"] += 1
-    freed, cost = compact(node, want_blocks)
-    node.vmstat["compact_success" if freed else "compact_fail"] += 1
+    mm.vmstat["compact_stall"] += 1
+    freed, cost = compact(mm, want_blocks)
+    mm.vmstat["compact_success" if freed else "compact_fail"] += 1
     return freed, cost
 
 
-def proactive(node: Node) -> float:
+def proactive(mm: MM) -> float:
     """kcompactd's proactive compaction: above score 100-proactiveness+10, compact to below 100-proactiveness."""
-    p = node.vm.compaction_proactiveness
+    p = mm.vm.compaction_proactiveness
     if p == 0:
         return 0.0
     low, high = 100 - p, 100 - p + 10
-    if node.phys.fragmentation_score() <= high:
+    if mm.phys.fragmentation_score() <= high:
         return 0.0
     total = 0.0
     for _ in range(PROACTIVE_ROUNDS):
-        if node.phys.fragmentation_score() <= low:
+        if mm.phys.fragmentation_score() <= low:
             break
-        freed, cost = compact(node, max(1, node.phys.nblocks // 64))
+        freed, cost = compact(mm, max(1, mm.phys.nblocks // PROACTIVE_ROUND_BLOCKS_DIV))
         total += cost
         if not freed:
             break

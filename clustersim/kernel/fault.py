@@ -10,8 +10,6 @@ reclaim did not discard is reused by the write with no fault: only its dirty bit
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from ..jit import njit
@@ -20,6 +18,7 @@ from .compaction import direct_compact
 from .huge_memory import vma_allows_thp
 from .memcg import INF
 from .memory import charging, ensure_page_tables, lru_add_pages, map_pages
+from .mm import MM, Task
 from .pagetable import (
     ADV_HUGEPAGE,
     DATA,
@@ -37,58 +36,54 @@ from .pagetable import (
 from .slowpath import over_high, reserve
 from .vmscan import memcg_reclaim
 
-if TYPE_CHECKING:
-    from .node import Node
-    from .task import Process
 
-
-def touch(node: Node, p: Process, flat: np.ndarray) -> float:
+def touch(mm: MM, p: Task, flat: np.ndarray) -> float:
     """Write the pages at ``flat`` (sorted, distinct); returns the seconds the task spent."""
     if not p.alive or len(flat) == 0:
         return 0.0
-    pt = node.pt
+    pt = mm.pt
     # One count of the states instead of a mask per state: most writes find no lazyfree, zero-filled or
     # swapped page at all, and their branches are skipped without scanning the pages again.
     nstate = count_states(pt.flat_state, flat)
-    cost = len(flat) * node.costs.write_page_s
+    cost = len(flat) * mm.costs.write_page_s
     if nstate[LAZY]:
-        cost += _reuse_lazy(node, pages_in(pt.flat_state, flat, LAZY, LAZY))
+        cost += _reuse_lazy(mm, pages_in(pt.flat_state, flat, LAZY, LAZY))
     if nstate[ZERO]:
         pt.set_states(pages_in(pt.flat_state, flat, ZERO, ZERO), DATA)
     swapped = bool(nstate[SWAP])
     if nstate[NONE] + nstate[SWAP] == len(flat):
-        cost += _fault(node, p, flat, swapped=swapped)
+        cost += _fault(mm, p, flat, swapped=swapped)
     elif nstate[NONE] or swapped:
-        cost += _fault(node, p, pages_in(pt.flat_state, flat, NONE, SWAP if swapped else NONE), swapped=swapped)
-    lru_add_pages(node, flat)
+        cost += _fault(mm, p, pages_in(pt.flat_state, flat, NONE, SWAP if swapped else NONE), swapped=swapped)
+    lru_add_pages(mm, flat)
     return cost
 
 
-def _reuse_lazy(node: Node, lazy: np.ndarray) -> float:
+def _reuse_lazy(mm: MM, lazy: np.ndarray) -> float:
     """A write to a surviving lazyfree page: set the dirty bit per PTE, or once per PMD for a THP."""
-    pt = node.pt
+    pt = mm.pt
     pt.set_states(lazy, DATA)
     rows = lazy // HPAGE_PAGES
     on_pmd = pt.pmd[rows]
     updates = int(np.count_nonzero(~on_pmd)) + len(uniq(rows[on_pmd]))
-    return updates * node.costs.ad_bit_update_s
+    return updates * mm.costs.ad_bit_update_s
 
 
-def _fault(node: Node, p: Process, need: np.ndarray, *, swapped: bool) -> float:
+def _fault(mm: MM, p: Task, need: np.ndarray, *, swapped: bool) -> float:
     """Fault in ``need`` (sorted NONE/SWAP pages; ``swapped`` whether any is SWAP). Only present pages
     change state under reclaim, so these pages keep their states throughout."""
-    pt = node.pt
+    pt = mm.pt
     rows, unmapped = _rows_to_fault(pt.cnt, need)
     cost = 0.0
-    cand = _thp_candidates(node, unmapped)
+    cand = _thp_candidates(mm, unmapped)
     if len(cand):
-        got, c = _thp_faults(node, p, cand, need)
+        got, c = _thp_faults(mm, p, cand, need)
         cost += c
         if len(got):
             need = need[~in_rows(need, got)]
             rows = rows[~in_sorted(rows, got)]
     if len(need) and p.alive:
-        cost += _small_faults(node, p, need, rows, swapped)
+        cost += _small_faults(mm, p, need, rows, swapped)
     return cost
 
 
@@ -106,19 +101,19 @@ def _rows_to_fault(cnt, need):
     return rows, unmapped[:k]
 
 
-def _thp_candidates(node: Node, rows: np.ndarray) -> np.ndarray:
+def _thp_candidates(mm: MM, rows: np.ndarray) -> np.ndarray:
     """Of wholly unmapped ``rows``, those whose PMD is empty and whose VMA allows a THP at fault time (K9)."""
-    pt = node.pt
+    pt = mm.pt
     if len(rows) == 0:
         return rows
     rows = rows[~pt.pmd[rows] & (pt.folio[rows] < 0) & ~pt.pt[rows]]
-    return rows[vma_allows_thp(node, rows)]
+    return rows[vma_allows_thp(mm, rows)]
 
 
-def _direct_allowed(node: Node, rows: np.ndarray) -> np.ndarray:
+def _direct_allowed(mm: MM, rows: np.ndarray) -> np.ndarray:
     """transhuge.rst `defrag`: which faults may reclaim and compact directly."""
-    defrag = node.thp.defrag
-    madvised = node.pt.advice[rows] == ADV_HUGEPAGE
+    defrag = mm.thp.defrag
+    madvised = mm.pt.advice[rows] == ADV_HUGEPAGE
     if defrag == "always":
         return np.ones(len(rows), dtype=bool)
     if defrag in ("madvise", "defer+madvise"):
@@ -126,30 +121,30 @@ def _direct_allowed(node: Node, rows: np.ndarray) -> np.ndarray:
     return np.zeros(len(rows), dtype=bool)
 
 
-def _thp_faults(node: Node, p: Process, cand: np.ndarray, need: np.ndarray) -> tuple[np.ndarray, float]:
+def _thp_faults(mm: MM, p: Task, cand: np.ndarray, need: np.ndarray) -> tuple[np.ndarray, float]:
     """Give THPs to as many candidate rows as blocks and the memcg allow; the rest fall back to 4 KiB."""
-    phys, cost = node.phys, 0.0
-    direct = _direct_allowed(node, cand)
+    phys, cost = mm.phys, 0.0
+    direct = _direct_allowed(mm, cand)
     short = len(cand) - phys.free_blocks
     if short > 0 and direct.any():
-        _, c = direct_compact(node, min(short, int(direct.sum())))
+        _, c = direct_compact(mm, min(short, int(direct.sum())))
         cost += c
         p.stall(c, "compaction")
-    fit = _thp_charge_room(node, p, len(cand))
+    fit = _thp_charge_room(mm, p, len(cand))
     if fit < int(direct.sum()):
-        fit, c = _thp_charge_reclaim(node, p, int(direct.sum()), fit)
+        fit, c = _thp_charge_reclaim(mm, p, int(direct.sum()), fit)
         cost += c
         p.stall(c, "reclaim")
     room = phys.free_blocks
     order = np.concatenate([cand[direct], cand[~direct]])   # compacted blocks go to direct faults first
     got = np.sort(order[: min(fit, room)])
-    node.vmstat["thp_fault_fallback"] += len(cand) - len(got)
+    mm.vmstat["thp_fault_fallback"] += len(cand) - len(got)
     if len(cand) - len(got) and fit < len(cand):
-        node.vmstat["thp_fault_fallback_charge"] += len(cand) - max(len(got), fit)
+        mm.vmstat["thp_fault_fallback_charge"] += len(cand) - max(len(got), fit)
     if len(got) == 0:
         return got, cost
-    pt = node.pt
-    with charging(node, got):
+    pt = mm.pt
+    with charging(mm, got):
         blocks = phys.alloc_blocks(len(got))
         pt.folio[got] = blocks
         pt.fmapped[got] = HPAGE_PAGES
@@ -158,15 +153,15 @@ def _thp_faults(node: Node, p: Process, cand: np.ndarray, need: np.ndarray) -> t
         pt.set_states(pt.pages_of(got), ZERO)
         pt.set_states(need[in_rows(need, got)], DATA)
     pt.active[got] = False
-    node.vmstat["thp_fault_alloc"] += len(got)
+    mm.vmstat["thp_fault_alloc"] += len(got)
     p.memcg.counters["thp_fault_alloc"] += len(got)
     p.faults_thp += len(got)
-    cost += len(got) * node.costs.fault_thp_s
-    cost += _after_charge(node, p, len(got) * HPAGE_PAGES)
+    cost += len(got) * mm.costs.fault_thp_s
+    cost += _after_charge(mm, p, len(got) * HPAGE_PAGES)
     return got, cost
 
 
-def _thp_charge_reclaim(node: Node, p: Process, k: int, fit: int) -> tuple[int, float]:
+def _thp_charge_reclaim(mm: MM, p: Task, k: int, fit: int) -> tuple[int, float]:
     """try_charge() of ``k`` THPs whose gfp allows direct reclaim (GFP_TRANSHUGE under `defrag`).
 
     Each THP charge over memory.max counts a `max` event and reclaims from the memcg over its limit; it
@@ -174,33 +169,33 @@ def _thp_charge_reclaim(node: Node, p: Process, k: int, fit: int) -> tuple[int, 
     back to 4 KiB (calibration scenario 6: 73 limit hits, every new 2 MiB a THP). The reclaims of the
     ``k - fit`` charges are done as one pass over the same LRU order. Returns (THPs that fit, seconds).
     """
-    over = node.memcgs.over_max(p.memcg, (k - fit) * HPAGE_PAGES)
+    over = mm.memcgs.over_max(p.memcg, (k - fit) * HPAGE_PAGES)
     if over is None:
         return fit, 0.0
     over.events_local["max"] += k - fit
     short = (k - fit) * HPAGE_PAGES - max(0, int(over.max - over.usage) - fit * HPAGE_PAGES)
-    sc = memcg_reclaim(node, over, short)
-    return _thp_charge_room(node, p, k), sc.cost_s
+    sc = memcg_reclaim(mm, over, short)
+    return _thp_charge_room(mm, p, k), sc.cost_s
 
 
-def _thp_charge_room(node: Node, p: Process, k: int) -> int:
+def _thp_charge_room(mm: MM, p: Task, k: int) -> int:
     """How many 512-page charges fit now under every memory.max and above the min watermark."""
-    room = (node.phys.nr_free - node.phys.wmark_min) // HPAGE_PAGES
+    room = (mm.phys.nr_free - mm.phys.wmark_min) // HPAGE_PAGES
     for a in p.memcg.ancestors():
         if a.max != INF:
             room = min(room, int(a.max - a.usage) // HPAGE_PAGES)
     return int(max(0, min(k, room)))
 
 
-def _small_faults(node: Node, p: Process, need: np.ndarray, rows: np.ndarray, swapped: bool) -> float:
+def _small_faults(mm: MM, p: Task, need: np.ndarray, rows: np.ndarray, swapped: bool) -> float:
     """4 KiB faults in chunks that fit after reclaim; swapped pages are swapped in (major faults)."""
-    cost, pt, start = 0.0, node.pt, 0
+    cost, pt, start = 0.0, mm.pt, 0
     while start < len(need) and p.alive:
         remaining = need[start:]
         if start:
             rows = uniq_rows(remaining)
         new_tables = int(np.count_nonzero(~pt.pt[rows]))
-        allowed, stall = reserve(node, p, len(remaining) + new_tables)
+        allowed, stall = reserve(mm, p, len(remaining) + new_tables)
         cost += stall
         p.stall(stall, "reclaim")
         if allowed <= 0:
@@ -208,51 +203,51 @@ def _small_faults(node: Node, p: Process, need: np.ndarray, rows: np.ndarray, sw
         if allowed >= len(remaining) + new_tables:   # all of it fits: no prefix to search for
             chunk, chunk_rows = remaining, rows
         else:
-            chunk = _fitting_prefix(node, remaining, allowed)
+            chunk = _fitting_prefix(mm, remaining, allowed)
             chunk_rows = uniq_rows(chunk)
         if len(chunk) == 0:
             break
-        cost += _map_chunk(node, p, chunk, chunk_rows, swapped)
+        cost += _map_chunk(mm, p, chunk, chunk_rows, swapped)
         start += len(chunk)
     return cost
 
 
-def _fitting_prefix(node: Node, pages: np.ndarray, allowed: int) -> np.ndarray:
+def _fitting_prefix(mm: MM, pages: np.ndarray, allowed: int) -> np.ndarray:
     """The longest prefix of pages whose new pages plus new PTE tables fit in ``allowed``."""
     rows = pages // HPAGE_PAGES
     first_in_row = np.ones(len(pages), dtype=bool)
     first_in_row[1:] = rows[1:] != rows[:-1]
-    extra = first_in_row & ~node.pt.pt[rows]
+    extra = first_in_row & ~mm.pt.pt[rows]
     total = np.cumsum(1 + extra.astype(np.int64))
     return pages[: int(np.searchsorted(total, allowed, side="right"))]
 
 
-def _map_chunk(node: Node, p: Process, chunk: np.ndarray, rows: np.ndarray, swapped: bool) -> float:
-    pt = node.pt
+def _map_chunk(mm: MM, p: Task, chunk: np.ndarray, rows: np.ndarray, swapped: bool) -> float:
+    pt = mm.pt
     swapped = chunk[pt.flat_state[chunk] == SWAP] if swapped else chunk[:0]
     cost = 0.0
     if len(swapped):
-        swapin = node.swap.swapin_cost_s(node, p.memcg.idx, len(swapped))
+        swapin = mm.swap.swapin_cost_s(mm, p.memcg.idx, len(swapped))
         cost += swapin
         p.stall(swapin, "swapin")
-        node.vmstat["pswpin"] += len(swapped)
-        node.vmstat["workingset_refault_anon"] += len(swapped)
+        mm.vmstat["pswpin"] += len(swapped)
+        mm.vmstat["workingset_refault_anon"] += len(swapped)
         p.memcg.counters["pswpin"] += len(swapped)
         p.memcg.counters["workingset_refault_anon"] += len(swapped)
         p.faults_major += len(swapped)
-    with charging(node, rows):
-        ensure_page_tables(node, rows)
-        blocks = node.phys.alloc_pages(len(chunk))
+    with charging(mm, rows):
+        ensure_page_tables(mm, rows)
+        blocks = mm.phys.alloc_pages(len(chunk))
         assert len(blocks) == len(chunk), "reserve() promised room that was not there"
-        map_pages(node, chunk, DATA, blocks, all_none=len(swapped) == 0)
+        map_pages(mm, chunk, DATA, blocks, all_none=len(swapped) == 0)
     fresh = len(chunk) - len(swapped)
     p.faults_4k += fresh
-    cost += fresh * node.costs.fault_4k_s + len(swapped) * node.costs.fault_4k_s
-    return cost + _after_charge(node, p, len(chunk))
+    cost += fresh * mm.costs.fault_4k_s + len(swapped) * mm.costs.fault_4k_s
+    return cost + _after_charge(mm, p, len(chunk))
 
 
-def _after_charge(node: Node, p: Process, nr_pages: int) -> float:
+def _after_charge(mm: MM, p: Task, nr_pages: int) -> float:
     """memory.high enforcement and kswapd wake-up after memory was charged."""
-    stall = over_high(node, p, nr_pages)
+    stall = over_high(mm, p, nr_pages)
     p.stall(stall, "throttle")
     return stall

@@ -7,51 +7,47 @@ reader exits, until reclaim drops them. Left out: dirty pages and writeback, rea
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from ..units import PAGE_SIZE
 from .memory import charging, ensure_page_tables, lru_add, map_pages
+from .mm import MM, Task
 from .pagetable import CACHE, NONE, uniq_rows
 from .slowpath import over_high, reserve
-
-if TYPE_CHECKING:
-    from .node import Node
-    from .task import Process
+from .vma import file_region
 
 # Reading a cached page copies 4 KiB to user space; a miss also reads the disk (NVMe-class, [E]).
 CACHE_HIT_S = 0.3e-6
 CACHE_MISS_S = 20e-6
 
 
-def read_file(node: Node, p: Process, nbytes: int, name: str) -> float:
+def read_file(mm: MM, p: Task, nbytes: int, name: str) -> float:
     """Read the first ``nbytes`` of ``name`` (growing the file if needed); returns seconds spent."""
-    region = node.file_region(name, -(-nbytes // PAGE_SIZE), p.memcg)
+    region = file_region(mm, name, -(-nbytes // PAGE_SIZE), p.memcg)
     npages = -(-nbytes // PAGE_SIZE)
     flat = region.flat(np.array([0]), np.array([npages]))
-    missing = flat[node.pt.flat_state[flat] == NONE]
-    if node.pt.cnt[region.rows, CACHE].sum() > 0 or region.ever_read:
-        node.vmstat["workingset_refault_file"] += len(missing) if region.ever_read else 0
+    missing = flat[mm.pt.flat_state[flat] == NONE]
+    if mm.pt.cnt[region.rows, CACHE].sum() > 0 or region.ever_read:
+        mm.vmstat["workingset_refault_file"] += len(missing) if region.ever_read else 0
     region.ever_read = True
     cost = (len(flat) - len(missing)) * CACHE_HIT_S
     start = 0
     while start < len(missing) and p.alive:
-        allowed, stall = reserve(node, p, len(missing) - start)
+        allowed, stall = reserve(mm, p, len(missing) - start)
         cost += stall
         p.stall(stall, "reclaim")
         if allowed <= 0:
             break
         chunk = missing[start:start + allowed]
         rows = uniq_rows(chunk)
-        with charging(node, rows):
-            blocks = node.phys.alloc_pages(len(chunk))
-            map_pages(node, chunk, CACHE, blocks)
-        throttle = over_high(node, p, len(chunk))
+        with charging(mm, rows):
+            blocks = mm.phys.alloc_pages(len(chunk))
+            map_pages(mm, chunk, CACHE, blocks)
+        throttle = over_high(mm, p, len(chunk))
         p.stall(throttle, "throttle")
         cost += len(chunk) * CACHE_MISS_S + throttle
         start += len(chunk)
-    lru_add(node, region.rows)
+    lru_add(mm, region.rows)
     return cost
 
 

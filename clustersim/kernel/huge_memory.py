@@ -9,31 +9,27 @@ subpages are freed (remapped to the shared zero page). Eligibility follows kerne
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from ..units import HPAGE_PAGES
 from .memory import charging, ensure_page_tables, unmap_pages
+from .mm import MM
 from .pagetable import ADV_HUGEPAGE, ADV_NONE, ZERO
 
-if TYPE_CHECKING:
-    from .node import Node
 
-
-def vma_allows_thp(node: Node, rows: np.ndarray, *, collapse: bool = False) -> np.ndarray:
+def vma_allows_thp(mm: MM, rows: np.ndarray, *, collapse: bool = False) -> np.ndarray:
     """K9: THP allowed per vhp by the global `enabled` and the VMA advice (MADV_COLLAPSE ignores `enabled`).
 
     Vhps not wholly inside their VMA, under MADV_NOHUGEPAGE, split between VMAs, or of a process with
     PR_SET_THP_DISABLE never get a PMD.
     """
-    pt = node.pt
+    pt = mm.pt
     adv = pt.advice[rows]
     ok = pt.full[rows] & ((adv == ADV_NONE) | (adv == ADV_HUGEPAGE))
-    ok &= ~node.thp_disabled_rows(rows, collapse=collapse)
+    ok &= ~thp_disabled_rows(mm, rows, collapse=collapse)
     if collapse:
         return ok
-    enabled = node.thp.enabled
+    enabled = mm.thp.enabled
     if enabled == "never":
         return np.zeros(len(rows), dtype=bool)
     if enabled == "madvise":
@@ -41,72 +37,89 @@ def vma_allows_thp(node: Node, rows: np.ndarray, *, collapse: bool = False) -> n
     return ok
 
 
-def split_pmd(node: Node, rows: np.ndarray) -> None:
+def thp_disabled_rows(mm: MM, rows: np.ndarray, *, collapse: bool = False) -> np.ndarray:
+    """PR_SET_THP_DISABLE of each row's owner (vma_thp_disabled()): True disables every VMA;
+    "except_advised" spares MADV_HUGEPAGE VMAs and a forced collapse (MADV_COLLAPSE)."""
+    out = np.zeros(len(rows), dtype=bool)
+    if not mm.thp_disabled_pids:
+        return out
+    owners = [r for r in mm.regions.values() if r.proc is not None and r.proc.thp_disable is not False]
+    if not owners:
+        return out
+    region = mm.pt.region[rows]
+    out = np.isin(region, [r.id for r in owners if r.proc.thp_disable is True])
+    if not collapse:
+        advised = mm.pt.advice[rows] == ADV_HUGEPAGE
+        out |= np.isin(region, [r.id for r in owners if r.proc.thp_disable == "except_advised"]) & ~advised
+    return out
+
+
+def split_pmd(mm: MM, rows: np.ndarray) -> None:
     """Replace the PMD mapping of THP rows by PTEs; the folio stays whole (thp_split_pmd)."""
-    pt = node.pt
+    pt = mm.pt
     rows = rows[pt.pmd[rows]]
     if len(rows) == 0:
         return
-    with charging(node, rows):
-        ensure_page_tables(node, rows)
+    with charging(mm, rows):
+        ensure_page_tables(mm, rows)
         pt.pmd[rows] = False
-    node.vmstat["thp_split_pmd"] += len(rows)
+    mm.vmstat["thp_split_pmd"] += len(rows)
 
 
-def defer_split(node: Node, rows: np.ndarray) -> None:
+def defer_split(mm: MM, rows: np.ndarray) -> None:
     """Queue partially unmapped folios for the deferred-split shrinker (thp_deferred_split_page)."""
-    pt = node.pt
+    pt = mm.pt
     new = rows[(pt.folio[rows] >= 0) & ~pt.deferred[rows]]
     pt.deferred[new] = True
-    node.vmstat["thp_deferred_split_page"] += len(new)
+    mm.vmstat["thp_deferred_split_page"] += len(new)
 
 
-def split_folio(node: Node, rows: np.ndarray) -> None:
+def split_folio(mm: MM, rows: np.ndarray) -> None:
     """split_huge_page(): THP folios become 4 KiB pages in their block; unmapped subpages are freed."""
-    pt = node.pt
+    pt = mm.pt
     rows = rows[pt.folio[rows] >= 0]
     if len(rows) == 0:
         return
-    split_pmd(node, rows)
-    with charging(node, rows):
-        node.phys.split_thp_block(pt.folio[rows], HPAGE_PAGES - pt.fmapped[rows])
+    split_pmd(mm, rows)
+    with charging(mm, rows):
+        mm.phys.split_thp_block(pt.folio[rows], HPAGE_PAGES - pt.fmapped[rows])
         pt.fmapped[rows] = 0
         pt.folio[rows] = -1
         pt.deferred[rows] = False
-    node.vmstat["thp_split_page"] += len(rows)
+    mm.vmstat["thp_split_page"] += len(rows)
 
 
-def shrink_deferred(node: Node, rows: np.ndarray, limit: int) -> int:
+def shrink_deferred(mm: MM, rows: np.ndarray, limit: int) -> int:
     """deferred_split_scan(): split up to ``limit`` queued folios, oldest first; returns pages freed."""
-    pt = node.pt
+    pt = mm.pt
     queued = rows[pt.deferred[rows] & (pt.folio[rows] >= 0)]
     if len(queued) == 0 or limit <= 0:
         return 0
     queued = queued[np.argsort(pt.atime[queued], kind="stable")][:limit]
     before = int(pt.footprint(queued).sum())
-    split_folio(node, queued)
+    split_folio(mm, queued)
     return before - int(pt.footprint(queued).sum())
 
 
-def underused_rows(node: Node, rows: np.ndarray) -> np.ndarray:
+def underused_rows(mm: MM, rows: np.ndarray) -> np.ndarray:
     """THP folios with more than max_ptes_none zero-filled subpages (thp_underused, 6.12)."""
-    if not (node.profile.shrink_underused and node.thp.shrink_underused):
+    if not (mm.profile.shrink_underused and mm.thp.shrink_underused):
         return rows[:0]
-    pt = node.pt
-    return rows[(pt.folio[rows] >= 0) & (pt.cnt[rows, ZERO] > node.thp.max_ptes_none)]
+    pt = mm.pt
+    return rows[(pt.folio[rows] >= 0) & (pt.cnt[rows, ZERO] > mm.thp.max_ptes_none)]
 
 
-def shrink_underused(node: Node, rows: np.ndarray, limit: int) -> int:
+def shrink_underused(mm: MM, rows: np.ndarray, limit: int) -> int:
     """Split underused THPs and free their zero-filled subpages; returns pages freed."""
-    pt = node.pt
-    cand = underused_rows(node, rows)
+    pt = mm.pt
+    cand = underused_rows(mm, rows)
     if len(cand) == 0 or limit <= 0:
         return 0
     cand = cand[np.argsort(pt.atime[cand], kind="stable")][:limit]
     before = int(pt.footprint(cand).sum())
-    split_folio(node, cand)
+    split_folio(mm, cand)
     zeros = pt.pages_in_state(cand, (ZERO,))
-    with charging(node, cand):
-        unmap_pages(node, zeros)
-    node.vmstat["thp_underused_split_page"] += len(cand)
+    with charging(mm, cand):
+        unmap_pages(mm, zeros)
+    mm.vmstat["thp_underused_split_page"] += len(cand)
     return before - int(pt.footprint(cand).sum())

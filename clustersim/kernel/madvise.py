@@ -11,15 +11,15 @@ pages and reports the lost ones.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from ..jit import njit
 from ..units import HPAGE_PAGES
 from .errors import KernelError
 from .huge_memory import defer_split, split_folio, split_pmd
+from .khugepaged import khugepaged_register
 from .memory import charging, unmap_pages
+from .mm import MM, Task
 from .mman import MADV
 from .pagetable import (
     ADV_HUGEPAGE,
@@ -39,10 +39,8 @@ from .pagetable import (
     uniq,
     uniq_rows,
 )
-
-if TYPE_CHECKING:
-    from .node import Node
-    from .task import Process, Region
+from .vma import Region
+from .vmscan import pageout_range
 
 
 def whole_rows(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -70,12 +68,12 @@ def _whole_rows(flat):
     return rows[: k + 1], whole[: k + 1]
 
 
-def call_cost(node: Node, p: Process, ranges: int, pte_pages: int, per_page_s: float, pmds: int = 0) -> float:
+def call_cost(mm: MM, p: Task, ranges: int, pte_pages: int, per_page_s: float, pmds: int = 0) -> float:
     """Cost of ``ranges`` calls covering ``pte_pages`` present PTEs in all (pages spread evenly) and ``pmds``
     whole PMD mappings. Only a call that finds nothing mapped costs the bare syscall floor; one that finds a
     PMD pays the walk and flush base too (calibration: whole-THP DONTNEED 5.65 us, FREE 1.3 us per call,
     of which the PMD work is zap_thp_s or lazyfree_pmd_s)."""
-    c = node.costs
+    c = mm.costs
     if ranges == 0:
         return 0.0
     per = pte_pages / ranges
@@ -89,79 +87,79 @@ def call_cost(node: Node, p: Process, ranges: int, pte_pages: int, per_page_s: f
     return cost
 
 
-def dontneed(node: Node, p: Process, flat: np.ndarray, ranges: int) -> float:
+def dontneed(mm: MM, p: Task, flat: np.ndarray, ranges: int) -> float:
     """Zap the pages now; whole PMDs free their block, partial ones split the PMD and defer the folio."""
-    pt, c = node.pt, node.costs
+    pt, c = mm.pt, mm.costs
     rows, whole = whole_rows(flat)
     pmd = pt.pmd[rows]
     partial_thp = rows[pmd & ~whole]
     whole_thp = rows[pmd & whole]
     if len(partial_thp):
-        split_pmd(node, partial_thp)
-        defer_split(node, partial_thp)
+        split_pmd(mm, partial_thp)
+        defer_split(mm, partial_thp)
     # Pages of whole PMDs are zapped with the PMD, not PTE by PTE.
     pte_pages, mapped = _zap_targets(pt.flat_state, PRESENT_I32, flat, whole_thp)
     pte_pages = int(pte_pages)
-    with charging(node, rows):
-        unmap_pages(node, mapped)
-    cost = call_cost(node, p, ranges, pte_pages, c.zap_page_s, pmds=len(whole_thp))
+    with charging(mm, rows):
+        unmap_pages(mm, mapped)
+    cost = call_cost(mm, p, ranges, pte_pages, c.zap_page_s, pmds=len(whole_thp))
     return cost + len(whole_thp) * c.zap_thp_s + len(partial_thp) * c.split_pmd_s
 
 
-def free(node: Node, p: Process, flat: np.ndarray, ranges: int) -> float:
+def free(mm: MM, p: Task, flat: np.ndarray, ranges: int) -> float:
     """MADV_FREE: lazyfree (4.12+, or 4.5 with swap) or, on 4.5 without swap, exactly DONTNEED."""
-    if node.profile.lazyfree_needs_swap and not node.swap.enabled:
-        return dontneed(node, p, flat, ranges)
-    pt, c = node.pt, node.costs
+    if mm.profile.lazyfree_needs_swap and not mm.swap.enabled:
+        return dontneed(mm, p, flat, ranges)
+    pt, c = mm.pt, mm.costs
     rows, whole = whole_rows(flat)
     folio = pt.folio[rows] >= 0
     partial_thp = rows[folio & ~whole]
     cost = 0.0
-    if len(partial_thp) and not node.profile.lazy_free_split:
+    if len(partial_thp) and not mm.profile.lazy_free_split:
         cost += len(partial_thp) * (c.split_pmd_s + c.split_folio_s)
-        split_folio(node, partial_thp)
+        split_folio(mm, partial_thp)
     st = pt.flat_state[flat]
     swapped = flat[st == SWAP]
     if len(swapped):
-        with charging(node, uniq_rows(swapped)):
-            unmap_pages(node, swapped)
+        with charging(mm, uniq_rows(swapped)):
+            unmap_pages(mm, swapped)
     mark = flat[(st == DATA) | (st == ZERO) | (st == QUEUED)]
     pt.set_states(mark, LAZY)
-    node.vmstat["pglazyfree"] += len(mark)
+    mm.vmstat["pglazyfree"] += len(mark)
     p.memcg.counters["pglazyfree"] += len(mark)
     on_pmd = pt.pmd[rows] & whole
     pte_pages = int(np.count_nonzero(~in_rows(mark, rows[on_pmd])))
-    cost += call_cost(node, p, ranges, pte_pages, c.lazyfree_page_s, pmds=int(on_pmd.sum()))
+    cost += call_cost(mm, p, ranges, pte_pages, c.lazyfree_page_s, pmds=int(on_pmd.sum()))
     return cost + int(on_pmd.sum()) * c.lazyfree_pmd_s
 
 
-def splittable(node: Node, p: Process, flat: np.ndarray, ranges: int) -> float:
+def splittable(mm: MM, p: Task, flat: np.ndarray, ranges: int) -> float:
     """MADV_SPLITTABLE: queue present pages on the memcg's list; no zap, no split, no page-table walk."""
-    pt = node.pt
+    pt = mm.pt
     st = pt.flat_state[flat]
     swapped = flat[st == SWAP]
     if len(swapped):
-        with charging(node, uniq_rows(swapped)):
-            unmap_pages(node, swapped)
+        with charging(mm, uniq_rows(swapped)):
+            unmap_pages(mm, swapped)
     pt.set_states(flat[(st == DATA) | (st == ZERO) | (st == LAZY)], QUEUED)
-    return ranges * (node.costs.syscall_s + node.costs.madvise_base_s)
+    return ranges * (mm.costs.syscall_s + mm.costs.madvise_base_s)
 
 
-def unsplittable(node: Node, p: Process, flat: np.ndarray, ranges: int) -> float:
+def unsplittable(mm: MM, p: Task, flat: np.ndarray, ranges: int) -> float:
     """MADV_UNSPLITTABLE: dequeue what reclaim left and zero it (no fault, THP kept); the rest refaults."""
-    pt, c = node.pt, node.costs
+    pt, c = mm.pt, mm.costs
     queued = flat[pt.flat_state[flat] == QUEUED]
     pt.set_states(queued, ZERO)
     return ranges * (c.syscall_s + c.madvise_base_s) + len(queued) * c.zero_page_s
 
 
-def free_undo(node: Node, p: Process, flat: np.ndarray, npages: np.ndarray) -> tuple[float, np.ndarray]:
+def free_undo(mm: MM, p: Task, flat: np.ndarray, npages: np.ndarray) -> tuple[float, np.ndarray]:
     """MADV_FREE_UNDO: lazyfree pages become pinned data again; returns cost and lost pages per range.
 
     ``flat`` holds each range's pages in call order (``npages`` per range; ranges may overlap): a range's
     lost pages are those of its pages that reclaim discarded.
     """
-    pt, c = node.pt, node.costs
+    pt, c = mm.pt, mm.costs
     st = pt.flat_state[flat]
     lost_before = np.concatenate([[0], np.cumsum(st == NONE)])
     ends = np.cumsum(npages)
@@ -172,9 +170,9 @@ def free_undo(node: Node, p: Process, flat: np.ndarray, npages: np.ndarray) -> t
     return cost, lost
 
 
-def set_thp_advice(node: Node, region: Region, flat: np.ndarray, advice: MADV) -> float:
+def set_thp_advice(mm: MM, region: Region, flat: np.ndarray, advice: MADV) -> float:
     """MADV_HUGEPAGE/NOHUGEPAGE: per vhp; a vhp only partly covered is split between VMAs (no PMD)."""
-    pt = node.pt
+    pt = mm.pt
     rows, whole = whole_rows(flat)
     value = ADV_HUGEPAGE if advice == MADV.HUGEPAGE else ADV_NOHUGEPAGE
     current = pt.advice[rows]
@@ -182,33 +180,32 @@ def set_thp_advice(node: Node, region: Region, flat: np.ndarray, advice: MADV) -
     mixed = rows[~whole & (current != value)]
     pt.advice[mixed] = ADV_STRADDLE
     if advice == MADV.HUGEPAGE:
-        node.khugepaged_register(region)
-    return node.costs.syscall_s + node.costs.madvise_base_s
+        khugepaged_register(mm, region)
+    return mm.costs.syscall_s + mm.costs.madvise_base_s
 
 
-def cold(node: Node, p: Process, flat: np.ndarray, ranges: int) -> float:
+def cold(mm: MM, p: Task, flat: np.ndarray, ranges: int) -> float:
     """MADV_COLD: deactivate the range so reclaim takes it first."""
     rows = uniq_rows(flat)
-    node.pt.active[rows] = False
-    node.pt.atime[rows] = -np.inf
-    return ranges * (node.costs.syscall_s + node.costs.madvise_base_s)
+    mm.pt.active[rows] = False
+    mm.pt.atime[rows] = -np.inf
+    return ranges * (mm.costs.syscall_s + mm.costs.madvise_base_s)
 
 
-def pageout(node: Node, p: Process, flat: np.ndarray, ranges: int) -> float:
+def pageout(mm: MM, p: Task, flat: np.ndarray, ranges: int) -> float:
     """MADV_PAGEOUT: reclaim the range now (swap anon if a device has room; drop lazyfree)."""
-    from .vmscan import pageout_range
-    cost = pageout_range(node, p, flat)
-    return cost + ranges * (node.costs.syscall_s + node.costs.madvise_base_s)
+    cost = pageout_range(mm, p, flat)
+    return cost + ranges * (mm.costs.syscall_s + mm.costs.madvise_base_s)
 
 
-def check_advice(node: Node, advice: object) -> MADV:
+def check_advice(mm: MM, advice: object) -> MADV:
     """EINVAL for an advice unknown or not offered by this kernel profile."""
     try:
         advice = MADV(advice)
     except ValueError:
         raise KernelError("EINVAL", f"advice {advice!r} is not a madvise advice") from None
-    if not node.profile.supports(advice):
-        raise KernelError("EINVAL", f"MADV_{advice.name} is not supported by profile {node.profile.name}"
+    if not mm.profile.supports(advice):
+        raise KernelError("EINVAL", f"MADV_{advice.name} is not supported by profile {mm.profile.name}"
                           + _proposal_hint(advice))
     return advice
 

@@ -1,21 +1,26 @@
-"""cgroup v2 memory controller: the memcg tree, hierarchical page counters, limits, protection, events.
+"""cgroup v2 memory controller: the memcg tree, hierarchical page counters, limits, protection, events,
+memory.stat.
 
 Follows Documentation/admin-guide/cgroup-v2.rst and mm/memcontrol.c, mm/page_counter.c (Linux 6.x):
 usage is charged up the tree like page_counter; memory.events are hierarchical (memory_localevents off);
-effective min/low come from page_counter.c effective_protection() with memory_recursiveprot off by default.
+effective min/low come from page_counter.c effective_protection() with memory_recursiveprot off by default;
+memory.stat is recounted from the page table with memory_stat_format()'s field names.
 Left out: memory.swap.high, per-cpu charge batching (charges are exact), kmem accounting beyond page tables
 and the zswap pool.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..units import PAGE_SIZE
+from ..units import HPAGE_PAGES, PAGE_SIZE
 from .errors import KernelError, size_arg
+from .mm import MM
+from .pagetable import CACHE, DATA, LAZY, QUEUED, SWAP, ZERO
 
 INF = float("inf")
 LIMITS = ("min", "low", "high", "max", "swap_max", "zswap_max")
@@ -23,7 +28,11 @@ EVENTS = ("low", "high", "max", "oom", "oom_kill", "oom_group_kill")
 # memory.high: mm/memcontrol.c MEMCG_MAX_HIGH_DELAY_JIFFIES (2 s) and the HZ/100 floor below which no sleep.
 HIGH_DELAY_CAP_S = 2.0
 HIGH_DELAY_FLOOR_S = 0.010
-MEMCG_CHARGE_BATCH = 64
+MEMCG_CHARGE_BATCH = 64            # include/linux/memcontrol.h: pages charged per batch
+MEMCG_DELAY_PRECISION_SHIFT = 20   # mm/memcontrol.c: overage = (usage - high) << 20 / high
+MEMCG_DELAY_SCALING_SHIFT = 14     # mm/memcontrol.c: penalty = overage^2 * HZ >> 20 >> 14
+# so the penalty is 2^(20 - 14) * f^2 seconds for f = (usage - high) / high
+HIGH_DELAY_SCALE = float(2 ** (MEMCG_DELAY_PRECISION_SHIFT - MEMCG_DELAY_SCALING_SHIFT))
 
 
 @dataclass(eq=False)
@@ -197,7 +206,7 @@ def high_penalty_s(usage: int, high: float, nr_pages: int) -> float:
     over = min(nr_pages, usage - high)
     ends = usage - over + MEMCG_CHARGE_BATCH * np.arange(1, -(-over // MEMCG_CHARGE_BATCH) + 1)
     f = (np.minimum(ends, usage) - high) / high
-    delay = np.minimum(64.0 * f * f, HIGH_DELAY_CAP_S)   # seconds (jiffies / HZ) per full batch
+    delay = np.minimum(HIGH_DELAY_SCALE * f * f, HIGH_DELAY_CAP_S)   # seconds (jiffies / HZ) per full batch
     return float(delay[delay > HIGH_DELAY_FLOOR_S].sum())
 
 
@@ -206,3 +215,43 @@ def parse_limit(key: str, value: object) -> float:
     if value is None or value == "max":
         return INF
     return size_arg(key, value) // PAGE_SIZE
+
+
+def local_zswap(mm: MM, m: Memcg) -> int:
+    """zswap pool pages charged to m's subtree."""
+    sw = mm.swap
+    if sw.kind != "zswap":
+        return 0
+    return sum(math.ceil(sw.pool_stored.get(d.idx, 0) / sw.ratio) for d in m.subtree())
+
+
+def memcg_stat(mm: MM, m: Memcg) -> dict[str, int]:
+    """memory.stat for m's subtree, sizes in bytes, Linux field names."""
+    pt, n = mm.pt, mm.pt.nrows
+    rows = np.flatnonzero(np.isin(pt.memcg[:n], [d.idx for d in m.subtree()]))
+    c = pt.cnt[rows]
+    is_file = c[:, CACHE] > 0
+    anon_rows = rows[~is_file]
+    anon_fp = np.where(pt.folio[anon_rows] >= 0, HPAGE_PAGES, pt.present(anon_rows))
+    active = pt.active[rows]
+    anon_plain = c[:, ZERO] + c[:, DATA] + c[:, QUEUED]
+    lazy_on_file = not mm.profile.lazyfree_needs_swap
+    lazy = c[:, LAZY]
+    stat = {
+        "anon": int(anon_fp.sum()),
+        "file": int(c[:, CACHE].sum()),
+        "anon_thp": int(pt.pmd[rows].sum()) * HPAGE_PAGES,
+        "pagetables": int(pt.pt[rows].sum()),
+        "swap": int(c[:, SWAP].sum()),
+        "zswap": local_zswap(mm, m),
+        "active_anon": int(anon_plain[active].sum()),
+        "inactive_anon": int(anon_plain[~active].sum()) + (0 if lazy_on_file else int(lazy.sum())),
+        "active_file": int(c[active, CACHE].sum()),
+        "inactive_file": int(c[~active, CACHE].sum()) + (int(lazy.sum()) if lazy_on_file else 0),
+        "lazyfree": int(lazy.sum()),
+    }
+    out = {k: v * PAGE_SIZE for k, v in stat.items()}
+    for counter in ("pglazyfree", "pglazyfreed", "thp_fault_alloc", "thp_collapse_alloc",
+                    "workingset_refault_anon", "pswpin", "pswpout"):
+        out[counter] = mm.memcgs.stat_counter(m, counter)
+    return out

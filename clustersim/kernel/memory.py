@@ -6,16 +6,12 @@ that changes page states goes through these helpers, so pages are conserved and 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from ..jit import njit
 from ..units import HPAGE_PAGES
+from .mm import MM
 from .pagetable import CACHE, NONE, PRESENT_I32, SWAP, row_footprint, set_page, uniq
-
-if TYPE_CHECKING:
-    from .node import Node
 
 
 class charging:
@@ -25,27 +21,27 @@ class charging:
     set-up cost was a visible share of a small call. Nothing is charged if the block raises.
     """
 
-    __slots__ = ("fp", "node", "rows", "sw")
+    __slots__ = ("fp", "mm", "rows", "sw")
 
-    def __init__(self, node: Node, rows: np.ndarray) -> None:
-        self.node, self.rows = node, rows
+    def __init__(self, mm: MM, rows: np.ndarray) -> None:
+        self.mm, self.rows = mm, rows
 
     def __enter__(self) -> None:
-        pt = self.node.pt
+        pt = self.mm.pt
         self.fp, self.sw = _snapshot(pt.folio, pt.npres, pt.fmapped, pt.pt, pt.cnt, self.rows)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             return
-        node, pt, rows, fp, sw = self.node, self.node.pt, self.rows, self.fp, self.sw
+        mm, pt, rows, fp, sw = self.mm, self.mm.pt, self.rows, self.fp, self.sw
         owner, pages, swap_pages = _deltas(pt.folio, pt.npres, pt.fmapped, pt.pt, pt.cnt, pt.memcg, rows, fp, sw)
         if owner >= 0:   # the common case: the rows of one task's mappings
-            _charge(node, int(owner), int(pages), int(swap_pages))
+            _charge(mm, int(owner), int(pages), int(swap_pages))
             return
         memcgs = pt.memcg[rows]   # fp and sw now hold the per-row changes
         for m_idx in uniq(memcgs[(fp != 0) | (sw != 0)]):
             sel = memcgs == m_idx
-            _charge(node, int(m_idx), int(fp[sel].sum()), int(sw[sel].sum()))
+            _charge(mm, int(m_idx), int(fp[sel].sum()), int(sw[sel].sum()))
 
 
 @njit
@@ -75,46 +71,46 @@ def _deltas(folio, npres, fmapped, has_pt, cnt, memcg, rows, fp, sw):
     return (owner if owner >= 0 else -1), pages, swap_pages
 
 
-def _charge(node: Node, m_idx: int, pages: int, swap_pages: int) -> None:
-    m = node.memcgs.all[m_idx]
+def _charge(mm: MM, m_idx: int, pages: int, swap_pages: int) -> None:
+    m = mm.memcgs.all[m_idx]
     if pages:
-        node.memcgs.charge(m, pages)
+        mm.memcgs.charge(m, pages)
     if swap_pages:
-        node.memcgs.charge_swap(m, swap_pages)
+        mm.memcgs.charge_swap(m, swap_pages)
 
 
-def map_pages(node: Node, flat: np.ndarray, state: int, blocks: np.ndarray, *, all_none: bool = False) -> None:
+def map_pages(mm: MM, flat: np.ndarray, state: int, blocks: np.ndarray, *, all_none: bool = False) -> None:
     """Make NONE/SWAP pages of PTE-mapped rows present in ``state`` on the given pageblocks.
 
     ``all_none``: the caller knows no page is SWAP (REQUIRES), so no swap slot is looked for.
     """
-    pt = node.pt
+    pt = mm.pt
     if all_none:
         pt.move_states(flat, NONE, state)
     else:
         old = pt.set_states(flat, state)
         was_swap = old == SWAP
         if was_swap.any():
-            node.swap.release(node, flat[was_swap])
+            mm.swap.release(mm, flat[was_swap])
     pt.flat_block[flat] = blocks
 
 
-def unmap_pages(node: Node, flat: np.ndarray, new_state: int = NONE) -> np.ndarray:
+def unmap_pages(mm: MM, flat: np.ndarray, new_state: int = NONE) -> np.ndarray:
     """Zap distinct pages to NONE (or SWAP): free their memory, or keep it in the folio until the folio is
     free. Returns the old states.
 
     4 KiB pages go back to their pageblocks at once; subpages of a folio stay allocated in it (the
     deferred-split case) until none of them is mapped, when the folio is freed.
     """
-    pt = node.pt
+    pt = mm.pt
     old, loose, swapped, folio_rows = _zap(pt.flat_state, pt.cnt, pt.npres, PRESENT_I32, pt.flat_block, pt.folio,
                                            pt.fmapped, flat, new_state)
     if len(loose):
-        node.phys.free_pages(loose)
+        mm.phys.free_pages(loose)
     if new_state == NONE and len(swapped):
-        node.swap.release(node, swapped)
+        mm.swap.release(mm, swapped)
     if len(folio_rows):
-        free_folios(node, folio_rows[pt.fmapped[folio_rows] == 0])
+        free_folios(mm, folio_rows[pt.fmapped[folio_rows] == 0])
     return old
 
 
@@ -147,45 +143,45 @@ def _zap(fs, cnt, npres, present, blk, folio, fmapped, flat, new_state):
     return old, loose[:nloose], swapped[:nswap], np.unique(rows[:nrows])
 
 
-def free_folios(node: Node, rows: np.ndarray) -> None:
+def free_folios(mm: MM, rows: np.ndarray) -> None:
     """Free the THP folios of rows that map none of their pages any more."""
     if len(rows) == 0:
         return
-    pt = node.pt
+    pt = mm.pt
     assert not pt.fmapped[rows].any(), "freeing a folio that still maps pages"
-    node.phys.free_blocks_thp(pt.folio[rows])
+    mm.phys.free_blocks_thp(pt.folio[rows])
     pt.folio[rows] = -1
     pt.pmd[rows] = False
     pt.deferred[rows] = False
 
 
-def ensure_page_tables(node: Node, rows: np.ndarray) -> None:
+def ensure_page_tables(mm: MM, rows: np.ndarray) -> None:
     """Allocate a PTE table (an unmovable page) for rows that have none."""
-    pt = node.pt
+    pt = mm.pt
     need = rows[~pt.pt[rows]]
     if len(need) == 0:
         return
-    blocks = node.phys.alloc_pages(len(need), movable=False)
+    blocks = mm.phys.alloc_pages(len(need), movable=False)
     if len(blocks) < len(need):
         raise MemoryError("no page for a page table")  # callers reserve memory first
     pt.pt[need] = True
     pt.pt_block[need] = blocks
 
 
-def free_page_tables(node: Node, rows: np.ndarray) -> None:
+def free_page_tables(mm: MM, rows: np.ndarray) -> None:
     """Free PTE tables of rows (munmap/exit: free_pgtables)."""
-    pt = node.pt
+    pt = mm.pt
     has = rows[pt.pt[rows]]
     if len(has) == 0:
         return
-    node.phys.free_pages(pt.pt_block[has], movable=False)
+    mm.phys.free_pages(pt.pt_block[has], movable=False)
     pt.pt[has] = False
     pt.pt_block[has] = -1
 
 
-def lru_add_pages(node: Node, flat: np.ndarray) -> None:
+def lru_add_pages(mm: MM, flat: np.ndarray) -> None:
     """lru_add() for the rows of pages ``flat`` (a row with many pages gets the same stamp)."""
-    _stamp_rows(node.pt.atime, flat, node.time)
+    _stamp_rows(mm.pt.atime, flat, mm.time)
 
 
 @njit
@@ -194,14 +190,14 @@ def _stamp_rows(atime, flat, t):
         atime[f // HPAGE_PAGES] = t
 
 
-def lru_add(node: Node, rows: np.ndarray, *, active: bool = False) -> None:
+def lru_add(mm: MM, rows: np.ndarray, *, active: bool = False) -> None:
     """Note an access: recency for reclaim order. New anon pages start inactive (Linux 5.9+). ``rows`` may
     repeat a row."""
-    node.pt.atime[rows] = node.time
+    mm.pt.atime[rows] = mm.time
     if active:
-        node.pt.active[rows] = True
+        mm.pt.active[rows] = True
 
 
-def is_file_row(node: Node, rows: np.ndarray) -> np.ndarray:
+def is_file_row(mm: MM, rows: np.ndarray) -> np.ndarray:
     """True for rows of page-cache mappings."""
-    return node.pt.cnt[rows, CACHE] > 0
+    return mm.pt.cnt[rows, CACHE] > 0

@@ -1,13 +1,12 @@
 """Node: one Linux machine's memory management, and Cgroup, the handle for a memcg's control files.
 
-Wires physical memory, the page table, memcgs, swap, reclaim, khugepaged and compaction, and exposes the
-observation files with Linux names (vmstat, meminfo, memory.current/stat/events). `advance()` lets time pass:
+Builds the node's state (`mm.MM`: physical memory, the page table, memcgs, swap, tunables, counters), hands
+it to the mechanisms (reclaim, khugepaged, compaction) and exposes the observation files with Linux names
+(vmstat, meminfo, memory.current/stat/events). `advance()` lets time pass:
 khugepaged wakes every scan_sleep, kswapd reclaims below the low watermark, kcompactd compacts proactively.
 """
 
 from __future__ import annotations
-
-from collections import Counter
 
 import numpy as np
 
@@ -15,59 +14,32 @@ from ..units import HPAGE_PAGES, PAGE_SIZE
 from . import compaction, khugepaged, vmscan
 from .costs import Costs
 from .errors import KernelError, duration_arg, size_arg
-from .memcg import EVENTS, LIMITS, Memcg, MemcgTree, parse_limit
+from .invariants import check_node
+from .memcg import EVENTS, LIMITS, Memcg, MemcgTree, memcg_stat, parse_limit
+from .mm import KCOMPACTD_INTERVAL_S, MM
 from .page_alloc import PhysMem, default_min_free_kbytes
-from .pagetable import ADV_HUGEPAGE, CACHE, LAZY, PageTable
+from .pagetable import CACHE, LAZY, PageTable
 from .profiles import make_profile
 from .settings import SwapSettings, THPSettings, VMSettings
 from .swap import SwapDevice
-from .task import Process, Region, unmap_all_rows
-
-VMSTAT_KEYS = (
-    "thp_fault_alloc", "thp_fault_fallback", "thp_fault_fallback_charge", "thp_collapse_alloc",
-    "thp_collapse_alloc_failed", "thp_split_pmd", "thp_split_page", "thp_deferred_split_page",
-    "thp_underused_split_page", "thp_swpout_fallback", "pglazyfree", "pglazyfreed", "pswpin", "pswpout",
-    "compact_stall", "compact_success", "compact_fail", "pgmigrate_success", "pgscan_kswapd",
-    "pgscan_direct", "pgsteal_kswapd", "pgsteal_direct", "allocstall", "oom_kill", "workingset_refault_anon",
-    "workingset_refault_file", "khugepaged_full_scans", "madvise_calls", "splittable_reclaimed")
-KCOMPACTD_INTERVAL_S = 0.5   # HPAGE_FRAG_CHECK_INTERVAL_MSEC: proactive compaction checks every 500 ms
+from .task import Process
 
 
 class Node:
-    """One machine: memory, kernel profile and tunables, memcgs, processes and the page cache."""
+    """One machine: memory, kernel profile and tunables, memcgs, processes and the page cache.
+
+    A facade: the state is ``node.mm`` and the mechanism modules take it. The attributes ``profile``,
+    ``thp``, ``vm``, ``costs``, ``rng``, ``time``, ``vmstat``, ``cpu_s``, ``phys``, ``pt``, ``memcgs``,
+    ``swap``, ``regions``, ``files`` and ``procs`` are read-only views of ``node.mm``, observation
+    conveniences for tests, benchmarks and metrics.
+    """
 
     def __init__(self, memory: int | str = "1G", profile: str = "linux-6.12", seed=0, thp: dict | None = None,
                  swap: dict | None = None, vm: dict | None = None, proposals=(), costs: dict | None = None):
         total = size_arg("memory", memory)
         if total < 64 * HPAGE_PAGES * PAGE_SIZE or total % (HPAGE_PAGES * PAGE_SIZE):
             raise KernelError("EINVAL", f"memory={memory!r} must be a multiple of 2M and at least 128M")
-        self.profile = make_profile(profile, list(proposals))
-        self.thp = THPSettings.build(thp)
-        self.vm = VMSettings.build(vm)
-        self.costs = Costs.build(costs)
-        swap_settings = SwapSettings.build(swap)
-        seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-        self.rng = np.random.default_rng(seq)
-        self.time = 0.0
-        self.vmstat: Counter = Counter({k: 0 for k in VMSTAT_KEYS})
-        self.cpu_s: Counter = Counter()
-        total_pages = total // PAGE_SIZE
-        min_kb = self.vm.min_free_kbytes or default_min_free_kbytes(total)
-        self.phys = PhysMem(total_pages, min_kb, self.vm.watermark_scale_factor)
-        self.phys.reserve_kernel(int(total_pages * self.vm.kernel_share), self.rng)
-        self._boot_used = self.phys.used.copy()
-        self.pt = PageTable()
-        self.memcgs = MemcgTree()
-        self.swap = SwapDevice(swap_settings, total_pages)
-        self.regions: dict[int, Region] = {}
-        self.files: dict[str, Region] = {}
-        self.procs: list[Process] = []
-        self._next_ids = {"pid": 1, "region": 0}
-        self.next_khugepaged = self.thp.scan_sleep
-        self.next_kcompactd = KCOMPACTD_INTERVAL_S
-        self.khugepaged_cursor = 0
-        self._khugepaged_regions: set[int] = set()
-        self.thp_disabled_pids: set[int] = set()   # tasks with PR_SET_THP_DISABLE set, kept by Process
+        self.mm = _boot(total, profile, seed, thp, swap, vm, proposals, costs)
 
     # --- cgroups and tasks ---------------------------------------------------------------------------
     def cgroup(self, path: str = "", **settings) -> Cgroup:
@@ -77,12 +49,13 @@ class Node:
             raise KernelError("EINVAL", f"cgroup settings {sorted(unknown)} unknown; allowed: "
                                         f"{', '.join((*LIMITS, 'oom_group'))}")
         key = path.strip("/")
-        m = self.memcgs.by_path.get(key)
+        memcgs = self.mm.memcgs
+        m = memcgs.by_path.get(key)
         if m is None:
             if not settings and key:
                 raise KernelError("ENOENT", f"cgroup {path!r} does not exist; pass settings to create it")
-            m = self.memcgs.create(key)
-        if settings and m is self.memcgs.root:
+            m = memcgs.create(key)
+        if settings and m is memcgs.root:
             raise KernelError("EINVAL", "the root cgroup has no memory.min/low/high/max files")
         for name, value in settings.items():
             if name == "oom_group":
@@ -95,100 +68,51 @@ class Node:
 
     def spawn(self, cgroup: str | None = None, name: str = "", oom_score_adj: int = 0, threads: int = 1) -> Process:
         """Start a process in ``cgroup`` (the root when None)."""
-        m = self.memcgs.get(cgroup or "")
-        pid = self._next_ids["pid"]
-        self._next_ids["pid"] += 1
+        mm = self.mm
+        m = mm.memcgs.get(cgroup or "")
+        pid = mm.next_pid
+        mm.next_pid += 1
         p = Process(self, pid, name or f"task{pid}", m, oom_score_adj, threads)
-        self.procs.append(p)
+        mm.procs.append(p)
         return p
-
-    # --- mappings (called by Process) ------------------------------------------------------------------
-    def map_region(self, proc: Process | None, npages: int, kind: str = "anon", memcg: Memcg | None = None
-                   ) -> Region:
-        nvhp = -(-npages // HPAGE_PAGES)
-        start = self.pt.alloc_rows(nvhp)
-        rid = self._next_ids["region"]
-        self._next_ids["region"] += 1
-        region = Region(rid, proc, start, nvhp, npages, kind)
-        rows = region.rows
-        self.pt.region[rows] = rid
-        self.pt.memcg[rows] = (memcg or proc.memcg).idx
-        self.pt.full[rows] = True
-        if npages % HPAGE_PAGES:   # the last vhp ends inside the VMA: never PMD-mapped
-            self.pt.full[rows[-1]] = False
-        self.regions[rid] = region
-        if proc is not None:
-            proc.regions.append(region)
-            if self.thp.enabled == "always":
-                self._khugepaged_regions.add(rid)
-        return region
-
-    def unmap_region(self, region: Region) -> None:
-        unmap_all_rows(self, region)
-        self.pt.free_rows(region.start_row, region.nvhp)
-        region.mapped = False
-        self._khugepaged_regions.discard(region.id)
-        del self.regions[region.id]
-
-    def file_region(self, name: str, npages: int, memcg: Memcg) -> Region:
-        """The page-cache region of file ``name``, grown to ``npages`` if needed."""
-        region = self.files.get(name)
-        if region is not None and region.npages >= npages:
-            return region
-        if region is not None:   # grow: a new, larger region; the cached pages are dropped and re-read
-            self.unmap_region(region)
-        region = self.map_region(None, npages, "file", memcg)
-        region.ever_read = False
-        self.pt.full[region.rows] = False
-        self.files[name] = region
-        return region
-
-    def khugepaged_register(self, region: Region) -> None:
-        """khugepaged_enter_vma(): MADV_HUGEPAGE (or enabled=always) puts the mm on khugepaged's list."""
-        self._khugepaged_regions.add(region.id)
-
-    def khugepaged_rows(self) -> np.ndarray:
-        """Rows khugepaged walks: full vhps of registered VMAs that THP policy allows, in address order."""
-        if self.thp.enabled == "never" or not self._khugepaged_regions:
-            return np.empty(0, dtype=np.int64)
-        rows = np.concatenate([self.regions[r].rows for r in sorted(self._khugepaged_regions)])
-        from .huge_memory import vma_allows_thp
-        return np.sort(rows[vma_allows_thp(self, rows)])
-
-    def thp_disabled_rows(self, rows: np.ndarray, *, collapse: bool = False) -> np.ndarray:
-        """PR_SET_THP_DISABLE of each row's owner (vma_thp_disabled()): True disables every VMA;
-        "except_advised" spares MADV_HUGEPAGE VMAs and a forced collapse (MADV_COLLAPSE)."""
-        out = np.zeros(len(rows), dtype=bool)
-        if not self.thp_disabled_pids:
-            return out
-        owners = [r for r in self.regions.values() if r.proc is not None and r.proc.thp_disable is not False]
-        if not owners:
-            return out
-        region = self.pt.region[rows]
-        out = np.isin(region, [r.id for r in owners if r.proc.thp_disable is True])
-        if not collapse:
-            advised = self.pt.advice[rows] == ADV_HUGEPAGE
-            out |= np.isin(region, [r.id for r in owners if r.proc.thp_disable == "except_advised"]) & ~advised
-        return out
 
     # --- time ----------------------------------------------------------------------------------------
     def advance(self, duration: float | str) -> None:
         """Let ``duration`` pass: khugepaged scans, kswapd reclaims, kcompactd compacts, in time order."""
-        end = self.time + duration_arg("duration", duration)
+        mm = self.mm
+        end = mm.time + duration_arg("duration", duration)
         while True:
-            t = min(self.next_khugepaged, self.next_kcompactd, end)
-            self.time = max(self.time, t)
-            self.cpu_s["kswapd"] += vmscan.kswapd(self)
-            if t >= self.next_khugepaged and t <= end:
-                self.cpu_s["khugepaged"] += khugepaged.scan(self)
-            if t >= self.next_kcompactd and t <= end:
-                self.cpu_s["kcompactd"] += compaction.proactive(self)
-                self.next_kcompactd = t + KCOMPACTD_INTERVAL_S
+            t = min(mm.next_khugepaged, mm.next_kcompactd, end)
+            mm.time = max(mm.time, t)
+            mm.cpu_s["kswapd"] += vmscan.kswapd(mm)
+            if t >= mm.next_khugepaged and t <= end:
+                mm.cpu_s["khugepaged"] += khugepaged.scan(mm)
+            if t >= mm.next_kcompactd and t <= end:
+                mm.cpu_s["kcompactd"] += compaction.proactive(mm)
+                mm.next_kcompactd = t + KCOMPACTD_INTERVAL_S
             if t >= end:
                 break
-        self.time = end
+        mm.time = end
 
     # --- observations --------------------------------------------------------------------------------
+    # Read-only views of the state, for tests, benchmarks and the fleet's metrics; the mechanisms take
+    # `mm` itself.
+    profile = property(lambda self: self.mm.profile, doc="The kernel profile (semantics and proposals).")
+    thp = property(lambda self: self.mm.thp, doc="/sys/kernel/mm/transparent_hugepage tunables.")
+    vm = property(lambda self: self.mm.vm, doc="/proc/sys/vm tunables.")
+    costs = property(lambda self: self.mm.costs, doc="The cost table, seconds per operation.")
+    rng = property(lambda self: self.mm.rng, doc="The node's random generator.")
+    time = property(lambda self: self.mm.time, doc="Seconds since boot.")
+    vmstat = property(lambda self: self.mm.vmstat, doc="/proc/vmstat counters.")
+    cpu_s = property(lambda self: self.mm.cpu_s, doc="CPU seconds of kswapd, khugepaged and kcompactd.")
+    phys = property(lambda self: self.mm.phys, doc="Physical memory: pageblocks and watermarks.")
+    pt = property(lambda self: self.mm.pt, doc="The page table: one row per 2 MiB of every mapping.")
+    memcgs = property(lambda self: self.mm.memcgs, doc="The memcg tree.")
+    swap = property(lambda self: self.mm.swap, doc="The swap device.")
+    regions = property(lambda self: self.mm.regions, doc="Every live mapping, by region id.")
+    files = property(lambda self: self.mm.files, doc="Page-cache regions, by file name.")
+    procs = property(lambda self: self.mm.procs, doc="Every task spawned, alive or not.")
+
     @property
     def free_pageblocks(self) -> int:
         return self.phys.free_blocks
@@ -210,8 +134,24 @@ class Node:
 
     def check(self) -> None:
         """Raise AssertionError naming the first broken invariant (conservation, charges, counts)."""
-        from .invariants import check_node
-        check_node(self)
+        check_node(self.mm)
+
+
+def _boot(total: int, profile: str, seed, thp: dict | None, swap: dict | None, vm: dict | None, proposals,
+          costs: dict | None) -> MM:
+    """The state of a node with ``total`` bytes just booted: tunables checked, the kernel's share reserved."""
+    profile_ = make_profile(profile, list(proposals))
+    thp_settings, vm_settings = THPSettings.build(thp), VMSettings.build(vm)
+    cost_table, swap_settings = Costs.build(costs), SwapSettings.build(swap)
+    seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    rng = np.random.default_rng(seq)
+    total_pages = total // PAGE_SIZE
+    min_kb = vm_settings.min_free_kbytes or default_min_free_kbytes(total)
+    phys = PhysMem(total_pages, min_kb, vm_settings.watermark_scale_factor)
+    phys.reserve_kernel(int(total_pages * vm_settings.kernel_share), rng)
+    return MM(profile=profile_, thp=thp_settings, vm=vm_settings, costs=cost_table, rng=rng, phys=phys,
+              pt=PageTable(), memcgs=MemcgTree(), swap=SwapDevice(swap_settings, total_pages),
+              boot_used=phys.used.copy(), next_khugepaged=thp_settings.scan_sleep)
 
 
 class Cgroup:
@@ -255,23 +195,19 @@ class Cgroup:
     @property
     def stat(self) -> dict[str, int]:
         """memory.stat of the subtree: sizes in bytes, event counters as counts."""
-        from .invariants import memcg_stat
-        return memcg_stat(self.node, self.memcg)
+        return memcg_stat(self.node.mm, self.memcg)
 
     def reclaim(self, nbytes: int | str) -> int:
         """memory.reclaim: reclaim from this subtree ignoring its own protection; EAGAIN if short."""
         want = size_arg("reclaim", nbytes) // PAGE_SIZE
         got = 0
-        for _ in range(16):
-            sc = vmscan.memcg_reclaim(self.node, self.memcg, want - got)
+        for _ in range(vmscan.MAX_RECLAIM_RETRIES):   # memory_reclaim(), mm/memcontrol.c
+            sc = vmscan.memcg_reclaim(self.node.mm, self.memcg, want - got)
             got += sc.nr_reclaimed
             if got >= want or sc.nr_reclaimed == 0:
                 break
         if got < want:
             raise KernelError("EAGAIN", f"memory.reclaim: reclaimed {got * PAGE_SIZE} of {want * PAGE_SIZE} bytes")
         return got * PAGE_SIZE
-
-
-
 
 __all__ = ["Cgroup", "Node"]

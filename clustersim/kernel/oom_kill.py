@@ -7,32 +7,28 @@ highest such group dies, except tasks with oom_score_adj -1000. A killed task fr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .memcg import Memcg, MemcgTree
+from .mm import MM, Task
 
-if TYPE_CHECKING:
-    from .node import Node
-    from .task import Process
-
-OOM_SCORE_ADJ_MIN = -1000
+OOM_SCORE_ADJ_MIN = -1000   # include/uapi/linux/oom.h: never chosen
+OOM_SCORE_ADJ_MAX = 1000    # include/uapi/linux/oom.h: chosen first
 
 
-def badness(node: Node, p: Process) -> float:
+def badness(mm: MM, p: Task) -> float:
     """oom_badness(): pages the task would free, adjusted by oom_score_adj."""
     if p.oom_score_adj <= OOM_SCORE_ADJ_MIN or not p.alive:
         return float("-inf")
     return p.rss_pages() + p.swap_pages() + p.pagetable_pages() \
-        + p.oom_score_adj * node.phys.total_pages / 1000.0
+        + p.oom_score_adj * mm.phys.total_pages / 1000.0
 
 
-def out_of_memory(node: Node, domain: Memcg | None) -> list[Process]:
+def out_of_memory(mm: MM, domain: Memcg | None) -> list[Task]:
     """Kill the worst task in ``domain`` (a memcg) or on the whole node (None); returns who died."""
-    scope = domain.subtree() if domain is not None else node.memcgs.root.subtree()
+    scope = domain.subtree() if domain is not None else mm.memcgs.root.subtree()
     if domain is not None:
         MemcgTree.event(domain, "oom")
     candidates = [p for m in scope for p in m.procs if p.alive]
-    scored = [(badness(node, p), -p.pid, p) for p in candidates]
+    scored = [(badness(mm, p), -p.pid, p) for p in candidates]
     scored = [s for s in scored if s[0] != float("-inf")]
     if not scored:
         return []
@@ -48,7 +44,7 @@ def out_of_memory(node: Node, domain: Memcg | None) -> list[Process]:
         MemcgTree.event(group, "oom_group_kill")
     for p in victims:
         MemcgTree.event(p.memcg, "oom_kill")
-        node.vmstat["oom_kill"] += 1
+        mm.vmstat["oom_kill"] += 1
         p.kill()
     return list(dict.fromkeys(victims))
 

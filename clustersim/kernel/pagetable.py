@@ -324,3 +324,70 @@ def _move_all(fs, cnt, npres, present, flat, was, new):
         cnt[r, new] += 1
         npres[r] += gain
         fs[f] = new
+
+
+@njit
+def disjoint_ascending(first, n) -> bool:
+    """Each range starts at or after the end of the one before (its pages come out sorted and distinct)."""
+    for i in range(1, first.shape[0]):   # noqa: SIM110 (numba compiles loops, not generators)
+        if first[i] < first[i - 1] + n[i - 1]:
+            return False
+    return True
+
+
+@njit
+def expand_ranges(first, n):
+    """Sorted distinct flat pages of ranges given as first flat page and page count (n >= 0); ranges out of
+    order or overlapping are merged."""
+    disjoint = disjoint_ascending(first, n)
+    if not disjoint:
+        order = np.argsort(first, kind="mergesort")
+        first, n = first[order], n[order]
+        disjoint = disjoint_ascending(first, n)
+    pages = np.empty(n.sum(), dtype=np.int64)
+    k = 0
+    for i in range(first.shape[0]):
+        for j in range(n[i]):
+            pages[k + j] = first[i] + j
+        k += n[i]
+    return pages if disjoint else np.unique(pages)
+
+
+@njit
+def rollup(npres, pmd, cnt, rows):
+    """smaps_rollup counts over rows: (present pages, PMD-mapped rows, lazyfree pages, swapped pages)."""
+    rss, thp, lazy, swap = 0, 0, 0, 0
+    for r in rows:
+        rss += npres[r]
+        thp += pmd[r]
+        lazy += cnt[r, LAZY]
+        swap += cnt[r, SWAP]
+    return rss, thp, lazy, swap
+
+
+@njit
+def swapped_and_rows(flat_state, cnt, first, n):
+    """Swapped pages (sorted, distinct) and sorted distinct rows of the ranges, read in place: only rows
+    whose count says they hold a swapped page are read page by page."""
+    if not disjoint_ascending(first, n):
+        order = np.argsort(first, kind="mergesort")
+        pages = expand_ranges(first[order], n[order])
+        first, n = pages, np.ones(pages.shape[0], dtype=np.int64)
+    swapped = np.empty(n.sum(), dtype=np.int64)
+    rows = np.empty(n.sum() // HPAGE_PAGES + 2 * first.shape[0], dtype=np.int64)
+    k = m = 0
+    for i in range(first.shape[0]):
+        start, end = first[i], first[i] + n[i]
+        while start < end:
+            r = start // HPAGE_PAGES
+            stop = min(end, (r + 1) * HPAGE_PAGES)
+            if m == 0 or rows[m - 1] != r:
+                rows[m] = r
+                m += 1
+            if cnt[r, SWAP]:
+                for f in range(start, stop):
+                    if flat_state[f] == SWAP:
+                        swapped[k] = f
+                        k += 1
+            start = stop
+    return swapped[:k], rows[:m]

@@ -10,20 +10,13 @@ memory.high the charge succeeds; the task then reclaims the excess and sleeps pe
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .memcg import INF, MemcgTree, high_penalty_s
+from .mm import MM, Task
 from .oom_kill import out_of_memory
-from .vmscan import SWAP_CLUSTER_MAX, direct_reclaim, memcg_reclaim
-
-if TYPE_CHECKING:
-    from .node import Node
-    from .task import Process
-
-MAX_RECLAIM_RETRIES = 16
+from .vmscan import MAX_RECLAIM_RETRIES, SWAP_CLUSTER_MAX, direct_reclaim, memcg_reclaim
 
 
-def reserve(node: Node, p: Process, n: int) -> tuple[int, float]:
+def reserve(mm: MM, p: Task, n: int) -> tuple[int, float]:
     """Make room for up to ``n`` new pages charged to p's memcg; returns (pages allowed now, stall seconds).
 
     Returns fewer pages than asked when only part fits after reclaim; 0 when the task was killed or no
@@ -36,31 +29,31 @@ def reserve(node: Node, p: Process, n: int) -> tuple[int, float]:
     for _ in range(MAX_RECLAIM_RETRIES):
         if not p.alive:
             return 0, stall
-        global_room = node.phys.nr_free - node.phys.wmark_min
+        global_room = mm.phys.nr_free - mm.phys.wmark_min
         if global_room < min(n, SWAP_CLUSTER_MAX):
-            sc = direct_reclaim(node, n - max(global_room, 0))
+            sc = direct_reclaim(mm, n - max(global_room, 0))
             stall += sc.cost_s
-            global_room = node.phys.nr_free - node.phys.wmark_min
+            global_room = mm.phys.nr_free - mm.phys.wmark_min
             if global_room < 1:
-                if sc.nr_reclaimed == 0 and not out_of_memory(node, None):
-                    return max(0, min(n, node.phys.nr_free)), stall   # nothing to kill: dip into reserves
+                if sc.nr_reclaimed == 0 and not out_of_memory(mm, None):
+                    return max(0, min(n, mm.phys.nr_free)), stall   # nothing to kill: dip into reserves
                 continue
         memcg_room, over = _memcg_room(p, n)
         if memcg_room < min(n, SWAP_CLUSTER_MAX) and over is not None:
             MemcgTree.event(over, "max")
-            sc = memcg_reclaim(node, over, n - max(memcg_room, 0))
+            sc = memcg_reclaim(mm, over, n - max(memcg_room, 0))
             stall += sc.cost_s
             memcg_room = _memcg_room(p, n)[0]
             if memcg_room < 1:
-                if sc.nr_reclaimed == 0 and not out_of_memory(node, over):
+                if sc.nr_reclaimed == 0 and not out_of_memory(mm, over):
                     return 0, stall
                 continue
-            global_room = node.phys.nr_free - node.phys.wmark_min
+            global_room = mm.phys.nr_free - mm.phys.wmark_min
         return int(min(n, global_room, memcg_room)), stall
     return 0, stall
 
 
-def _memcg_room(p: Process, n: int):
+def _memcg_room(p: Task, n: int):
     """Pages that still fit under every ancestor's memory.max, and the tightest memcg."""
     room, tight = INF, None
     for a in p.memcg.ancestors():
@@ -69,14 +62,14 @@ def _memcg_room(p: Process, n: int):
     return (n if room == INF else int(room)), (tight if room < n else None)
 
 
-def over_high(node: Node, p: Process, nr_pages: int) -> float:
+def over_high(mm: MM, p: Task, nr_pages: int) -> float:
     """After a charge: reclaim above memory.high, then sleep the penalty if still over. Returns seconds."""
     stall = 0.0
     for a in p.memcg.ancestors():
         if a.high == INF or a.usage <= a.high:
             continue
         MemcgTree.event(a, "high")
-        sc = memcg_reclaim(node, a, int(a.usage - a.high))
+        sc = memcg_reclaim(mm, a, int(a.usage - a.high))
         stall += sc.cost_s
         stall += high_penalty_s(a.usage, a.high, nr_pages)
     return stall

@@ -12,16 +12,13 @@ readahead, per-page pool/disk placement (a memcg's swap-ins come from the pool i
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..units import HPAGE_PAGES, PAGE_SIZE
+from .mm import MM
 from .pagetable import uniq
 from .settings import SwapSettings
-
-if TYPE_CHECKING:
-    from .node import Node
 
 
 class SwapDevice:
@@ -54,9 +51,9 @@ class SwapDevice:
             return sum(math.ceil(v / self.ratio) for v in self.pool_stored.values())
         return 0
 
-    def swapin_cost_s(self, node: Node, memcg_idx: int, n: int) -> float:
+    def swapin_cost_s(self, mm: MM, memcg_idx: int, n: int) -> float:
         """Seconds to swap ``n`` pages of one memcg back in."""
-        c = node.costs
+        c = mm.costs
         if self.kind == "zram":
             return n * c.swapin_zram_s
         disk_s = c.swapin_nvme_s if self.device == "nvme" else c.swapin_hdd_s
@@ -66,28 +63,28 @@ class SwapDevice:
         from_pool = round(n * pool / (pool + disk)) if pool + disk else n
         return from_pool * c.swapin_zswap_s + (n - from_pool) * disk_s
 
-    def swapout_cost_s(self, node: Node, n: int) -> float:
-        c = node.costs
+    def swapout_cost_s(self, mm: MM, n: int) -> float:
+        c = mm.costs
         if self.kind in ("zram", "zswap"):
             return n * c.swapout_zram_s
         return n * (c.swapout_nvme_s if self.device == "nvme" else c.swapout_hdd_s)
 
     # --- slots ---------------------------------------------------------------------------------------
-    def store(self, node: Node, memcg_idx: int, n: int) -> None:
+    def store(self, mm: MM, memcg_idx: int, n: int) -> None:
         """Take ``n`` slots for pages of one memcg (the caller checked room) and grow the RAM store."""
         self.used += n
         if self.kind == "zswap":
-            m = node.memcgs.all[memcg_idx]
+            m = mm.memcgs.all[memcg_idx]
             room_pool = min(self.pool_cap - self.pool_pages(),
                             min(a.zswap_max - a.zswap_usage for a in m.ancestors()))
             to_pool = int(max(0, min(n, math.floor(room_pool * self.ratio))))
             before = math.ceil(self.pool_stored.get(memcg_idx, 0) / self.ratio)
             self.pool_stored[memcg_idx] = self.pool_stored.get(memcg_idx, 0) + to_pool
             self.disk_stored[memcg_idx] = self.disk_stored.get(memcg_idx, 0) + n - to_pool
-            self._charge_pool(node, m, math.ceil(self.pool_stored[memcg_idx] / self.ratio) - before)
-        self._resize_ram(node)
+            self._charge_pool(mm, m, math.ceil(self.pool_stored[memcg_idx] / self.ratio) - before)
+        self._resize_ram(mm)
 
-    def release(self, node: Node, flat: np.ndarray) -> None:
+    def release(self, mm: MM, flat: np.ndarray) -> None:
         """Free the slots of swapped pages (swap-in, zap or exit)."""
         n = len(flat)
         if n == 0:
@@ -95,12 +92,12 @@ class SwapDevice:
         self.used -= n
         assert self.used >= 0, "freed more swap slots than were used"
         if self.kind == "zswap":
-            memcgs = node.pt.memcg[flat // HPAGE_PAGES]
+            memcgs = mm.pt.memcg[flat // HPAGE_PAGES]
             for m_idx, k in zip(*uniq(memcgs, return_counts=True), strict=True):
-                self._release_zswap(node, int(m_idx), int(k))
-        self._resize_ram(node)
+                self._release_zswap(mm, int(m_idx), int(k))
+        self._resize_ram(mm)
 
-    def _release_zswap(self, node: Node, m_idx: int, k: int) -> None:
+    def _release_zswap(self, mm: MM, m_idx: int, k: int) -> None:
         pool, disk = self.pool_stored.get(m_idx, 0), self.disk_stored.get(m_idx, 0)
         from_pool = min(pool, round(k * pool / (pool + disk))) if pool + disk else 0
         from_disk = k - from_pool
@@ -109,15 +106,15 @@ class SwapDevice:
         before = math.ceil(pool / self.ratio)
         self.pool_stored[m_idx] = pool - from_pool
         self.disk_stored[m_idx] = disk - from_disk
-        self._charge_pool(node, node.memcgs.all[m_idx], math.ceil(self.pool_stored[m_idx] / self.ratio) - before)
+        self._charge_pool(mm, mm.memcgs.all[m_idx], math.ceil(self.pool_stored[m_idx] / self.ratio) - before)
 
     @staticmethod
-    def _charge_pool(node: Node, m, delta: int) -> None:
+    def _charge_pool(mm: MM, m, delta: int) -> None:
         if delta:
-            node.memcgs.charge(m, delta)
-            node.memcgs.charge_zswap(m, delta)
+            mm.memcgs.charge(m, delta)
+            mm.memcgs.charge_zswap(m, delta)
 
-    def _resize_ram(self, node: Node) -> None:
+    def _resize_ram(self, mm: MM) -> None:
         """Keep the compressed store's pages allocated as unmovable kernel memory.
 
         REQUIRES: the pages being swapped out were freed first, so the (smaller) compressed copy fits.
@@ -125,9 +122,9 @@ class SwapDevice:
         want = self.pool_pages()
         have = len(self.ram_blocks)
         if want > have:
-            got = node.phys.alloc_pages(want - have, movable=False)
+            got = mm.phys.alloc_pages(want - have, movable=False)
             assert len(got) == want - have, "no room for the compressed copy"
             self.ram_blocks = np.concatenate([self.ram_blocks, got])
         elif want < have:
-            node.phys.free_pages(self.ram_blocks[want:], movable=False)
+            mm.phys.free_pages(self.ram_blocks[want:], movable=False)
             self.ram_blocks = self.ram_blocks[:want]

@@ -14,22 +14,20 @@ per PMD, as for a THP). Left out: MGLRU, refault-distance activation, writeback 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..units import HPAGE_PAGES
 from .huge_memory import defer_split, shrink_deferred, shrink_underused, split_folio, split_pmd, underused_rows
-from .memcg import Memcg
+from .memcg import Memcg, MemcgTree
 from .memory import charging, unmap_pages
+from .mm import MM
 from .pagetable import CACHE, DATA, LAZY, QUEUED, SWAP, ZERO, uniq, uniq_rows
 
-if TYPE_CHECKING:
-    from .node import Node
-
-DEF_PRIORITY = 12
-SWAP_CLUSTER_MAX = 32
-DEFAULT_SEEKS = 2
+DEF_PRIORITY = 12          # include/linux/mmzone.h: reclaim starts scanning lru_size >> 12
+SWAP_CLUSTER_MAX = 32      # include/linux/swap.h: pages reclaim works on per batch
+DEFAULT_SEEKS = 2          # include/linux/shrinker.h: a shrinker's default cost to recreate an object
+MAX_RECLAIM_RETRIES = 16   # mm/internal.h: reclaim rounds without progress before OOM or memory.reclaim's EAGAIN
 
 
 @dataclass
@@ -51,21 +49,21 @@ class ScanControl:
         return self.nr_reclaimed >= self.nr_to_reclaim
 
 
-def shrink(node: Node, root: Memcg, nr_to_reclaim: int, *, may_swap: bool = True,
+def shrink(mm: MM, root: Memcg, nr_to_reclaim: int, *, may_swap: bool = True,
            is_global: bool = False) -> ScanControl:
     """Reclaim ``nr_to_reclaim`` pages from ``root``'s subtree; retries below memory.low if it must."""
     sc = ScanControl(root, nr_to_reclaim, may_swap, is_global)
-    rows_by_memcg = _rows_by_memcg(node, root)
-    node.memcgs.compute_protection(root)
-    _priorities(node, sc, rows_by_memcg)
+    rows_by_memcg = _rows_by_memcg(mm, root)
+    mm.memcgs.compute_protection(root)
+    _priorities(mm, sc, rows_by_memcg)
     if not sc.done and sc.memcg_low_skipped:
         sc.memcg_low_reclaim = True
-        _priorities(node, sc, rows_by_memcg)
+        _priorities(mm, sc, rows_by_memcg)
     return sc
 
 
-def _rows_by_memcg(node: Node, root: Memcg) -> dict[int, np.ndarray]:
-    pt = node.pt
+def _rows_by_memcg(mm: MM, root: Memcg) -> dict[int, np.ndarray]:
+    pt = mm.pt
     members = np.array([m.idx for m in root.subtree()])
     rows = np.flatnonzero(np.isin(pt.memcg[: pt.nrows], members))
     memcgs = pt.memcg[rows]
@@ -75,7 +73,7 @@ def _rows_by_memcg(node: Node, root: Memcg) -> dict[int, np.ndarray]:
     return {int(g[0]): r for g, r in zip(np.split(memcgs, cuts), np.split(rows, cuts), strict=True) if len(g)}
 
 
-def _priorities(node: Node, sc: ScanControl, rows_by_memcg: dict[int, np.ndarray]) -> None:
+def _priorities(mm: MM, sc: ScanControl, rows_by_memcg: dict[int, np.ndarray]) -> None:
     for priority in range(DEF_PRIORITY, -1, -1):
         for m in sc.root.subtree():
             rows = rows_by_memcg.get(m.idx)
@@ -84,7 +82,7 @@ def _priorities(node: Node, sc: ScanControl, rows_by_memcg: dict[int, np.ndarray
             protection = _protection(sc, m)
             if protection is None:
                 continue
-            _shrink_memcg(node, sc, m, rows, priority, protection)
+            _shrink_memcg(mm, sc, m, rows, priority, protection)
             if sc.done:
                 return
 
@@ -99,7 +97,6 @@ def _protection(sc: ScanControl, m: Memcg) -> float | None:
         if not sc.memcg_low_reclaim:
             sc.memcg_low_skipped = True
             return None
-        from .memcg import MemcgTree
         MemcgTree.event(m, "low")
     return m.emin if sc.memcg_low_reclaim or m.elow <= m.emin else m.elow
 
@@ -113,47 +110,47 @@ def _scan_target(size: int, priority: int, usage: int, protection: float) -> int
     return size >> priority
 
 
-def _shrink_memcg(node: Node, sc: ScanControl, m: Memcg, rows: np.ndarray, priority: int,
+def _shrink_memcg(mm: MM, sc: ScanControl, m: Memcg, rows: np.ndarray, priority: int,
                   protection: float) -> None:
-    pt = node.pt
+    pt = mm.pt
     want = sc.nr_to_reclaim - sc.nr_reclaimed
-    file_states = (CACHE, LAZY) if _lazy_on_file_lru(node, sc) else (CACHE,)
+    file_states = (CACHE, LAZY) if _lazy_on_file_lru(mm, sc) else (CACHE,)
     file_size = int(pt.cnt[rows][:, list(file_states)].sum())
     nr_file = _scan_target(file_size, priority, m.usage, protection)
     if nr_file > 0:
-        _reclaim_file(node, sc, rows, min(nr_file, max(want, SWAP_CLUSTER_MAX)), file_states)
-    elif _may_swap(node, sc, m):
+        _reclaim_file(mm, sc, rows, min(nr_file, max(want, SWAP_CLUSTER_MAX)), file_states)
+    elif _may_swap(mm, sc, m):
         anon_size = int(pt.cnt[rows][:, [DATA, ZERO]].sum())
         nr_anon = _scan_target(anon_size, priority, m.usage, protection)
-        if sc.is_global and node.vm.swappiness == 0 and file_size > 0:
+        if sc.is_global and mm.vm.swappiness == 0 and file_size > 0:
             nr_anon = 0
         if nr_anon > 0:
-            _swap_out(node, sc, m, rows, min(nr_anon, max(want, SWAP_CLUSTER_MAX)))
-    _shrink_slab(node, sc, rows, priority)   # shrink_node_memcgs(): LRU then slab, for every memcg visited
+            _swap_out(mm, sc, m, rows, min(nr_anon, max(want, SWAP_CLUSTER_MAX)))
+    _shrink_slab(mm, sc, rows, priority)   # shrink_node_memcgs(): LRU then slab, for every memcg visited
 
 
-def _lazy_on_file_lru(node: Node, sc: ScanControl) -> bool:
+def _lazy_on_file_lru(mm: MM, sc: ScanControl) -> bool:
     """Since 4.12 lazyfree pages sit on the inactive file LRU; in 4.5 they need anon scanning (swap)."""
-    if not node.profile.lazyfree_needs_swap:
+    if not mm.profile.lazyfree_needs_swap:
         return True
-    return sc.may_swap and node.swap.enabled
+    return sc.may_swap and mm.swap.enabled
 
 
-def _may_swap(node: Node, sc: ScanControl, m: Memcg) -> bool:
-    return sc.may_swap and node.swap.enabled and node.swap.free > 0 and node.memcgs.swap_room(m) > 0 \
-        and (node.vm.swappiness > 0 or not sc.is_global)
+def _may_swap(mm: MM, sc: ScanControl, m: Memcg) -> bool:
+    return sc.may_swap and mm.swap.enabled and mm.swap.free > 0 and mm.memcgs.swap_room(m) > 0 \
+        and (mm.vm.swappiness > 0 or not sc.is_global)
 
 
-def _lru_order(node: Node, rows: np.ndarray) -> np.ndarray:
+def _lru_order(mm: MM, rows: np.ndarray) -> np.ndarray:
     """Rows in reclaim order: inactive before active, then least recently accessed first."""
-    pt = node.pt
+    pt = mm.pt
     return rows[np.lexsort((pt.atime[rows], pt.active[rows]))]
 
 
-def _take(node: Node, rows: np.ndarray, states: tuple[int, ...], n: int) -> np.ndarray:
+def _take(mm: MM, rows: np.ndarray, states: tuple[int, ...], n: int) -> np.ndarray:
     """Flat indices of the first ``n`` pages in ``states``, walking rows in LRU order."""
-    pt = node.pt
-    rows = _lru_order(node, rows)
+    pt = mm.pt
+    rows = _lru_order(mm, rows)
     have = pt.cnt[rows][:, list(states)].sum(axis=1)
     rows, have = rows[have > 0], have[have > 0]
     if len(rows) == 0:
@@ -168,10 +165,10 @@ def _take(node: Node, rows: np.ndarray, states: tuple[int, ...], n: int) -> np.n
     return flat
 
 
-def _reclaim_file(node: Node, sc: ScanControl, rows: np.ndarray, n: int, states: tuple[int, ...]) -> None:
+def _reclaim_file(mm: MM, sc: ScanControl, rows: np.ndarray, n: int, states: tuple[int, ...]) -> None:
     """Drop clean page cache and discard clean lazyfree pages (whole lazyfree THPs stay unsplit)."""
-    pt = node.pt
-    flat = _take(node, rows, states, n)
+    pt = mm.pt
+    flat = _take(mm, rows, states, n)
     if len(flat) == 0:
         return
     touched = uniq_rows(flat)
@@ -179,47 +176,47 @@ def _reclaim_file(node: Node, sc: ScanControl, rows: np.ndarray, n: int, states:
     whole = folio[pt.cnt[folio, LAZY] == pt.present(folio)]
     partial = np.setdiff1d(folio, whole)
     if len(partial):   # lazy_free_split: part of a THP was freed lazily; split it only now
-        split_folio(node, partial)
-        sc.cost_s += len(partial) * node.costs.split_folio_reclaim_s
+        split_folio(mm, partial)
+        sc.cost_s += len(partial) * mm.costs.split_folio_reclaim_s
     if len(whole):
         flat = np.union1d(flat, pt.pages_in_state(whole, (LAZY,)))
-    with charging(node, touched):
-        old = unmap_pages(node, flat)
+    with charging(mm, touched):
+        old = unmap_pages(mm, flat)
     lazy = int(np.count_nonzero(old == LAZY))
-    node.vmstat["pglazyfreed"] += lazy
-    _count_memcg(node, flat[old == LAZY], "pglazyfreed")
-    _account(node, sc, len(flat))
+    mm.vmstat["pglazyfreed"] += lazy
+    _count_memcg(mm, flat[old == LAZY], "pglazyfreed")
+    _account(mm, sc, len(flat))
 
 
-def _swap_out(node: Node, sc: ScanControl, m: Memcg, rows: np.ndarray, n: int) -> None:
+def _swap_out(mm: MM, sc: ScanControl, m: Memcg, rows: np.ndarray, n: int) -> None:
     """Swap out the coldest anon pages of m; THPs are split first."""
-    pt = node.pt
-    n = int(min(n, node.swap.free, node.memcgs.swap_room(m)))
-    flat = _take(node, rows, (DATA, ZERO), n)
+    pt = mm.pt
+    n = int(min(n, mm.swap.free, mm.memcgs.swap_room(m)))
+    flat = _take(mm, rows, (DATA, ZERO), n)
     if len(flat) == 0:
         return
     touched = uniq_rows(flat)
     folio = touched[pt.folio[touched] >= 0]
     if len(folio):
-        split_folio(node, folio)
-        node.vmstat["thp_swpout_fallback"] += len(folio)
-        sc.cost_s += len(folio) * node.costs.split_folio_reclaim_s
-    with charging(node, touched):
-        unmap_pages(node, flat, SWAP)
-        node.swap.store(node, m.idx, len(flat))
-    node.vmstat["pswpout"] += len(flat)
-    _count_memcg(node, flat, "pswpout")
-    sc.cost_s += node.swap.swapout_cost_s(node, len(flat))
-    _account(node, sc, len(flat))
+        split_folio(mm, folio)
+        mm.vmstat["thp_swpout_fallback"] += len(folio)
+        sc.cost_s += len(folio) * mm.costs.split_folio_reclaim_s
+    with charging(mm, touched):
+        unmap_pages(mm, flat, SWAP)
+        mm.swap.store(mm, m.idx, len(flat))
+    mm.vmstat["pswpout"] += len(flat)
+    _count_memcg(mm, flat, "pswpout")
+    sc.cost_s += mm.swap.swapout_cost_s(mm, len(flat))
+    _account(mm, sc, len(flat))
 
 
-def _shrink_slab(node: Node, sc: ScanControl, rows: np.ndarray, priority: int) -> None:
+def _shrink_slab(mm: MM, sc: ScanControl, rows: np.ndarray, priority: int) -> None:
     """Memcg-aware shrinkers: do_shrink_slab() scans freeable * 4 / seeks >> priority objects."""
-    pt = node.pt
+    pt = mm.pt
     shrinkers = (
-        (int(np.count_nonzero(pt.deferred[rows])), lambda k: shrink_deferred(node, rows, k)),
-        (len(underused_rows(node, rows)), lambda k: shrink_underused(node, rows, k)),
-        (int(np.count_nonzero(pt.cnt[rows, QUEUED])), lambda k: zap_splittable(node, rows, k)),
+        (int(np.count_nonzero(pt.deferred[rows])), lambda k: shrink_deferred(mm, rows, k)),
+        (len(underused_rows(mm, rows)), lambda k: shrink_underused(mm, rows, k)),
+        (int(np.count_nonzero(pt.cnt[rows, QUEUED])), lambda k: zap_splittable(mm, rows, k)),
     )
     for freeable, scan in shrinkers:
         if freeable == 0:
@@ -227,90 +224,90 @@ def _shrink_slab(node: Node, sc: ScanControl, rows: np.ndarray, priority: int) -
         nr = max(1, (freeable * 4 // DEFAULT_SEEKS) >> priority)
         freed = scan(min(nr, freeable))
         if freed:
-            _account(node, sc, freed)
+            _account(mm, sc, freed)
 
 
-def zap_splittable(node: Node, rows: np.ndarray, limit: int) -> int:
+def zap_splittable(mm: MM, rows: np.ndarray, limit: int) -> int:
     """Reclaim the MADV_SPLITTABLE queue like MADV_DONTNEED: zap queued pages, splitting partial THPs."""
-    pt = node.pt
+    pt = mm.pt
     queued = rows[pt.cnt[rows, QUEUED] > 0]
     queued = queued[np.argsort(pt.atime[queued], kind="stable")][:limit]
     if len(queued) == 0:
         return 0
     before = int(pt.footprint(queued).sum())
     partial = queued[(pt.folio[queued] >= 0) & (pt.cnt[queued, QUEUED] < HPAGE_PAGES)]
-    split_pmd(node, partial)
-    defer_split(node, partial)
+    split_pmd(mm, partial)
+    defer_split(mm, partial)
     flat = pt.pages_in_state(queued, (QUEUED,))
-    with charging(node, queued):
-        unmap_pages(node, flat)
-    node.vmstat["splittable_reclaimed"] += len(flat)
+    with charging(mm, queued):
+        unmap_pages(mm, flat)
+    mm.vmstat["splittable_reclaimed"] += len(flat)
     return before - int(pt.footprint(queued).sum())
 
 
-def _account(node: Node, sc: ScanControl, pages: int) -> None:
+def _account(mm: MM, sc: ScanControl, pages: int) -> None:
     sc.nr_reclaimed += pages
     sc.nr_scanned += pages
-    sc.cost_s += pages * node.costs.reclaim_page_s
+    sc.cost_s += pages * mm.costs.reclaim_page_s
 
 
-def _count_memcg(node: Node, flat: np.ndarray, counter: str) -> None:
+def _count_memcg(mm: MM, flat: np.ndarray, counter: str) -> None:
     if len(flat) == 0:
         return
-    memcgs = node.pt.memcg[flat // HPAGE_PAGES]
+    memcgs = mm.pt.memcg[flat // HPAGE_PAGES]
     for m_idx, k in zip(*uniq(memcgs, return_counts=True), strict=True):
-        node.memcgs.all[int(m_idx)].counters[counter] += int(k)
+        mm.memcgs.all[int(m_idx)].counters[counter] += int(k)
 
 
 # --- the three callers -------------------------------------------------------------------------------
-def kswapd(node: Node) -> float:
+def kswapd(mm: MM) -> float:
     """Background reclaim when free memory is below the low watermark, up to the high one."""
-    phys = node.phys
+    phys = mm.phys
     if phys.nr_free >= phys.wmark_low:
         return 0.0
-    sc = shrink(node, node.memcgs.root, phys.wmark_high - phys.nr_free, is_global=True)
-    node.vmstat["pgscan_kswapd"] += sc.nr_scanned
-    node.vmstat["pgsteal_kswapd"] += sc.nr_reclaimed
+    sc = shrink(mm, mm.memcgs.root, phys.wmark_high - phys.nr_free, is_global=True)
+    mm.vmstat["pgscan_kswapd"] += sc.nr_scanned
+    mm.vmstat["pgsteal_kswapd"] += sc.nr_reclaimed
     return sc.cost_s
 
 
-def direct_reclaim(node: Node, nr_pages: int) -> ScanControl:
+def direct_reclaim(mm: MM, nr_pages: int) -> ScanControl:
     """Reclaim in the allocating task: counted as allocstall, its time is the task's stall."""
-    node.vmstat["allocstall"] += 1
-    sc = shrink(node, node.memcgs.root, max(nr_pages, SWAP_CLUSTER_MAX), is_global=True)
-    node.vmstat["pgscan_direct"] += sc.nr_scanned
-    node.vmstat["pgsteal_direct"] += sc.nr_reclaimed
+    mm.vmstat["allocstall"] += 1
+    sc = shrink(mm, mm.memcgs.root, max(nr_pages, SWAP_CLUSTER_MAX), is_global=True)
+    mm.vmstat["pgscan_direct"] += sc.nr_scanned
+    mm.vmstat["pgsteal_direct"] += sc.nr_reclaimed
     return sc
 
 
-def memcg_reclaim(node: Node, m: Memcg, nr_pages: int, *, may_swap: bool = True) -> ScanControl:
+def memcg_reclaim(mm: MM, m: Memcg, nr_pages: int, *, may_swap: bool = True) -> ScanControl:
     """try_to_free_mem_cgroup_pages(): reclaim within m's subtree (limit hit or memory.reclaim)."""
-    sc = shrink(node, m, max(nr_pages, SWAP_CLUSTER_MAX) if nr_pages > 0 else 0, may_swap=may_swap)
-    node.vmstat["pgscan_direct"] += sc.nr_scanned
+    sc = shrink(mm, m, max(nr_pages, SWAP_CLUSTER_MAX) if nr_pages > 0 else 0, may_swap=may_swap)
+    mm.vmstat["pgscan_direct"] += sc.nr_scanned
     return sc
 
 
-def pageout_range(node: Node, p, flat: np.ndarray) -> float:
+def pageout_range(mm: MM, p, flat: np.ndarray) -> float:
     """MADV_PAGEOUT (5.4+): reclaim exactly these pages: discard lazyfree, swap anon if a device has room."""
-    pt = node.pt
+    pt = mm.pt
     rows = uniq_rows(flat)
     sc = ScanControl(p.memcg, len(flat))
-    split_folio(node, rows[pt.folio[rows] >= 0])
+    split_folio(mm, rows[pt.folio[rows] >= 0])
     st = pt.flat_state[flat]
     lazy = flat[st == LAZY]
-    with charging(node, rows):
-        unmap_pages(node, lazy)
-    node.vmstat["pglazyfreed"] += len(lazy)
-    _count_memcg(node, lazy, "pglazyfreed")
-    _account(node, sc, len(lazy))
-    if _may_swap(node, sc, p.memcg):
+    with charging(mm, rows):
+        unmap_pages(mm, lazy)
+    mm.vmstat["pglazyfreed"] += len(lazy)
+    _count_memcg(mm, lazy, "pglazyfreed")
+    _account(mm, sc, len(lazy))
+    if _may_swap(mm, sc, p.memcg):
         anon = flat[(st == DATA) | (st == ZERO)]
-        anon = anon[: int(min(len(anon), node.swap.free, node.memcgs.swap_room(p.memcg)))]
-        with charging(node, rows):
-            unmap_pages(node, anon, SWAP)
-            node.swap.store(node, p.memcg.idx, len(anon))
-        node.vmstat["pswpout"] += len(anon)
-        _count_memcg(node, anon, "pswpout")
-        sc.cost_s += node.swap.swapout_cost_s(node, len(anon))
-        _account(node, sc, len(anon))
+        anon = anon[: int(min(len(anon), mm.swap.free, mm.memcgs.swap_room(p.memcg)))]
+        with charging(mm, rows):
+            unmap_pages(mm, anon, SWAP)
+            mm.swap.store(mm, p.memcg.idx, len(anon))
+        mm.vmstat["pswpout"] += len(anon)
+        _count_memcg(mm, anon, "pswpout")
+        sc.cost_s += mm.swap.swapout_cost_s(mm, len(anon))
+        _account(mm, sc, len(anon))
     return sc.cost_s
