@@ -16,6 +16,7 @@ from pydantic_core import PydanticCustomError
 from clustersim.allocators.options import BASE_OPTIONS
 from clustersim.allocators.registry import SECTION_SWITCHES, section_options
 from clustersim.workloads import list_profiles
+from clustersim.workloads.demand import DEFAULT_MIN_SPAN_BYTES
 from clustersim.workloads.tenants import DEFAULT_TLB_SENSITIVITY
 
 from .sections import (
@@ -42,7 +43,7 @@ WORKLOAD_PROFILES: dict[str, tuple[str, ...]] = {
 }
 # Span grouping quantum: small spans of one class born in the same tick are one allocation unit of at
 # least this size (workloads.md). 256 KiB keeps about 64 births per tick for a heap turning over 16 MiB/s.
-SPAN_QUANTUM_DEFAULT = 256 << 10
+SPAN_QUANTUM_DEFAULT = DEFAULT_MIN_SPAN_BYTES
 
 
 # ---- allocators ----------------------------------------------------------------------------------------
@@ -126,7 +127,7 @@ class ServiceTime(Section):
 
 
 class Diurnal(Section):
-    """Heap and request-rate modulation: 1 + amplitude * sin(2 pi (t + phase) / period)."""
+    """Heap and request-rate modulation: 1 + amplitude * sin(2 pi (t - phase) / period)."""
 
     BOUNDS: ClassVar[dict[str, Bounds]] = {"amplitude": Bounds(0.0, 1.0)}
     amplitude: float = 0.0

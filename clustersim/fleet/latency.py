@@ -6,7 +6,7 @@ any value in it; counts are float (sampled requests carry weights) and histogram
 processes, nodes and runs.
 
 Latency of one request = base service time x TLB factor(heap THP coverage) + the stalls that land on it
-(DESIGN.md section 6). Stalls are discrete events (a THP fault, a direct-reclaim or compaction stall, memcg
+(docs/model.md). Stalls are discrete events (a THP fault, a direct-reclaim or compaction stall, memcg
 high throttling, swap-in, an inline madvise, a collapse) each assigned to one request drawn at random; small
 per-request costs (4 KiB faults) are spread evenly. To bound work per tick, requests without a discrete
 stall are represented by at most SAMPLED_REQUESTS draws, each weighted for the requests it stands for.

@@ -1,4 +1,4 @@
-"""Fleet metrics with one definition each (DESIGN.md section 7), sampled over time and summarised.
+"""Fleet metrics with one definition each (docs/model.md, Metrics), sampled over time and summarised.
 
 THP coverage = AnonHugePages / anonymous RSS of the heap, per process; fleet (or tenant) coverage weights
 processes by RSS (sum of AnonHugePages over sum of RSS). The summary's ``thp_coverage`` is its time-weighted

@@ -1,7 +1,7 @@
 """The cost table: seconds per kernel operation, each default with its source.
 
-Calibration (cal) = ../reference calibration of Linux 6.18 in a KVM guest (medians, warm regime); lit =
-literature.md; [E] = an estimate with no measurement yet. In that guest, accessed/dirty-bit updates and
+Calibration (cal) = docs/calibration.md, Linux 6.18 in a KVM guest (medians, warm regime); lit =
+docs/literature.md; [E] = an estimate with no measurement yet. In that guest, accessed/dirty-bit updates and
 single-page TLB invalidations are trapped by the hypervisor, so they are separate entries
 (``ad_bit_update_s``, ``invlpg_s``) that a bare-metal table should lower (tens of ns there).
 """

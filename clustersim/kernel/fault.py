@@ -166,7 +166,7 @@ def _thp_charge_reclaim(mm: MM, p: Task, k: int, fit: int) -> tuple[int, float]:
 
     Each THP charge over memory.max counts a `max` event and reclaims from the memcg over its limit; it
     carries __GFP_NORETRY, so when the 512 pages still do not fit it fails without OOM and the fault falls
-    back to 4 KiB (calibration scenario 6: 73 limit hits, every new 2 MiB a THP). The reclaims of the
+    back to 4 KiB (docs/calibration.md scenario 6: 73 limit hits, every new 2 MiB a THP). The reclaims of the
     ``k - fit`` charges are done as one pass over the same LRU order. Returns (THPs that fit, seconds).
     """
     over = mm.memcgs.over_max(p.memcg, (k - fit) * HPAGE_PAGES)

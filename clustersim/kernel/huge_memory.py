@@ -4,7 +4,7 @@ Follows mm/huge_memory.c and Documentation/admin-guide/mm/transhuge.rst (Linux 6
 only the PMD and queues the folio for deferred split; the folio keeps its pageblock and charge until the
 shrinker splits it under memory pressure. Since 6.12 the same queue holds every new THP, and with
 shrink_underused a THP with more than max_ptes_none zero-filled subpages is split under reclaim and its zero
-subpages are freed (remapped to the shared zero page). Eligibility follows kernel-rules K9.
+subpages are freed (remapped to the shared zero page). Eligibility follows docs/linux-rules.md K9.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """khugepaged and MADV_COLLAPSE: collapsing a PTE-mapped 2 MiB range into a THP.
 
-Follows mm/khugepaged.c and kernel-rules K11: every scan_sleep it scans pages_to_scan PTEs (a PMD counts 512)
+Follows mm/khugepaged.c and docs/linux-rules.md K11: every scan_sleep it scans pages_to_scan PTEs (a PMD counts 512)
 round-robin over the vhps of registered VMAs, and collapses a vhp whose empty PTEs are <= max_ptes_none and
 swapped PTEs <= max_ptes_swap, with at least one page present; it swaps the swapped pages in. A failed
 hugepage allocation (thp_collapse_alloc_failed) puts it to sleep for alloc_sleep. The collapse makes all
 512 pages resident (empty PTEs become zero-filled subpages), frees the old pages, and holds the mm briefly:
-the process stalls for the copy (LKML 2024 collapse timings, calibration MADV_COLLAPSE). MADV_COLLAPSE does
+the process stalls for the copy (docs/literature.md section 5, docs/calibration.md 5). MADV_COLLAPSE does
 the same synchronously for the caller, ignoring max_ptes_* and `enabled` (K11), with direct compaction.
 Left out: max_ptes_shared (no fork), file/shmem collapse.
 """

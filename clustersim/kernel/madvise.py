@@ -1,6 +1,6 @@
 """madvise(): DONTNEED, FREE, the THP advice, COLD/PAGEOUT, COLLAPSE and the 2015 proposals.
 
-Semantics by profile are in DESIGN.md 4.3 and kernel-rules K10/K14; costs follow the calibration's piecewise
+Semantics by profile: docs/kernel.md, docs/linux-rules.md K10/K14; costs follow docs/calibration.md's piecewise
 model (per call, per page, INVLPG up to tlb_single_page_flush_ceiling, THP splits). DONTNEED inside a THP
 splits the PMD and defers the folio split; a whole PMD frees its block. FREE (4.12+) makes pages lazyfree and
 keeps a whole THP intact; a partial range splits the folio at once, unless the lazy_free_split proposal

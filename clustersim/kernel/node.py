@@ -19,8 +19,8 @@ from .memcg import EVENTS, LIMITS, Memcg, MemcgTree, memcg_stat, parse_limit
 from .mm import KCOMPACTD_INTERVAL_S, MM
 from .page_alloc import PhysMem, default_min_free_kbytes
 from .pagetable import CACHE, LAZY, PageTable
-from .profiles import make_profile
-from .settings import SwapSettings, THPSettings, VMSettings
+from .profiles import DEFAULT_PROFILE, make_profile
+from .settings import SwapSettings, THPSettings, VMSettings, check_node_memory
 from .swap import SwapDevice
 from .task import Process
 
@@ -34,12 +34,9 @@ class Node:
     conveniences for tests, benchmarks and metrics.
     """
 
-    def __init__(self, memory: int | str = "1G", profile: str = "linux-6.12", seed=0, thp: dict | None = None,
+    def __init__(self, memory: int | str = "1G", profile: str = DEFAULT_PROFILE, seed=0, thp: dict | None = None,
                  swap: dict | None = None, vm: dict | None = None, proposals=(), costs: dict | None = None):
-        total = size_arg("memory", memory)
-        if total < 64 * HPAGE_PAGES * PAGE_SIZE or total % (HPAGE_PAGES * PAGE_SIZE):
-            raise KernelError("EINVAL", f"memory={memory!r} must be a multiple of 2M and at least 128M")
-        self.mm = _boot(total, profile, seed, thp, swap, vm, proposals, costs)
+        self.mm = _boot(check_node_memory(memory), profile, seed, thp, swap, vm, proposals, costs)
 
     # --- cgroups and tasks ---------------------------------------------------------------------------
     def cgroup(self, path: str = "", **settings) -> Cgroup:

@@ -1,7 +1,7 @@
 """Swap devices: none, a disk (NVMe or HDD), zram (compressed pages in RAM) and zswap (a compressed pool
 in RAM in front of a disk).
 
-Sources: Documentation/admin-guide/blockdev/zram.rst, mm/zswap.c (max_pool_percent default 20), literature.md
+Sources: Documentation/admin-guide/blockdev/zram.rst, mm/zswap.c (max_pool_percent default 20), docs/literature.md
 for latencies and compression ratios. zram's compressed pages are kernel memory taken from the node and not
 charged to a memcg; the zswap pool is charged to the memcg of the page (memory.zswap.current counts in
 memory.current), capped by memory.zswap.max and by max_pool_percent of RAM; pages it refuses go straight to

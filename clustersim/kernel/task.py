@@ -284,7 +284,7 @@ class Process:
         return int(self.mm.pt.pt[rows].sum()) if len(rows) else 0
 
     def thp_coverage(self) -> float:
-        """AnonHugePages / anonymous RSS (DESIGN.md section 7); 0 with nothing resident."""
+        """AnonHugePages / anonymous RSS (docs/model.md, Metrics); 0 with nothing resident."""
         s = self.smaps
         return s["AnonHugePages"] / s["Rss"] if s["Rss"] else 0.0
 

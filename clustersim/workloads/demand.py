@@ -32,7 +32,7 @@ from clustersim.workloads.spanclasses import SpanClasses, build_span_classes
 from clustersim.workloads.spantable import LiveUnits, Rows
 
 DEFAULT_TURNOVER_S = 60.0           # default churn: one heap's worth of allocations per minute
-DEFAULT_MIN_SPAN_BYTES = 64 * 1024  # grouping quantum: bounds events per step at churn·dt/64 KiB
+DEFAULT_MIN_SPAN_BYTES = 256 * 1024  # grouping quantum (run files: span_quantum): at most churn·dt/256 KiB events
 _EMPTY_I64 = np.empty(0, dtype=np.int64)
 
 
