@@ -129,7 +129,8 @@ class ServiceTime(Section):
 class Diurnal(Section):
     """Heap and request-rate modulation: 1 + amplitude * sin(2 pi (t - phase) / period)."""
 
-    BOUNDS: ClassVar[dict[str, Bounds]] = {"amplitude": Bounds(0.0, 1.0)}
+    # the period divides the phase of the cycle: zero is no period
+    BOUNDS: ClassVar[dict[str, Bounds]] = {"amplitude": Bounds(0.0, 1.0), "period": Bounds(0.0, None, lo_open=True)}
     amplitude: float = 0.0
     period: Duration = 86400.0
     phase: Duration = 0.0
@@ -226,7 +227,8 @@ class RunConfig(Section):
     each group's full effective kernel, so a reader never needs to merge.
     """
 
-    BOUNDS: ClassVar[dict[str, Bounds]] = {"seed": Bounds(0, None)}
+    BOUNDS: ClassVar[dict[str, Bounds]] = {"seed": Bounds(0, None), "duration": Bounds(0.0, None, lo_open=True),
+                                           "tick": Bounds(0.0, None, lo_open=True)}
     name: str = "run"
     seed: int = 0
     duration: Duration = 600.0
