@@ -140,7 +140,7 @@ ROWS = documented_rows()
                          ids=[f"{s.__name__}.{f}" for s, f, _, _ in ROWS])
 def test_each_documented_key_exists_with_its_documented_default(section, field, default, text) -> None:
     assert field in section.model_fields, f"README documents {section.__name__}.{field}, which the schema lacks"
-    if default is None or field == "kind" and section in SWAP_KINDS:
+    if default is None or (field == "kind" and section in SWAP_KINDS):
         return
     assert parsed(section, field, default) == getattr(section(), field), (
         f"README default of {section.__name__}.{field} is {default!r}; the schema's is {getattr(section(), field)!r}")
@@ -185,7 +185,8 @@ def test_documented_bounds_are_the_declared_bounds(section, field, text) -> None
         return
     assert documented is not None, f"{section.__name__}.{field} is bounded {tuple(declared)}; README says nothing"
     lo, hi, lo_open = documented
-    assert (lo, hi) == (declared.lo, declared.hi), f"{section.__name__}.{field}: README {documented}, declared {declared}"
+    name = f"{section.__name__}.{field}"
+    assert (lo, hi) == (declared.lo, declared.hi), f"{name}: README {documented}, declared {declared}"
     if lo_open or getattr(declared, "lo_open", False):
         assert lo_open == declared.lo_open
 
