@@ -16,8 +16,15 @@ from pydantic_core import PydanticCustomError
 from clustersim.allocators.options import BASE_OPTIONS
 from clustersim.allocators.registry import SECTION_SWITCHES, section_options
 from clustersim.workloads import list_profiles
+from clustersim.workloads.access import DEFAULT_HOT_SHARE
 from clustersim.workloads.demand import DEFAULT_MIN_SPAN_BYTES
-from clustersim.workloads.tenants import DEFAULT_TLB_SENSITIVITY
+from clustersim.workloads.tenants import (
+    DEFAULT_REFILL_RATE,
+    DEFAULT_RESTART_DELAY_S,
+    DEFAULT_RPS,
+    DEFAULT_SERVICE_TIME_S,
+    DEFAULT_TLB_SENSITIVITY,
+)
 
 from .sections import (
     SWAP_TAGS,
@@ -122,8 +129,8 @@ UNION_TAGS = SWAP_TAGS | {"tcmalloc", "temeraire", "jemalloc", "glibc"}
 class ServiceTime(Section):
     """Base request service time (lognormal through median and p99), before TLB factor and stalls."""
 
-    median: Duration = 0.001
-    p99: Duration = 0.010
+    median: Duration = DEFAULT_SERVICE_TIME_S[0]
+    p99: Duration = DEFAULT_SERVICE_TIME_S[1]
 
 
 class Diurnal(Section):
@@ -155,7 +162,7 @@ class Restarts(Section):
     """Planned restarts every ``interval`` (None: never); ``delay`` is also the restart delay after OOM."""
 
     interval: Duration | None = None
-    delay: Duration = 10.0
+    delay: Duration = DEFAULT_RESTART_DELAY_S
 
 
 class Workload(Section):
@@ -169,17 +176,17 @@ class Workload(Section):
     profile: str = "tcmalloc/beta"
     heap: Size = 1 << 30
     churn: Rate = float(64 << 20)
-    rps: float = 1000.0
+    rps: float = DEFAULT_RPS
     service_time: ServiceTime = Field(default_factory=ServiceTime)
     tlb_sensitivity: float = TLB_SENSITIVITY_DEFAULT
-    hot_share: float = 0.2
+    hot_share: float = DEFAULT_HOT_SHARE
     diurnal: Diurnal = Field(default_factory=Diurnal)
     spikes: Spikes = Field(default_factory=Spikes)
     startup: Startup = Field(default_factory=Startup)
     restarts: Restarts = Field(default_factory=Restarts)
     file_rate: Rate = 0.0
     file_set: Size = 0
-    refill_rate: Rate = float(1 << 30)
+    refill_rate: Rate = DEFAULT_REFILL_RATE
     span_quantum: Size = SPAN_QUANTUM_DEFAULT
 
     @field_validator("profile")

@@ -18,7 +18,15 @@ from ..kernel import KernelError, Node
 from ..results_contract import MEMORY_FIELDS
 from ..units import PAGE_SIZE
 from ..workloads import AccessPattern, HeapDemand
-from ..workloads.tenants import DEFAULT_TLB_SENSITIVITY, tlb_factor
+from ..workloads.access import DEFAULT_HOT_SHARE
+from ..workloads.tenants import (
+    DEFAULT_REFILL_RATE,
+    DEFAULT_RESTART_DELAY_S,
+    DEFAULT_RPS,
+    DEFAULT_SERVICE_TIME_S,
+    DEFAULT_TLB_SENSITIVITY,
+    tlb_factor,
+)
 from .latency import SAMPLED_REQUESTS, LatencyHistogram, serve
 
 if TYPE_CHECKING:
@@ -100,9 +108,11 @@ class ProcessAgent(mesa.Agent):
     def __init__(self, model: Fleet, node: NodeAgent, *, name: str = "tenant0-0", tenant: str = "tenant0",
                  cgroup: str = "", limits: dict | None = None, kind: str = "service",
                  allocator: str = "tcmalloc", allocator_options: dict | None = None, demand: dict | None = None,
-                 hot_share: float = 0.2, rps: float = 1000.0, service_time_s: tuple[float, float] = (0.001, 0.010),
+                 hot_share: float = DEFAULT_HOT_SHARE, rps: float = DEFAULT_RPS,
+                 service_time_s: tuple[float, float] = DEFAULT_SERVICE_TIME_S,
                  tlb_sensitivity: float = DEFAULT_TLB_SENSITIVITY, file_rate: float = 0.0,
-                 file_set_bytes: int = 0, refill_rate: float = float(1 << 30), restart_delay_s: float = 10.0,
+                 file_set_bytes: int = 0, refill_rate: float = DEFAULT_REFILL_RATE,
+                 restart_delay_s: float = DEFAULT_RESTART_DELAY_S,
                  rng: np.random.Generator | None = None) -> None:
         """Args:
             model: the fleet.

@@ -35,6 +35,12 @@ _Z99 = 2.3263478740408408   # standard normal quantile at 0.99
 # by hot bytes (see access.py) is the refinement if this matters.
 DEFAULT_TLB_SENSITIVITY = 0.25
 
+# Defaults of a service tenant, read by the run-file schema and the fleet's process agent alike.
+DEFAULT_RPS = 1000.0                    # requests per second of one process
+DEFAULT_SERVICE_TIME_S = (0.001, 0.010)  # base service time's (median, p99): a 1 ms RPC with a 10x tail
+DEFAULT_REFILL_RATE = float(1 << 30)     # bytes/s a cache refills lost entries at (about 1 GB/s, as above)
+DEFAULT_RESTART_DELAY_S = 10.0           # how long a killed process stays down before it is restarted
+
 
 def tlb_factor(coverage: float | np.ndarray,
                sensitivity: float = DEFAULT_TLB_SENSITIVITY) -> float | np.ndarray:
