@@ -2,7 +2,7 @@
 
 A simulation (the fleet's ``simulate``, or a stand-in with its signature) returns a ``RunTables``:
 
-- ``summary``: at least every key of SUMMARY_KEYS, fleet-wide (definitions in DESIGN section 7).
+- ``summary``: at least every key of SUMMARY_KEYS, fleet-wide (definitions in docs/model.md, Metrics).
 - ``tenants``: one row per tenant, a ``tenant`` column then SUMMARY_KEYS.
 - ``timeseries``: one row per sample and (node group, tenant): ``time_s``, ``node_group``, ``tenant``,
   ``thp_coverage``, ``<field>_bytes`` for each of MEMORY_FIELDS and ``processes_up``.

@@ -19,7 +19,7 @@ DOCS = ROOT / "docs"
 SCANNED = [*sorted((ROOT / "clustersim").rglob("*.py")), *sorted((ROOT / "tests").rglob("*.py")),
            *sorted(DOCS.glob("*.md")), ROOT / "README.md"]
 # Material that lives outside the repository: a citation of it cannot be followed by a reader.
-OUTSIDE = ("DESIGN.md", "kernel-rules", "reference/", "../reference", "calibration-linux-",
+OUTSIDE = ("DESIGN", "kernel-rules", "reference/", "../reference", "calibration-linux-",
            "lkml-2015-madv-free-thread")
 K_RULE = re.compile(r"(?<![\w])K(\d{1,2})(?!\w)")
 CALIBRATION = re.compile(r"[Cc]alibration(?:\.md)?,? (?:scenario |result )?(\d+)\b")

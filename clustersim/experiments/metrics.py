@@ -1,8 +1,8 @@
 """The summary metrics every run reports, with the label and unit each is plotted under.
 
 The keys are those of the results contract (``clustersim.results_contract.SUMMARY_KEYS``): a run's
-``RunTables.summary`` holds them fleet-wide and ``RunTables.tenants`` per tenant. Definitions follow DESIGN
-section 7 (coverage = AnonHugePages / anonymous heap RSS, RSS-weighted across processes; ``_mean`` is a
+``RunTables.summary`` holds them fleet-wide and ``RunTables.tenants`` per tenant. Definitions follow
+docs/model.md, Metrics (coverage = AnonHugePages / anonymous heap RSS, RSS-weighted across processes; ``_mean`` is a
 time-weighted mean over the run)."""
 
 from __future__ import annotations
