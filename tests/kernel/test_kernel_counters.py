@@ -13,6 +13,7 @@ from golden_scenarios import CONFIGS, allocator_scenario, scenario
 from kernel_helpers import MB
 
 from clustersim.kernel import MADV, Node
+from clustersim.kernel.memcg import MEMCG_EVENTS
 
 THP = 2 * MB
 TASK_EVENTS = ("thp_split_pmd", "thp_split_page")
@@ -66,3 +67,14 @@ def test_over_a_seeded_syscall_mix_the_tasks_split_counts_sum_to_vmstat(name):
     for counter in TASK_EVENTS:
         assert sum(p.vm_events[counter] for p in node.procs) == node.vmstat[counter], counter
     assert node.vmstat["thp_split_pmd"] > 0
+
+
+@pytest.mark.parametrize("name", [*sorted(CONFIGS), "allocators"])
+def test_over_a_seeded_syscall_mix_the_memcgs_memory_stat_events_sum_to_vmstat(name):
+    # Every memory.stat event the model counts is charged to a memcg where it happens: the root's memory.stat
+    # (its whole subtree) equals the node's vmstat for each, and so does the sum of the leaves' own counts.
+    node, _ = allocator_scenario() if name == "allocators" else scenario(CONFIGS[name])
+    root = node.cgroup("").stat
+    for counter in MEMCG_EVENTS:
+        assert root[counter] == node.vmstat[counter], counter
+        assert sum(m.counters[counter] for m in node.memcgs.all) == node.vmstat[counter], counter
