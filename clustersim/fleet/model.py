@@ -197,7 +197,7 @@ class Fleet(mesa.Model):
         leaves = {(id(p.node), p.cgroup): p.node.kernel.cgroup(p.cgroup) for p in procs}
         for cg in leaves.values():
             total["thp_collapse_alloc"] += cg.stat["thp_collapse_alloc"]
-            tasks = [t for t in cg.node.procs if t.memcg is cg.memcg]
+            tasks = [t for t in cg.node.procs if t.memcg.path == cg.path]
             total["thp_split_pmd"] += sum(t.vm_events["thp_split_pmd"] for t in tasks)
         return dict(total)
 
