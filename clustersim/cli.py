@@ -1,6 +1,6 @@
 """The ``clustersim`` command: run, check, sweep and plot.
 
-    clustersim run CONFIG [--out DIR] [--set key.path=value ...]
+    clustersim run CONFIG [--out DIR] [--set key.path=value ...] [--json]
     clustersim check CONFIG [--set key.path=value ...]
     clustersim sweep SWEEP.yaml --out DIR [--dry-run] [--workers N] [--dask ADDRESS|local] [--timeout S]
                                           [--rerun-failed]
@@ -45,6 +45,8 @@ def _run_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", type=Path)
     parser.add_argument("--out", type=Path, help="results folder (default: results/<name>)")
     _add_set(parser)
+    parser.add_argument("--json", action="store_true",
+                        help="print the summary, tenants and tenant_groups as JSON instead of tables")
     parser.set_defaults(func=cmd_run)
 
 
@@ -96,9 +98,21 @@ def cmd_run(args: argparse.Namespace) -> int:
             bar.update(max(0.0, done_s - bar.n))
 
         result = run(config, out, progress=progress)
-    print(summary_table(result.summary))
-    print(f"results in {out}")
+    print_run(result, out, as_json=args.json)
     return 0
+
+
+def print_run(result: Any, out: Path, as_json: bool = False) -> None:
+    """The fleet summary and the tenant x node-group table; with ``as_json``, all of it as JSON on stdout."""
+    from clustersim.experiments.report import results_json, tenant_groups_table
+
+    if as_json:
+        print(results_json(result.summary, result.tenants, result.tenant_groups))
+        print(f"results in {out}", file=sys.stderr)
+        return
+    print(summary_table(result.summary))
+    print(tenant_groups_table(result.tenant_groups))
+    print(f"results in {out}")
 
 
 def cmd_check(args: argparse.Namespace) -> int:

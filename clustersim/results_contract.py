@@ -4,6 +4,8 @@ A simulation (the fleet's ``simulate``, or a stand-in with its signature) return
 
 - ``summary``: at least every key of SUMMARY_KEYS, fleet-wide (definitions in docs/model.md, Metrics).
 - ``tenants``: one row per tenant, a ``tenant`` column then SUMMARY_KEYS.
+- ``tenant_groups``: one row per (tenant, node group) where the tenant has replicas, ``tenant`` and
+  ``node_group`` columns (TENANT_GROUP_KEYS) then SUMMARY_KEYS over the tenant's replicas in that group.
 - ``timeseries``: one row per sample and (node group, tenant): ``time_s``, ``node_group``, ``tenant``,
   ``thp_coverage``, ``<field>_bytes`` for each of MEMORY_FIELDS and ``processes_up``.
 - ``latency_histograms``: the non-empty log buckets per tenant, columns HISTOGRAM_COLUMNS.
@@ -29,7 +31,8 @@ SUMMARY_KEYS = (
 )
 # A process's memory as observed once per tick (smaps and the allocator's stats), in bytes.
 MEMORY_FIELDS = ("rss", "anon_huge", "lazyfree", "swap", "allocator_free", "heap_live")
-TABLES = ("tenants", "timeseries", "latency_histograms")
+TABLES = ("tenants", "tenant_groups", "timeseries", "latency_histograms")
+TENANT_GROUP_KEYS = ("tenant", "node_group")
 HISTOGRAM_COLUMNS = ("tenant", "bucket", "lo_ms", "hi_ms", "count")
 
 
@@ -39,6 +42,7 @@ class RunTables:
 
     summary: dict[str, float]
     tenants: pd.DataFrame
+    tenant_groups: pd.DataFrame
     timeseries: pd.DataFrame
     latency_histograms: pd.DataFrame
 

@@ -107,7 +107,21 @@ def fake_output(config: RunConfig, points: int = 12,
             progress(float(t), config.duration)
     if progress is not None:
         progress(config.duration, config.duration)
-    return RunTables(summary, tenants, _timeseries(config, tenants, times, rng), _histograms(tenants, rng))
+    timeseries, histograms = _timeseries(config, tenants, times, rng), _histograms(tenants, rng)
+    return RunTables(summary, tenants, _tenant_groups(config, tenants, rng), timeseries, histograms)
+
+
+def _tenant_groups(config: RunConfig, tenants: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Each tenant in every node group: its numbers scaled by a factor per group (coverage kept in [0, 1])."""
+    rows = []
+    for row in tenants.to_dict("records"):
+        for group in config.nodes:
+            factor = float(rng.uniform(0.8, 1.2))
+            values = {key: row[key] * factor for key in SUMMARY_KEYS}
+            for key in ("thp_coverage", "thp_coverage_end"):
+                values[key] = min(1.0, values[key])
+            rows.append({"tenant": row["tenant"], "node_group": group.name, **values})
+    return pd.DataFrame(rows)
 
 
 def _tenant_summary(tenant: Any, rng: np.random.Generator) -> dict[str, Any]:

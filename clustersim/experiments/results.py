@@ -6,6 +6,7 @@ Layout (one folder per sweep)::
     runs.parquet                               one row per finished run: parameters, seed, status, summary
     done/<run_id>.json                         completion marker of each run, written last
     tenants/run_id=<id>/part.parquet           per-run tables, Hive-partitioned by run id
+    tenant_groups/run_id=<id>/part.parquet
     timeseries/run_id=<id>/part.parquet
     latency_histograms/run_id=<id>/part.parquet
 
@@ -180,6 +181,7 @@ class Results(NamedTuple):
 
     runs: pd.DataFrame
     tenants: pd.DataFrame
+    tenant_groups: pd.DataFrame
     timeseries: pd.DataFrame
     latency_histograms: pd.DataFrame
 

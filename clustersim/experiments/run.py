@@ -1,10 +1,11 @@
 """One simulated run from a run file: validate, simulate, and store the results with a manifest.
 
 ``run`` is what ``clustersim run`` and ``clustersim.run`` do. The config is validated completely before
-the simulation starts. Results go to one folder chosen by the caller and nowhere else: four Parquet tables
-and ``manifest.json`` (resolved config, config hash, seed, package version, wall time, status, error),
-each written atomically. The manifest is written last, so a folder whose manifest says ``ok`` holds a
-complete result; on failure the manifest says ``failed`` with the error and the tables are removed.
+the simulation starts. Results go to one folder chosen by the caller and nowhere else: the summary and the
+tables of ``TABLES`` as Parquet files, and ``manifest.json`` (resolved config, config hash, seed, package
+version, wall time, status, error), each written atomically. The manifest is written last, so a folder
+whose manifest says ``ok`` holds a complete result; on failure the manifest says ``failed`` with the error
+and the tables are removed.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ Builds node groups (each node a kernel with its memcg tree), places tenants' rep
 mesa's event scheduling: the tick (every process steps, then every kernel advances), the allocators'
 background threads every second, and metric samples. All randomness flows from the run's one
 ``numpy.random.SeedSequence``: the model's generator, one child per node and one per process.
+
+Results are summarised fleet-wide, per tenant and per (tenant, node group). The fleet's kernel event counts
+are the nodes' /proc/vmstat; a tenant's are its own, read from its memcg leaves (memory.stat) and the tasks
+spawned in them (``Process.vm_events``, for the events Linux counts only node-wide).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import numpy as np
 import pandas as pd
 from mesa.time import Priority, Schedule
 
-from ..results_contract import MEMORY_FIELDS, SUMMARY_KEYS
+from ..results_contract import MEMORY_FIELDS, SUMMARY_KEYS, TENANT_GROUP_KEYS
 from . import build
 from .agents import NodeAgent, ProcessAgent
 from .latency import LatencyHistogram
@@ -44,6 +48,7 @@ class Fleet(mesa.Model):
         self.nodes = [NodeAgent(self, **kwargs) for kwargs in build.nodes(config, node_seq)]
         self.processes = self._place_processes(proc_seq)
         self._set_up_metrics([t.name for t in config.tenants], config.sample_interval)
+        self._set_up_tenant_groups()
         self._schedule_events()
 
     # --- set-up -----------------------------------------------------------------------------------------
@@ -59,6 +64,13 @@ class Fleet(mesa.Model):
         self.tenant_acc = {t: Accumulator() for t in tenants}
         self.series: list[dict] = []
         self.sample_s = sample_interval or max(self.tick_s, self.duration_s / DEFAULT_SAMPLES)
+
+    def _set_up_tenant_groups(self) -> None:
+        """The (tenant, node group) pairs that have replicas: tenants in config order, groups in node order."""
+        groups = list(dict.fromkeys(n.group for n in self.nodes))
+        placed = {(p.tenant, p.node.group) for p in self.processes}
+        self.pairs = [(t, g) for t in self.tenants for g in groups if (t, g) in placed]
+        self.pair_acc = {pair: Accumulator() for pair in self.pairs}
 
     def _schedule_events(self) -> None:
         """The tick, the allocators' background threads every second, and the metric samples."""
@@ -95,17 +107,21 @@ class Fleet(mesa.Model):
                                 "processes_up": c["processes_up"]})
 
     def _accumulate(self) -> None:
-        """Sum the processes' last observations, fleet-wide and per tenant, in process order."""
+        """Sum the processes' last observations, fleet-wide, per tenant and per (tenant, node group)."""
         fleet = dict.fromkeys(MEMORY_FIELDS, 0)
         per_tenant = {t: dict.fromkeys(MEMORY_FIELDS, 0) for t in self.tenant_acc}
+        per_pair = {pair: dict.fromkeys(MEMORY_FIELDS, 0) for pair in self.pair_acc}
         for p in self.processes:
-            s, t = p.memory, per_tenant[p.tenant]
+            s, t, g = p.memory, per_tenant[p.tenant], per_pair[(p.tenant, p.node.group)]
             for k in MEMORY_FIELDS:
                 fleet[k] += s[k]
                 t[k] += s[k]
+                g[k] += s[k]
         self.fleet_acc.add(_full(fleet), self.tick_s)
         for t, c in per_tenant.items():
             self.tenant_acc[t].add(_full(c), self.tick_s)
+        for pair, c in per_pair.items():
+            self.pair_acc[pair].add(_full(c), self.tick_s)
 
     # --- results ------------------------------------------------------------------------------------
     def run(self, progress=None, chunk_s: float | None = None) -> None:
@@ -123,13 +139,18 @@ class Fleet(mesa.Model):
         return summarise(self.fleet_acc, self._hist(self.processes), counters, self.duration_s, self._vmstat())
 
     def tenants_frame(self) -> pd.DataFrame:
-        rows = []
-        for t in self.tenants:
-            procs = self._of_tenant(t)
-            vm = self._vmstat(procs)
-            row = summarise(self.tenant_acc[t], self._hist(procs), self._counters(procs), self.duration_s, vm)
-            rows.append({"tenant": t, **row})
+        """One row per tenant: the summary keys over its replicas."""
+        rows = [{"tenant": t, **self._summarise(self.tenant_acc[t], self._of_tenant(t))} for t in self.tenants]
         return pd.DataFrame(rows, columns=["tenant", *SUMMARY_KEYS])
+
+    def tenant_groups_frame(self) -> pd.DataFrame:
+        """One row per (tenant, node group) with replicas: the summary keys over the tenant's replicas there."""
+        rows = [{"tenant": t, "node_group": g, **self._summarise(self.pair_acc[(t, g)], self._of_pair(t, g))}
+                for t, g in self.pairs]
+        return pd.DataFrame(rows, columns=[*TENANT_GROUP_KEYS, *SUMMARY_KEYS])
+
+    def _summarise(self, acc: Accumulator, procs: list[ProcessAgent]) -> dict[str, float]:
+        return summarise(acc, self._hist(procs), self._counters(procs), self.duration_s, self._own_events(procs))
 
     def timeseries_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.series)
@@ -139,6 +160,9 @@ class Fleet(mesa.Model):
 
     def _of_tenant(self, name: str) -> list[ProcessAgent]:
         return [p for p in self.processes if p.tenant == name]
+
+    def _of_pair(self, tenant: str, group: str) -> list[ProcessAgent]:
+        return [p for p in self.processes if p.tenant == tenant and p.node.group == group]
 
     @staticmethod
     def _hist(procs) -> LatencyHistogram:
@@ -154,12 +178,27 @@ class Fleet(mesa.Model):
             total.update(p.counters())
         return dict(total)
 
-    def _vmstat(self, procs=None) -> dict[str, float]:
-        """Node counters; for a tenant, its memcgs' share is not separable, so node totals of its nodes."""
-        nodes = self.nodes if procs is None else list({id(p.node): p.node for p in procs}.values())
+    def _vmstat(self) -> dict[str, float]:
+        """The fleet's kernel event counts: /proc/vmstat summed over the nodes."""
         total = Counter()
-        for n in nodes:
+        for n in self.nodes:
             total.update(n.kernel.vmstat)
+        return dict(total)
+
+    @staticmethod
+    def _own_events(procs) -> dict[str, float]:
+        """The replicas' own kernel event counts, every lifetime included.
+
+        ``thp_collapse_alloc`` is memory.stat of each replica's memcg leaf (charged to the memcg of the
+        collapsed pages); ``thp_split_pmd``, which Linux counts only in /proc/vmstat, is the sum of
+        ``vm_events`` of the tasks spawned in the leaf (each restart is a new task in the same leaf).
+        """
+        total = Counter()
+        leaves = {(id(p.node), p.cgroup): p.node.kernel.cgroup(p.cgroup) for p in procs}
+        for cg in leaves.values():
+            total["thp_collapse_alloc"] += cg.stat["thp_collapse_alloc"]
+            tasks = [t for t in cg.node.procs if t.memcg.path == cg.path]
+            total["thp_split_pmd"] += sum(t.vm_events["thp_split_pmd"] for t in tasks)
         return dict(total)
 
 

@@ -13,4 +13,5 @@ def simulate(config, progress: Callable[[float, float], None] | None = None, see
     """Build the Fleet for ``config``, run it for its duration, and collect its results."""
     fleet = Fleet(config, seed=seed)
     fleet.run(progress)
-    return RunTables(fleet.summary(), fleet.tenants_frame(), fleet.timeseries_frame(), fleet.histograms_frame())
+    return RunTables(fleet.summary(), fleet.tenants_frame(), fleet.tenant_groups_frame(), fleet.timeseries_frame(),
+                     fleet.histograms_frame())

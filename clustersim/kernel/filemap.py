@@ -28,7 +28,10 @@ def read_file(mm: MM, p: Task, nbytes: int, name: str) -> float:
     flat = region.flat(np.array([0]), np.array([npages]))
     missing = flat[mm.pt.flat_state[flat] == NONE]
     if mm.pt.cnt[region.rows, CACHE].sum() > 0 or region.ever_read:
-        mm.vmstat["workingset_refault_file"] += len(missing) if region.ever_read else 0
+        refaults = len(missing) if region.ever_read else 0
+        mm.vmstat["workingset_refault_file"] += refaults
+        if refaults:   # charged to the memcg the file's pages are charged to
+            mm.memcgs.all[int(mm.pt.memcg[region.start_row])].counters["workingset_refault_file"] += refaults
     region.ever_read = True
     cost = (len(flat) - len(missing)) * CACHE_HIT_S
     start = 0

@@ -14,7 +14,7 @@ import numpy as np
 from ..units import HPAGE_PAGES
 from .memory import charging, ensure_page_tables, unmap_pages
 from .mm import MM
-from .pagetable import ADV_HUGEPAGE, ADV_NONE, ZERO
+from .pagetable import ADV_HUGEPAGE, ADV_NONE, ZERO, uniq
 
 
 def vma_allows_thp(mm: MM, rows: np.ndarray, *, collapse: bool = False) -> np.ndarray:
@@ -64,6 +64,22 @@ def split_pmd(mm: MM, rows: np.ndarray) -> None:
         ensure_page_tables(mm, rows)
         pt.pmd[rows] = False
     mm.vmstat["thp_split_pmd"] += len(rows)
+    count_task_events(mm, rows, "thp_split_pmd")
+
+
+def count_task_events(mm: MM, rows: np.ndarray, counter: str) -> None:
+    """Add one ``counter`` event per row to the row's owner task (``vm_events``).
+
+    Linux counts thp_split_pmd and thp_split_page only in /proc/vmstat (count_vm_event()); memory.stat has no
+    such entry. The model keeps each task's share too, so that a tenant's splits are its own. Page-cache rows
+    have no owner task and count only node-wide.
+    """
+    if len(rows) == 0:
+        return
+    for r_id, k in zip(*uniq(mm.pt.region[rows], return_counts=True), strict=True):
+        region = mm.regions.get(int(r_id))
+        if region is not None and region.proc is not None:
+            region.proc.vm_events[counter] += int(k)
 
 
 def defer_split(mm: MM, rows: np.ndarray) -> None:
@@ -87,6 +103,7 @@ def split_folio(mm: MM, rows: np.ndarray) -> None:
         pt.folio[rows] = -1
         pt.deferred[rows] = False
     mm.vmstat["thp_split_page"] += len(rows)
+    count_task_events(mm, rows, "thp_split_page")
 
 
 def shrink_deferred(mm: MM, rows: np.ndarray, limit: int) -> int:

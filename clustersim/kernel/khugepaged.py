@@ -69,7 +69,8 @@ def collapse(mm: MM, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     mm.vmstat["thp_collapse_alloc_failed"] += len(failed)
     if len(done) == 0:
         return done, failed, cost
-    swapped = int(pt.cnt[done, SWAP].sum())
+    swapped_per_row = pt.cnt[done, SWAP].astype(np.int64)
+    swapped = int(swapped_per_row.sum())
     present = pt.present(done)
     with charging(mm, done):
         _replace_with_folio(mm, done)
@@ -77,10 +78,19 @@ def collapse(mm: MM, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     mm.vmstat["pswpin"] += swapped
     for m_idx, k_ in zip(*uniq(pt.memcg[done], return_counts=True), strict=True):
         mm.memcgs.all[int(m_idx)].counters["thp_collapse_alloc"] += int(k_)
+    if swapped:   # swap_read_folio() counts PSWPIN per memcg too (count_memcg_folio_events)
+        _count_memcg_rows(mm, done, swapped_per_row, "pswpin")
     c = mm.costs
     cost += len(done) * c.collapse_base_s + float(present.sum()) * c.collapse_page_s
     cost += mm.swap.swapin_cost_s(mm, 0, swapped) if swapped else 0.0
     return done, failed, cost
+
+
+def _count_memcg_rows(mm: MM, rows: np.ndarray, counts: np.ndarray, counter: str) -> None:
+    """Add ``counts[i]`` events to the memcg charged for ``rows[i]``."""
+    memcgs = mm.pt.memcg[rows]
+    for m_idx in uniq(memcgs):
+        mm.memcgs.all[int(m_idx)].counters[counter] += int(counts[memcgs == m_idx].sum())
 
 
 def _replace_with_folio(mm: MM, rows: np.ndarray) -> None:

@@ -25,6 +25,11 @@ from .pagetable import CACHE, DATA, LAZY, QUEUED, SWAP, ZERO
 INF = float("inf")
 LIMITS = ("min", "low", "high", "max", "swap_max", "zswap_max")
 EVENTS = ("low", "high", "max", "oom", "oom_kill", "oom_group_kill")
+# memory.stat's event counters that the model counts where the event happens, charged to the memcg of the
+# page (cgroup-v2.rst, memory.stat; mm/memcontrol.c memcg_vm_event_stat). Each also counts in /proc/vmstat,
+# so over all memcgs they sum to the node's. pgscan_*/pgsteal_* are node-wide only in the model.
+MEMCG_EVENTS = ("pglazyfree", "pglazyfreed", "thp_fault_alloc", "thp_collapse_alloc", "thp_swpout_fallback",
+                "workingset_refault_anon", "workingset_refault_file", "pswpin", "pswpout")
 # memory.high: mm/memcontrol.c MEMCG_MAX_HIGH_DELAY_JIFFIES (2 s) and the HZ/100 floor below which no sleep.
 HIGH_DELAY_CAP_S = 2.0
 HIGH_DELAY_FLOOR_S = 0.010
@@ -251,7 +256,6 @@ def memcg_stat(mm: MM, m: Memcg) -> dict[str, int]:
         "lazyfree": int(lazy.sum()),
     }
     out = {k: v * PAGE_SIZE for k, v in stat.items()}
-    for counter in ("pglazyfree", "pglazyfreed", "thp_fault_alloc", "thp_collapse_alloc",
-                    "workingset_refault_anon", "pswpin", "pswpout"):
+    for counter in MEMCG_EVENTS:
         out[counter] = mm.memcgs.stat_counter(m, counter)
     return out

@@ -55,6 +55,7 @@ class Task(Protocol):
     faults_4k: int
     faults_thp: int
     faults_major: int
+    vm_events: Counter   # the task's share of /proc/vmstat events Linux counts only node-wide
 
     @property
     def thp_disable(self) -> bool | str: ...

@@ -63,6 +63,9 @@ class Process:
         self.stall_by_kind: Counter = Counter()
         self.faults_4k = self.faults_thp = self.faults_major = 0
         self.madvise_calls = 0
+        # Events Linux counts only node-wide (/proc/vmstat, e.g. thp_split_pmd), counted per task here so a
+        # tenant's share is its own; memory.stat's event counters are per memcg (Memcg.counters).
+        self.vm_events: Counter = Counter()
         self.undo_lost_pages = np.zeros(0, dtype=np.int64)
         memcg.procs.append(self)
 

@@ -200,6 +200,7 @@ def _swap_out(mm: MM, sc: ScanControl, m: Memcg, rows: np.ndarray, n: int) -> No
     if len(folio):
         split_folio(mm, folio)
         mm.vmstat["thp_swpout_fallback"] += len(folio)
+        _count_memcg(mm, folio * HPAGE_PAGES, "thp_swpout_fallback")   # one event per folio (its first page)
         sc.cost_s += len(folio) * mm.costs.split_folio_reclaim_s
     with charging(mm, touched):
         unmap_pages(mm, flat, SWAP)

@@ -26,19 +26,20 @@ def run_file(tmp_path: Path, base: dict[str, Any]) -> Path:
     return path
 
 
-def test_run_stores_four_tables_and_a_manifest_written_last(tmp_path: Path, base: dict[str, Any]) -> None:
+def test_run_stores_its_tables_and_a_manifest_written_last(tmp_path: Path, base: dict[str, Any]) -> None:
     seen: list[tuple[float, float]] = []
     result = clustersim.run(base, tmp_path / "out", ["seed=7"], simulate=FakeSimulate(),
                             progress=lambda done, total: seen.append((done, total)))
     files = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert files == ["latency_histograms.parquet", "manifest.json", "summary.parquet", "tenants.parquet",
-                     "timeseries.parquet"]
+    assert files == ["latency_histograms.parquet", "manifest.json", "summary.parquet", "tenant_groups.parquet",
+                     "tenants.parquet", "timeseries.parquet"]
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["status"] == "ok" and manifest["error"] is None and manifest["seed"] == 7
     assert manifest["config"]["nodes"][0]["memory"] == 16 << 30 and len(manifest["config_hash"]) == 64
     assert manifest["version"] == clustersim.__version__ and manifest["wall_s"] >= 0
     assert list(result.summary) == list(SUMMARY_KEYS) and seen[-1] == (60.0, 60.0)
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "out" / "tenants.parquet"), result.tenants)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "out" / "tenant_groups.parquet"), result.tenant_groups)
 
 
 def test_a_failed_run_raises_and_leaves_a_failed_manifest_only(tmp_path: Path, base: dict[str, Any]) -> None:
@@ -51,8 +52,11 @@ def test_a_failed_run_raises_and_leaves_a_failed_manifest_only(tmp_path: Path, b
 
 def test_a_single_run_folder_loads_like_a_sweep(tmp_path: Path, base: dict[str, Any]) -> None:
     clustersim.run(base, tmp_path, simulate=FakeSimulate())
-    runs, tenants, _, _ = clustersim.load(tmp_path)
+    loaded = clustersim.load(tmp_path)
+    runs, tenants, tenant_groups = loaded.runs, loaded.tenants, loaded.tenant_groups
     assert len(runs) == 1 and tenants["run_id"].iloc[0] == runs["run_id"].iloc[0]
+    assert list(tenant_groups[["tenant", "node_group"]].itertuples(index=False, name=None)) == [("web", "a")]
+    assert tenant_groups["run_id"].iloc[0] == runs["run_id"].iloc[0]
 
 
 def test_names_become_safe_single_path_components() -> None:

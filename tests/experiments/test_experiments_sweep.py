@@ -46,13 +46,15 @@ def test_runs_table_has_one_row_per_run_with_parameters_outcome_and_every_summar
                 "config_hash", "status", "error", "wall_s", "host", *SUMMARY_KEYS]
     assert list(runs.columns) == expected
     assert (tmp_path / "tenants" / f"run_id={runs.run_id[0]}" / "part.parquet").exists()
+    assert (tmp_path / "tenant_groups" / f"run_id={runs.run_id[0]}" / "part.parquet").exists()
 
 
 def test_load_returns_tidy_tables_joined_to_run_parameters(tmp_path: Path, small_sweep: dict[str, Any]) -> None:
     sweep(small_sweep, tmp_path, workers=1, simulate=FakeSimulate(timeseries_points=5), **QUIET)
-    runs, tenants, timeseries, hist = load(tmp_path)
+    runs, tenants, tenant_groups, timeseries, hist = load(tmp_path)
     assert len(runs) == 12 and len(tenants) == 12 and len(timeseries) == 12 * 5
-    for table in (tenants, timeseries, hist):
+    assert len(tenant_groups) == 12 and set(tenant_groups["node_group"]) == {"a"}   # one tenant, one node group
+    for table in (tenants, tenant_groups, timeseries, hist):
         assert {"run_id", "seed", "tenants.0.allocator.madvise", "config_hash"} <= set(table.columns)
     assert {"bucket", "lo_ms", "hi_ms", "count"} <= set(hist.columns)
 
