@@ -189,6 +189,8 @@ def pydantic_problems(exc: PydanticValidationError, raw: Mapping[str, Any]) -> l
             continue
         seen.add((*loc, err["type"]))
         value = "(missing)" if err["type"] == "missing" else err.get("input")
+        if err["type"] == "union_tag_invalid":   # the bad value is the section's ``kind``: name that key
+            loc, value = (*loc, "kind"), (err.get("ctx") or {}).get("tag", value)
         keys = _allowed_keys(loc, raw) if err["type"] == "extra_forbidden" else None
         lines.append(problem(loc, value, describe_pydantic(err, keys)))
     return lines
@@ -199,7 +201,7 @@ def _clean_loc(loc: tuple[Any, ...], raw: Any) -> tuple[Any, ...]:
     out: list[Any] = []
     node = raw
     for step in loc:
-        if isinstance(node, Mapping) and step not in node and step in UNION_TAGS:
+        if step in UNION_TAGS and not (isinstance(node, Mapping) and step in node):
             continue
         out.append(step)
         node = _child(node, step)

@@ -79,7 +79,14 @@ class Process:
         return region
 
     def munmap(self, region: Region) -> None:
-        """Unmap the whole region: pages, swap slots and page tables are freed."""
+        """Unmap the whole region: pages, swap slots and page tables are freed.
+
+        Unmapping a range with nothing mapped succeeds, as munmap(2) does (do_vmi_munmap() finds no VMA and
+        returns 0): a region this task already unmapped is a no-op. Another task's region stays EINVAL.
+        """
+        check_alive(self)
+        if region.proc is self and not region.mapped:
+            return
         check_own(self, region)
         unmap_region(self.mm, region)
         self.regions.remove(region)

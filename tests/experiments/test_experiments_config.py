@@ -75,7 +75,7 @@ def test_each_problem_is_reported_with_key_path_value_and_what_is_allowed() -> N
     assert "kernel.thp.max_ptes_none: 600 -> in [0, 511]" in text
     assert re.search(r"kernel\.bogus: 1 -> not a key here; allowed keys: costs, profile", text)
     assert "nodes.0.count: 0 -> >= 1" in text
-    assert "nodes.0.swap: {'kind': 'floppy'} -> kind one of none, disk, zram, zswap" in text
+    assert "nodes.0.swap.kind: 'floppy' -> one of none, disk, zram, zswap" in text
     assert "tenants.0.allocator.madvise: 'maybe' -> one of dontneed, free, splittable, free_undo, none" in text
     assert "tenants.0.workload.churn: '-1M/s' -> a rate >= 0" in text
 
