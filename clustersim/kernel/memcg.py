@@ -21,6 +21,7 @@ from ..units import HPAGE_PAGES, PAGE_SIZE
 from .errors import KernelError, size_arg
 from .mm import MM
 from .pagetable import CACHE, DATA, LAZY, QUEUED, SWAP, ZERO
+from .psi import PsiGroup
 
 INF = float("inf")
 LIMITS = ("min", "low", "high", "max", "swap_max", "zswap_max")
@@ -60,6 +61,7 @@ class Memcg:
     procs: list = field(default_factory=list)
     emin: float = 0
     elow: float = 0
+    psi: PsiGroup = field(default_factory=PsiGroup)   # memory.pressure of the subtree (psi.py)
 
     chain: tuple[Memcg, ...] = field(init=False, repr=False)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..units import HPAGE_PAGES, PAGE_SIZE
-from . import compaction, khugepaged, slowpath, vmscan
+from . import compaction, khugepaged, psi, slowpath, vmscan
 from .costs import Costs
 from .errors import KernelError, duration_arg, size_arg
 from .invariants import check_node
@@ -53,6 +53,7 @@ class Node:
         m = memcgs.by_path.get(path.strip("/"))
         if m is None:
             m = memcgs.create(path)
+            m.psi = psi.PsiGroup.start(psi.now_ns(self.mm))
         if settings and m is memcgs.root:
             raise KernelError("EINVAL", "the root cgroup has no memory.min/low/high/max files")
         for name, value in settings.items():
@@ -79,6 +80,7 @@ class Node:
         mm = self.mm
         m = mm.memcgs.get(cgroup or "")
         no_internal_process(m)
+        psi.account(mm, m)   # the group's non-idle task set changes: account the time before
         pid = mm.next_pid
         mm.next_pid += 1
         p = Process(self, pid, name or f"task{pid}", m, oom_score_adj, threads)
@@ -121,6 +123,11 @@ class Node:
     regions = property(lambda self: self.mm.regions, doc="Every live mapping, by region id.")
     files = property(lambda self: self.mm.files, doc="Page-cache regions, by file name.")
     procs = property(lambda self: self.mm.procs, doc="Every task spawned, alive or not.")
+
+    @property
+    def pressure(self) -> dict[str, dict[str, float | int]]:
+        """/proc/pressure/memory: some and full over every task of the node (psi.py)."""
+        return psi.pressure(self.mm, self.memcgs.root)
 
     @property
     def free_pageblocks(self) -> int:
@@ -208,6 +215,11 @@ class Cgroup:
     @property
     def procs(self) -> list[Process]:
         return [p for p in self.memcg.procs if p.alive]
+
+    @property
+    def pressure(self) -> dict[str, dict[str, float | int]]:
+        """memory.pressure of the subtree: {"some"|"full": {avg10, avg60, avg300 (percent), total (µs)}}."""
+        return psi.pressure(self.node.mm, self.memcg)
 
     @property
     def stat(self) -> dict[str, int]:

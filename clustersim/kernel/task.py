@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..units import HPAGE_PAGES, PAGE_SIZE
-from . import fault, khugepaged, madvise
+from . import fault, khugepaged, madvise, psi
 from .errors import KernelError, size_arg
 from .filemap import read_file
 from .memory import lru_add
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .node import Node
 
 
-STALL_KINDS = ("reclaim", "compaction", "throttle", "swapin", "collapse")
+STALL_KINDS = (*psi.MEMSTALL_KINDS, "collapse")
 _HANDLERS = {MADV.DONTNEED: madvise.dontneed, MADV.FREE: madvise.free, MADV.SPLITTABLE: madvise.splittable,
              MADV.UNSPLITTABLE: madvise.unsplittable, MADV.COLD: madvise.cold, MADV.PAGEOUT: madvise.pageout}
 
@@ -61,6 +61,7 @@ class Process:
         self.stall_s = 0.0
         self.stall_log: list[float] = []
         self.stall_by_kind: Counter = Counter()
+        self.memstall_until_ns = np.zeros(threads, dtype=np.int64)   # when each thread's memory stall ends (PSI)
         self.faults_4k = self.faults_thp = self.faults_major = 0
         self.madvise_calls = 0
         self.undo_lost_pages = np.zeros(0, dtype=np.int64)
@@ -105,6 +106,7 @@ class Process:
 
     def _leave(self) -> None:
         if self.alive:
+            psi.account(self.mm, self.memcg)   # the group loses a non-idle task: account the time before
             self.alive = False
             self.memcg.procs.remove(self)
 
@@ -267,6 +269,8 @@ class Process:
             self.stall_s += seconds
             self.stall_by_kind[kind] += seconds
             self.stall_log.append(seconds)
+            if kind in psi.MEMSTALL_KINDS:
+                psi.memstall(self.mm, self, self.memcg, seconds)
 
     @property
     def memstall_s(self) -> float:
