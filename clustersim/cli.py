@@ -90,6 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from clustersim.experiments.store import safe_name
 
     config = load_config(args.config, args.overrides)
+    _warn(config)
     out = args.out or Path("results") / safe_name(config.name)
     fmt = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]"
     with tqdm(total=config.duration, desc="simulated", bar_format=fmt, dynamic_ncols=True) as bar:
@@ -121,9 +122,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     from clustersim.experiments.config import config_hash, load_config, resolved
 
     config = load_config(args.config, args.overrides)
+    _warn(config)
     print(yaml.safe_dump(resolved(config), sort_keys=False), end="")
     print(f"# config hash: {config_hash(config)}")
     return 0
+
+
+def _warn(config: Any) -> None:
+    """The config's warnings (overcommitted node groups) on stderr; the command goes on."""
+    from clustersim.experiments.config import config_warnings
+
+    for line in config_warnings(config):
+        print(f"warning: {line}", file=sys.stderr)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

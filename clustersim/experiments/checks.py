@@ -1,8 +1,11 @@
 """Checks that span several keys of a run file, run after each key is valid on its own.
 
 Each returns ``key.path: value -> what is allowed`` lines. They catch configs that would run but cannot mean
-what their author intended: heaps that do not fit the nodes they are placed on, placements naming unknown
+what their author intended: a heap larger than a node's memory plus swap, placements naming unknown
 node groups, memcg limits in the wrong order, allocators told to use an advice their kernel lacks.
+Heaps that together overcommit a node are allowed: the run goes on and its OOM kills, swap and reclaim are the
+outcome an overcommit experiment studies; ``config_warnings`` names each such node group and its ratio
+(heap sum / memory), and the command line prints them.
 Releasing with MADV_FREE on linux-4.5 is allowed: the kernel gives it different semantics (DONTNEED on a
 swapless node), which is an experiment, not a mistake. A never-merged advice (SPLITTABLE, FREE_UNDO) without
 its proposal is an error, because no real allocator has a fallback for it.
@@ -135,29 +138,60 @@ def replicas_per_node(config: RunConfig, tenant: Tenant) -> dict[str, int]:
 
 
 def _fit_checks(config: RunConfig) -> Iterator[str]:
-    """Heaps times replicas per node must fit a node's memory (pack: one heap a node, all in the fleet)."""
-    fleet_bytes = sum(g.count * g.memory for g in config.nodes)
-    largest = max(g.memory for g in config.nodes)
-    load = {g.name: 0 for g in config.nodes}
+    """A single heap must fit the memory plus swap of a node it may land on (pack: of some node)."""
     for j, tenant in enumerate(config.tenants):
         heap, loc = tenant.workload.heap, ("tenants", j, "workload", "heap")
+        groups = list(config.nodes) if tenant.placement == "pack" else placed_groups(config, tenant)
+        room = {g.name: g.memory + swap_bytes(g) for g in groups}
+        if tenant.placement == "pack" and heap > max(room.values()):
+            yield problem(loc, fmt_size(heap), f"at most {fmt_size(max(room.values()))} (the largest node's "
+                          "memory plus swap): one heap larger than a node cannot run")
+        elif tenant.placement != "pack":
+            for g in groups:
+                if heap > room[g.name]:
+                    yield problem(loc, fmt_size(heap), f"at most {fmt_size(room[g.name])} (memory plus swap of "
+                                  f"node group {g.name}): one heap larger than a node cannot run")
+
+
+def swap_bytes(group: NodeGroup) -> int:
+    """The swap device's size on a node of ``group`` (0 without one)."""
+    return getattr(group.swap, "size", 0)
+
+
+# ---- warnings: configs that run, but not as their heaps say -----------------------------------------------
+
+def config_warnings(config: RunConfig) -> list[str]:
+    """Overcommitted node groups of a valid config, one line each: the run goes on, and reclaim, swap and
+    OOM kills are its outcome."""
+    return [*_group_overcommit(config), *_pack_overcommit(config)]
+
+
+def _group_overcommit(config: RunConfig) -> Iterator[str]:
+    """The heaps placed on one node (heap x replicas per node, summed over tenants) above its memory."""
+    load = {g.name: 0 for g in config.nodes}
+    for tenant in config.tenants:
         if tenant.placement == "pack":
-            if heap > largest or heap * tenant.replicas > fleet_bytes:
-                most = min(largest, fleet_bytes // tenant.replicas)
-                yield problem(loc, fmt_size(heap),
-                              f"at most {fmt_size(most)} so {tenant.replicas} packed replicas fit")
             continue
         for name, count in replicas_per_node(config, tenant).items():
-            load[name] += count * heap
-    yield from _group_loads(config, load)
-
-
-def _group_loads(config: RunConfig, load: dict[str, int]) -> Iterator[str]:
+            load[name] += count * tenant.workload.heap
     for i, group in enumerate(config.nodes):
         if load[group.name] > group.memory:
-            yield problem(("nodes", i, "memory"), fmt_size(group.memory),
-                          f"at least {fmt_size(load[group.name])}: the heaps placed on one node "
-                          "(heap x replicas per node) must fit in its memory")
+            yield (f"nodes.{i} (node group {group.name}): the heaps placed on one node sum to "
+                   f"{fmt_size(load[group.name])}, ratio {load[group.name] / group.memory:.2f} of its memory "
+                   f"({fmt_size(group.memory)}): overcommitted; reclaim, swap and OOM kills decide")
+
+
+def _pack_overcommit(config: RunConfig) -> Iterator[str]:
+    """Packed replicas whose heaps sum above the whole fleet's memory (pack then overcommits every node)."""
+    fleet_bytes = sum(g.count * g.memory for g in config.nodes)
+    names = ", ".join(g.name for g in config.nodes)
+    for j, tenant in enumerate(config.tenants):
+        total = tenant.workload.heap * tenant.replicas
+        if tenant.placement == "pack" and total > fleet_bytes:
+            yield (f"tenants.{j}.placement (node groups {names}): {tenant.replicas} packed heaps of "
+                   f"{fmt_size(tenant.workload.heap)} sum to {fmt_size(total)}, ratio {total / fleet_bytes:.2f} "
+                   f"of the fleet's memory ({fmt_size(fleet_bytes)}): overcommitted; reclaim, swap and OOM kills "
+                   "decide")
 
 
 def fmt_size(nbytes: float) -> str:

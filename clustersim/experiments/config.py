@@ -4,7 +4,8 @@ Reading, overriding, validating and hashing a run file, and pydantic's errors as
 sections are declared in sections.py (the table-checked base, units, kernel and nodes) and schema.py
 (tenants and the run); they are re-exported here. The resolved config (``model_dump(mode="json")``) is plain
 data that hashes, pickles and re-validates to itself. Checks that span several keys (placement, proposals,
-memcg ordering) are in ``checks.py``.
+memcg ordering) are in ``checks.py``, and so are the warnings of a valid config (``config_warnings``:
+overcommitted node groups), which the command line prints.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import yaml
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from .checks import cross_check
+from .checks import config_warnings, cross_check
 from .errors import ConfigError, describe_pydantic, problem
 from .keypath import KeyPathError, apply_overrides, parse_override
 from .schema import (
@@ -68,8 +69,8 @@ __all__ = [
     "ConfigError", "Diurnal", "Duration", "Frequency", "Glibc", "Jemalloc", "KernelConfig", "Limit", "Memcg",
     "NodeGroup", "Rate", "Restarts", "RunConfig", "Section", "ServiceTime", "Size", "Spikes", "Startup", "Swap",
     "SwapDisk", "SwapNone", "SwapZram", "SwapZswap", "Tcmalloc", "Temeraire", "Tenant", "ThpConfig",
-    "VmConfig", "Workload", "config_hash", "deep_merge", "load_config", "raw_config", "read_yaml", "resolved",
-    "validate_config",
+    "VmConfig", "Workload", "config_hash", "config_warnings", "deep_merge", "load_config", "raw_config",
+    "read_yaml", "resolved", "validate_config",
 ]
 
 
@@ -189,6 +190,8 @@ def pydantic_problems(exc: PydanticValidationError, raw: Mapping[str, Any]) -> l
             continue
         seen.add((*loc, err["type"]))
         value = "(missing)" if err["type"] == "missing" else err.get("input")
+        if err["type"] == "union_tag_invalid":   # the bad value is the section's ``kind``: name that key
+            loc, value = (*loc, "kind"), (err.get("ctx") or {}).get("tag", value)
         keys = _allowed_keys(loc, raw) if err["type"] == "extra_forbidden" else None
         lines.append(problem(loc, value, describe_pydantic(err, keys)))
     return lines
@@ -199,7 +202,7 @@ def _clean_loc(loc: tuple[Any, ...], raw: Any) -> tuple[Any, ...]:
     out: list[Any] = []
     node = raw
     for step in loc:
-        if isinstance(node, Mapping) and step not in node and step in UNION_TAGS:
+        if step in UNION_TAGS and not (isinstance(node, Mapping) and step in node):
             continue
         out.append(step)
         node = _child(node, step)

@@ -30,7 +30,7 @@ _ALLOWED_BY_TYPE: dict[str, str] = {
     "less_than_equal": "<= {le}",
     "greater_than": "> {gt}",
     "literal_error": "one of {expected}",
-    "union_tag_invalid": "kind one of {expected_tags}",
+    "union_tag_invalid": "one of {expected_tags}",
 }
 
 

@@ -21,6 +21,7 @@ from ..units import HPAGE_PAGES, PAGE_SIZE
 from .errors import KernelError, size_arg
 from .mm import MM
 from .pagetable import CACHE, DATA, LAZY, QUEUED, SWAP, ZERO
+from .psi import PsiGroup
 
 INF = float("inf")
 LIMITS = ("min", "low", "high", "max", "swap_max", "zswap_max")
@@ -65,6 +66,7 @@ class Memcg:
     procs: list = field(default_factory=list)
     emin: float = 0
     elow: float = 0
+    psi: PsiGroup = field(default_factory=PsiGroup)   # memory.pressure of the subtree (psi.py)
 
     chain: tuple[Memcg, ...] = field(init=False, repr=False)
 
@@ -89,6 +91,25 @@ class Memcg:
         return any(a is self for a in other.ancestors())
 
 
+def no_internal_process(m: Memcg, child: str = "") -> None:
+    """cgroup v2's no-internal-process rule (cgroup-v2.rst, "No Internal Process Constraint").
+
+    A non-root cgroup that distributes a domain controller to its children cannot hold processes. In this
+    model every non-root cgroup enables the memory controller for its children, so a non-root cgroup holds
+    either processes or children, never both: spawning into one with children is EBUSY, and so is a child
+    of one with processes (Linux refuses the subtree_control write that would enable the controller). The
+    root is exempt.
+    """
+    if m.parent is None:
+        return
+    if not child and m.children:
+        raise KernelError("EBUSY", f"cgroup {m.path!r} has child cgroups with the memory controller; "
+                                   "processes live in the leaves (no internal processes)")
+    if child and any(p.alive for p in m.procs):
+        raise KernelError("EBUSY", f"cgroup {child!r}: parent {m.path!r} holds processes; a cgroup with "
+                                   "the memory controller on for its children cannot (no internal processes)")
+
+
 class MemcgTree:
     """All memcgs of a node, the root at index 0."""
 
@@ -104,6 +125,7 @@ class MemcgTree:
         return self.by_path[path]
 
     def create(self, path: str) -> Memcg:
+        """mkdir: a child of an existing cgroup, with the default (unlimited, unprotected) settings."""
         path = path.strip("/")
         if not path or any(part in ("", ".", "..") for part in path.split("/")):
             raise KernelError("EINVAL", f"cgroup path {path!r} is not a valid name")
@@ -111,6 +133,7 @@ class MemcgTree:
         if parent_path not in self.by_path:
             raise KernelError("ENOENT", f"cgroup {path!r}: parent {parent_path!r} does not exist")
         parent = self.by_path[parent_path]
+        no_internal_process(parent, child=path)
         m = Memcg(len(self.all), path, parent)
         parent.children.append(m)
         self.by_path[path] = m

@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..units import HPAGE_PAGES, PAGE_SIZE
-from . import compaction, khugepaged, vmscan
+from . import compaction, khugepaged, psi, slowpath, vmscan
 from .costs import Costs
 from .errors import KernelError, duration_arg, size_arg
 from .invariants import check_node
-from .memcg import EVENTS, LIMITS, Memcg, MemcgTree, memcg_stat, parse_limit
+from .memcg import EVENTS, INF, LIMITS, Memcg, MemcgTree, memcg_stat, no_internal_process, parse_limit
 from .mm import KCOMPACTD_INTERVAL_S, MM
 from .page_alloc import PhysMem, default_min_free_kbytes
 from .pagetable import CACHE, LAZY, PageTable
@@ -40,33 +40,47 @@ class Node:
 
     # --- cgroups and tasks ---------------------------------------------------------------------------
     def cgroup(self, path: str = "", **settings) -> Cgroup:
-        """Create ``path`` (its parent must exist) or update it; no settings returns the existing one."""
+        """mkdir ``path`` if it is missing (its parent must exist: ENOENT), then write ``settings``.
+
+        A new cgroup has the defaults (no limits, no protection), as after mkdir. Writing memory.max or
+        memory.high below the usage reclaims at once, and for memory.max OOM-kills if reclaim falls short.
+        """
         unknown = set(settings) - set(LIMITS) - {"oom_group"}
         if unknown:
             raise KernelError("EINVAL", f"cgroup settings {sorted(unknown)} unknown; allowed: "
                                         f"{', '.join((*LIMITS, 'oom_group'))}")
-        key = path.strip("/")
         memcgs = self.mm.memcgs
-        m = memcgs.by_path.get(key)
+        m = memcgs.by_path.get(path.strip("/"))
         if m is None:
-            if not settings and key:
-                raise KernelError("ENOENT", f"cgroup {path!r} does not exist; pass settings to create it")
-            m = memcgs.create(key)
+            m = memcgs.create(path)
+            m.psi = psi.PsiGroup.start(psi.now_ns(self.mm))
         if settings and m is memcgs.root:
             raise KernelError("EINVAL", "the root cgroup has no memory.min/low/high/max files")
         for name, value in settings.items():
-            if name == "oom_group":
-                if not isinstance(value, bool):
-                    raise KernelError("EINVAL", f"oom_group={value!r} must be true or false")
-                m.oom_group = value
-            else:
-                setattr(m, name, parse_limit(name, value))
+            self._write(m, name, value)
         return Cgroup(self, m)
+
+    def _write(self, m: Memcg, name: str, value: object) -> None:
+        """One control-file write: memory.oom.group, or a limit (max and high act on the usage at once)."""
+        if name == "oom_group":
+            if not isinstance(value, bool):
+                raise KernelError("EINVAL", f"oom_group={value!r} must be true or false")
+            m.oom_group = value
+            return
+        pages = parse_limit(name, value)
+        if name == "max":
+            slowpath.memory_max_write(self.mm, m, pages)
+        elif name == "high":
+            slowpath.memory_high_write(self.mm, m, pages)
+        else:
+            setattr(m, name, pages)
 
     def spawn(self, cgroup: str | None = None, name: str = "", oom_score_adj: int = 0, threads: int = 1) -> Process:
         """Start a process in ``cgroup`` (the root when None)."""
         mm = self.mm
         m = mm.memcgs.get(cgroup or "")
+        no_internal_process(m)
+        psi.account(mm, m)   # the group's non-idle task set changes: account the time before
         pid = mm.next_pid
         mm.next_pid += 1
         p = Process(self, pid, name or f"task{pid}", m, oom_score_adj, threads)
@@ -109,6 +123,11 @@ class Node:
     regions = property(lambda self: self.mm.regions, doc="Every live mapping, by region id.")
     files = property(lambda self: self.mm.files, doc="Page-cache regions, by file name.")
     procs = property(lambda self: self.mm.procs, doc="Every task spawned, alive or not.")
+
+    @property
+    def pressure(self) -> dict[str, dict[str, float | int]]:
+        """/proc/pressure/memory: some and full over every task of the node (psi.py)."""
+        return psi.pressure(self.mm, self.memcgs.root)
 
     @property
     def free_pageblocks(self) -> int:
@@ -161,6 +180,14 @@ class Cgroup:
     def path(self) -> str:
         return self.memcg.path
 
+    # memory.min/low/high/max, memory.swap.max and memory.zswap.max as they read back: bytes, or "max"
+    min = property(lambda self: _limit_bytes(self.memcg.min), doc="memory.min")
+    low = property(lambda self: _limit_bytes(self.memcg.low), doc="memory.low")
+    high = property(lambda self: _limit_bytes(self.memcg.high), doc="memory.high")
+    max = property(lambda self: _limit_bytes(self.memcg.max), doc="memory.max")
+    swap_max = property(lambda self: _limit_bytes(self.memcg.swap_max), doc="memory.swap.max")
+    zswap_max = property(lambda self: _limit_bytes(self.memcg.zswap_max), doc="memory.zswap.max")
+
     @property
     def current(self) -> int:
         return self.memcg.usage * PAGE_SIZE
@@ -190,6 +217,11 @@ class Cgroup:
         return [p for p in self.memcg.procs if p.alive]
 
     @property
+    def pressure(self) -> dict[str, dict[str, float | int]]:
+        """memory.pressure of the subtree: {"some"|"full": {avg10, avg60, avg300 (percent), total (µs)}}."""
+        return psi.pressure(self.node.mm, self.memcg)
+
+    @property
     def stat(self) -> dict[str, int]:
         """memory.stat of the subtree: sizes in bytes, event counters as counts."""
         return memcg_stat(self.node.mm, self.memcg)
@@ -206,5 +238,12 @@ class Cgroup:
         if got < want:
             raise KernelError("EAGAIN", f"memory.reclaim: reclaimed {got * PAGE_SIZE} of {want * PAGE_SIZE} bytes")
         return got * PAGE_SIZE
+
+
+
+def _limit_bytes(pages: float) -> int | str:
+    """A limit as its control file reads: bytes, or "max" when unlimited."""
+    return "max" if pages == INF else int(pages) * PAGE_SIZE
+
 
 __all__ = ["Cgroup", "Node"]

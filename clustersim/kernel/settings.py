@@ -68,8 +68,9 @@ class Tunable:
         elif self.kind == "bool":
             ok = isinstance(value, bool)
         else:
-            value = self._number(key, value)
-            ok = value is not None and self._within(value)
+            number = self._number(key, value)
+            ok = number is not None and self._within(number)
+            value = value if number is None else number   # a non-number is reported as given
         if not ok:
             raise _reject(key, value, self.allowed())
         return value
@@ -141,6 +142,8 @@ def _reject(key: str, value: object, allowed: str) -> KernelError:
 
 def _build(section: str, table: dict[str, Tunable], given: dict | None) -> dict[str, Any]:
     """The checked values of ``table``'s keys: ``given`` over the defaults; unknown keys are EINVAL."""
+    if given is not None and not isinstance(given, dict):
+        raise _reject(section, given, f"a mapping of {section} settings: {', '.join(sorted(table))}")
     given = dict(given or {})
     for key in given:
         if key not in table:
@@ -204,6 +207,8 @@ class SwapSettings:
     @classmethod
     def build(cls, given: dict | None) -> SwapSettings:
         """Validated settings; the size bound applies to a device, so kind none takes any size (default 0)."""
+        if given is not None and not isinstance(given, dict):
+            return cls(**_build("swap", SWAP_TUNABLES, given))   # raises: not a mapping
         given = dict(given or {})
         device = given.get("kind", SWAP_TUNABLES["kind"].default) != "none"
         return cls(**_build("swap", SWAP_TUNABLES if device else _NO_DEVICE_TUNABLES, given))

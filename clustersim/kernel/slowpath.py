@@ -6,11 +6,16 @@ directly (allocstall) and, if nothing can be reclaimed, the global OOM killer ru
 memory.max reclaims from the memcg (event `max`) and, failing that, invokes the memcg OOM killer. Above
 memory.high the charge succeeds; the task then reclaims the excess and sleeps per the kernel's penalty curve
 (event `high`), and high never kills.
+
+Writing memory.max or memory.high below the current usage acts at once, as memory_max_write() and
+memory_high_write() (mm/memcontrol.c) do: reclaim from the memcg until usage fits, giving up after
+MAX_RECLAIM_RETRIES rounds that reclaim nothing; for memory.max the OOM killer then kills (event `oom`) until
+usage fits or nobody is left to kill. The write itself always succeeds.
 """
 
 from __future__ import annotations
 
-from .memcg import INF, MemcgTree, high_penalty_s
+from .memcg import INF, Memcg, MemcgTree, high_penalty_s
 from .mm import MM, Task
 from .oom_kill import out_of_memory
 from .vmscan import MAX_RECLAIM_RETRIES, SWAP_CLUSTER_MAX, direct_reclaim, memcg_reclaim
@@ -73,3 +78,34 @@ def over_high(mm: MM, p: Task, nr_pages: int) -> float:
         stall += sc.cost_s
         stall += high_penalty_s(a.usage, a.high, nr_pages)
     return stall
+
+
+def memory_max_write(mm: MM, m: Memcg, max_pages: float) -> None:
+    """memory_max_write(): set memory.max, then reclaim and, failing that, OOM-kill until usage fits."""
+    m.max = max_pages
+    retries = MAX_RECLAIM_RETRIES
+    while m.usage > m.max:
+        if retries:
+            # a round that frees nothing (try_to_free_mem_cgroup_pages() returning 0) uses up a retry
+            retries -= not _reclaimed(mm, m, m.max)
+            continue
+        if not out_of_memory(mm, m):   # counts the memcg's `oom` event, as memcg_memory_event(MEMCG_OOM)
+            break
+
+
+def memory_high_write(mm: MM, m: Memcg, high_pages: float) -> None:
+    """memory_high_write(): set memory.high, then reclaim the excess; never kills."""
+    m.high = high_pages
+    retries = MAX_RECLAIM_RETRIES
+    while m.usage > m.high:
+        if not _reclaimed(mm, m, m.high):
+            if not retries:
+                break
+            retries -= 1
+
+
+def _reclaimed(mm: MM, m: Memcg, limit: float) -> bool:
+    """One reclaim round towards ``limit``; whether it lowered the usage (a zswap store charges part back)."""
+    before = m.usage
+    memcg_reclaim(mm, m, int(m.usage - limit))
+    return m.usage < before

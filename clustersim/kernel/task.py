@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..units import HPAGE_PAGES, PAGE_SIZE
-from . import fault, khugepaged, madvise
+from . import fault, khugepaged, madvise, psi
 from .errors import KernelError, size_arg
 from .filemap import read_file
 from .memory import lru_add
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .node import Node
 
 
-STALL_KINDS = ("reclaim", "compaction", "throttle", "swapin", "collapse")
+STALL_KINDS = (*psi.MEMSTALL_KINDS, "collapse")
 _HANDLERS = {MADV.DONTNEED: madvise.dontneed, MADV.FREE: madvise.free, MADV.SPLITTABLE: madvise.splittable,
              MADV.UNSPLITTABLE: madvise.unsplittable, MADV.COLD: madvise.cold, MADV.PAGEOUT: madvise.pageout}
 
@@ -61,6 +61,7 @@ class Process:
         self.stall_s = 0.0
         self.stall_log: list[float] = []
         self.stall_by_kind: Counter = Counter()
+        self.memstall_until_ns = np.zeros(threads, dtype=np.int64)   # when each thread's memory stall ends (PSI)
         self.faults_4k = self.faults_thp = self.faults_major = 0
         self.madvise_calls = 0
         # Events Linux counts only node-wide (/proc/vmstat, e.g. thp_split_pmd), counted per task here so a
@@ -82,7 +83,14 @@ class Process:
         return region
 
     def munmap(self, region: Region) -> None:
-        """Unmap the whole region: pages, swap slots and page tables are freed."""
+        """Unmap the whole region: pages, swap slots and page tables are freed.
+
+        Unmapping a range with nothing mapped succeeds, as munmap(2) does (do_vmi_munmap() finds no VMA and
+        returns 0): a region this task already unmapped is a no-op. Another task's region stays EINVAL.
+        """
+        check_alive(self)
+        if region.proc is self and not region.mapped:
+            return
         check_own(self, region)
         unmap_region(self.mm, region)
         self.regions.remove(region)
@@ -101,6 +109,7 @@ class Process:
 
     def _leave(self) -> None:
         if self.alive:
+            psi.account(self.mm, self.memcg)   # the group loses a non-idle task: account the time before
             self.alive = False
             self.memcg.procs.remove(self)
 
@@ -263,6 +272,8 @@ class Process:
             self.stall_s += seconds
             self.stall_by_kind[kind] += seconds
             self.stall_log.append(seconds)
+            if kind in psi.MEMSTALL_KINDS:
+                psi.memstall(self.mm, self, self.memcg, seconds)
 
     @property
     def memstall_s(self) -> float:

@@ -159,10 +159,10 @@ def test_cgroup_errors():
     node = Node(memory="128M")
     with raises("ENOENT", "'a/b'", "parent 'a'"):
         node.cgroup("a/b", max="1M")
+    with raises("ENOENT", "'a/b/c'", "parent 'a/b'"):
+        node.cgroup("a/b/c")   # mkdir without -p: only the last component is created
     with raises("ENOENT", "'nothere'"):
-        node.cgroup("nothere")
-    with raises("ENOENT", "'nothere'"):
-        node.spawn(cgroup="nothere")
+        node.spawn(cgroup="nothere")   # writing cgroup.procs of a missing cgroup
     with raises("EINVAL", "maxx", "swap_max"):
         node.cgroup("x", maxx="1M")
     with raises("EINVAL", "max", "'lots'"):

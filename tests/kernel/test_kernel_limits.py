@@ -96,14 +96,16 @@ def test_k7_max_plus_swap_max_bounds_what_a_task_can_hold(swap):
 
 # --- docs/linux-rules.md K8 group OOM -----------------------------------------------------------------------
 def test_k8_oom_group_kills_every_task_of_the_leaf_and_spares_the_parent():
-    # docs/linux-rules.md K8, test_memcg_oom_group_leaf_events. Child: max=50M, swap.max=0, oom.group=1. The parent runs
-    # a 60M task; the child runs two 1M tasks and a 100M hog. The hog's OOM kills all three child tasks, the parent's
-    # task survives, and the parent's memory.events oom_kill includes the child's (no memory_localevents) while its
-    # local events show none.
+    # docs/linux-rules.md K8, test_memcg_oom_group_leaf_events. Child: max=50M, swap.max=0, oom.group=1. The selftest
+    # runs a 60M task in the parent, a cgroup.procs write Linux refuses with EBUSY once the parent has +memory in
+    # subtree_control (the no-internal-process rule, K17); here it runs in a sibling leaf. The child runs two 1M
+    # tasks and a 100M hog. The hog's OOM kills all three child tasks, the sibling's task survives, and the
+    # parent's memory.events oom_kill includes the child's (no memory_localevents) while its local events show none.
     node = Node(memory="1G")
     parent = node.cgroup("memcg_test_0", max="max")
     child = node.cgroup("memcg_test_0/memcg_test_1", max="50M", swap_max=0, oom_group=True)
-    big, _ = run_alloc(node, "memcg_test_0", "60M")
+    node.cgroup("memcg_test_0/memcg_test_2")
+    big, _ = run_alloc(node, "memcg_test_0/memcg_test_2", "60M")
     small = [run_alloc(node, "memcg_test_0/memcg_test_1", "1M")[0] for _ in range(2)]
     hog, _ = run_alloc(node, "memcg_test_0/memcg_test_1", "100M")
     assert not hog.alive and not any(s.alive for s in small)
@@ -115,15 +117,17 @@ def test_k8_oom_group_kills_every_task_of_the_leaf_and_spares_the_parent():
 
 def test_k8_oom_group_on_the_parent_kills_parent_and_child_tasks():
     # docs/linux-rules.md K8, test_memcg_oom_group_parent_events. Parent: max=80M, swap.max=0, oom.group=1, with a 60M
-    # task; the child's two 1M tasks and 100M hog push the parent over max. Every task in both groups dies.
+    # task in a sibling leaf (the parent itself may not hold processes, K17); the child's two 1M tasks and 100M hog
+    # push the parent over max. Every task in the parent's subtree dies.
     node = Node(memory="1G")
     parent = node.cgroup("memcg_test_0", max="80M", swap_max=0, oom_group=True)
     child = node.cgroup("memcg_test_0/memcg_test_1", max="max")
-    run_alloc(node, "memcg_test_0", "60M")
+    sibling = node.cgroup("memcg_test_0/memcg_test_2")
+    run_alloc(node, "memcg_test_0/memcg_test_2", "60M")
     for _ in range(2):
         run_alloc(node, "memcg_test_0/memcg_test_1", "1M")
     run_alloc(node, "memcg_test_0/memcg_test_1", "100M")
-    assert child.procs == [] and parent.procs == []
+    assert child.procs == [] and sibling.procs == [] and parent.procs == []
     assert parent.current == 0
 
 
