@@ -14,6 +14,8 @@ import math
 import re
 from collections.abc import Iterator
 
+from clustersim.units import format_size as fmt_size
+
 from .errors import problem
 from .schema import RunConfig, Tenant
 from .sections import Memcg, NodeGroup
@@ -158,11 +160,3 @@ def _group_loads(config: RunConfig, load: dict[str, int]) -> Iterator[str]:
             yield problem(("nodes", i, "memory"), fmt_size(group.memory),
                           f"at least {fmt_size(load[group.name])}: the heaps placed on one node "
                           "(heap x replicas per node) must fit in its memory")
-
-
-def fmt_size(nbytes: float) -> str:
-    """Bytes as the shortest binary-suffixed string (``16G``, ``1.5G``, ``512M``)."""
-    for suffix, mult in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
-        if abs(nbytes) >= mult:
-            return f"{nbytes / mult:.4g}{suffix}"
-    return f"{nbytes:g}"
