@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from .checks import cross_check
+from .checks import cross_check, section_checks
 from .errors import ConfigError, pydantic_lines
 from .keypath import KeyPathError, apply_overrides, parse_override
 from .schema import (
@@ -147,7 +147,7 @@ def validate_config(data: Mapping[str, Any], source: str = "config") -> RunConfi
     try:
         config = RunConfig.model_validate(merged)
     except PydanticValidationError as exc:
-        raise ConfigError(pydantic_problems(exc, merged), source) from None
+        raise ConfigError([*pydantic_problems(exc, merged), *section_checks(merged)], source) from None
     problems = cross_check(config)
     if problems:
         raise ConfigError(problems, source)
