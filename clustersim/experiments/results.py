@@ -259,11 +259,11 @@ def _sweep_table(root: Path, name: str, runs: pd.DataFrame) -> pd.DataFrame:
 
 def _check_run_dir(root: Path) -> None:
     """A single run's tables must match the checksums its manifest recorded (when it recorded them)."""
-    files = (read_json(root / MANIFEST) or {}).get("files") or {}
-    for filename, record in files.items():
+    manifest = read_json(root / MANIFEST) or {}
+    for filename, record in (manifest.get("files") or {}).items():
         why = table_damage(root / filename, record)
         if why is not None:
-            name = (read_json(root / MANIFEST) or {}).get("name", root.name)
+            name = manifest.get("name", root.name)
             raise ValueError(f"{root}: run {name!r} is damaged: {filename}: {why}; run it again")
 
 

@@ -226,6 +226,13 @@ class Tenant(Section):
     allocator: Allocator = Field(default_factory=Tcmalloc)
     workload: Workload = Field(default_factory=Workload)
 
+    @field_validator("placement", mode="before")
+    @classmethod
+    def _placement_type(cls, value: Any) -> Any:
+        if not isinstance(value, str | dict):
+            raise PydanticCustomError("choice", "spread, pack, or a mapping node group -> replica count")
+        return value
+
     @field_validator("placement")
     @classmethod
     def _placement(cls, value: str | dict[str, int]) -> str | dict[str, int]:

@@ -98,16 +98,20 @@ def test_quiet_sweep_prints_nothing_and_progress_forces_a_bar(sweep_file: Path, 
     assert "sweep: 100%" in capsys.readouterr().err
 
 
-def test_ctrl_c_of_a_pool_sweep_exits_130_with_the_resume_message(sweep_file: Path, tmp_path: Path) -> None:
-    # A pool of two workers on runs that sleep a minute; SIGINT to the command a few seconds in.
+@pytest.mark.parametrize(("runner", "settle_s"), [(["--workers", "2"], 2.0),
+                                                 (["--workers", "2", "--dask", "local"], 10.0)],
+                         ids=["pool", "dask-local"])
+def test_ctrl_c_of_a_sweep_exits_130_with_the_resume_message(runner: list[str], settle_s: float,
+                                                             sweep_file: Path, tmp_path: Path) -> None:
+    # Two workers on runs that sleep a minute; SIGINT to the command once its workers are busy.
     env = {**os.environ, "PYTHONPATH": str(REPO), "CLUSTERSIM_SIMULATE": "clustersim.experiments.fake:slow_simulate"}
     proc = subprocess.Popen([sys.executable, "-m", "clustersim", "sweep", str(sweep_file), "--out",
-                             str(tmp_path / "out"), "--workers", "2"], env=env, text=True,
+                             str(tmp_path / "out"), *runner], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while not (tmp_path / "out" / "manifest.json").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
-    time.sleep(2.0)   # the pool's workers are up and sleeping in their runs
+    time.sleep(settle_s)   # the workers are up and sleeping in their runs
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
