@@ -84,8 +84,12 @@ class Fleet(mesa.Model):
     def _processes_do(self, method: str, shuffle: bool = False) -> None:
         """Call ``method`` on every process; a fleet without tenants (idle nodes) has none."""
         processes = self.agents_by_type.get(ProcessAgent)
-        if processes is not None:
-            processes.shuffle_do(method) if shuffle else processes.do(method)
+        if processes is None:
+            return
+        if shuffle:
+            processes.shuffle_do(method)
+        else:
+            processes.do(method)
 
     def sample(self) -> None:
         """One time-series row per (node group, tenant)."""

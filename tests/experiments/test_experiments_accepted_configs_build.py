@@ -8,11 +8,13 @@ run two ticks without raising; what it rejects must be a ConfigError (never anot
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from clustersim import load, run
 from clustersim.experiments import ConfigError, load_config
 from clustersim.experiments.config import WORKLOAD_PROFILES
 from clustersim.fleet.model import Fleet
@@ -88,3 +90,10 @@ def test_every_accepted_config_builds_a_fleet_that_steps(data: dict[str, Any]) -
     fleet.run_until(2 * config.tick)
     assert float(fleet.time) == 2 * config.tick
     assert set(fleet.summary()) >= {"thp_coverage", "oom_kills"}
+
+
+def test_an_empty_run_file_runs_an_idle_fleet(tmp_path: Path) -> None:
+    # The documented default is no tenants: the nodes run idle and the run reports zeros, not a KeyError.
+    result = run({"duration": 2}, tmp_path / "idle")
+    assert result.summary["oom_kills"] == 0 and result.summary["rss_bytes_mean"] == 0
+    assert load(tmp_path / "idle").tenants.empty
