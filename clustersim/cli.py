@@ -1,21 +1,27 @@
 """The ``clustersim`` command: run, check, sweep and plot.
 
-    clustersim run CONFIG [--out DIR] [--set key.path=value ...] [--json]
-    clustersim check CONFIG [--set key.path=value ...]
+    clustersim --version
+    clustersim run CONFIG [--out DIR] [--force] [--set key.path=value ...] [--json]
+    clustersim check CONFIG [--set key.path=value ...] [--json]
     clustersim sweep SWEEP.yaml --out DIR [--dry-run] [--workers N] [--dask ADDRESS|local] [--timeout S]
-                                          [--rerun-failed]
+                                          [--rerun-failed] [--log FILE] [--json]
     clustersim plot DIR --x PARAM --y METRIC [--hue PARAM] [--col PARAM] --out FILE [--kind line|bar|cdf]
 
-Errors are printed as messages, not tracebacks. Exit status: 0 on success; 2 for an invalid config or sweep
-(nothing was run); 1 when a run fails; for ``sweep``, the number of failed runs (at most 100); 130 when
-interrupted (run the same command again to resume a sweep).
+Every command takes ``--quiet`` (only errors) and ``--progress`` (a progress bar even when stderr is not a
+terminal; by default bars are drawn only on a terminal). ``python -m clustersim`` is the same command.
+
+Errors are printed as messages, not tracebacks. Exit status: 0 on success; 2 for an invalid config, sweep,
+results folder or argument (nothing was run, no folder created); 1 when a run fails; for ``sweep``, the
+number of failed runs (at most 100); 130 when interrupted (run the same command again to resume a sweep).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +34,58 @@ EXIT_INTERRUPTED = 130
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clustersim", description="Fleet memory-management simulator.")
+    parser.add_argument("--version", action="version", version=f"clustersim {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    _run_parser(sub.add_parser("run", help="run one config and store its results"))
-    _check_parser(sub.add_parser("check", help="validate a config and print it resolved"))
-    _sweep_parser(sub.add_parser("sweep", help="run a sweep file (resumes an earlier sweep in DIR)"))
-    _plot_parser(sub.add_parser("plot", help="plot stored results (never re-runs)"))
+    common = _common_parser()
+    _run_parser(sub.add_parser("run", help="run one config and store its results", parents=[common]))
+    _check_parser(sub.add_parser("check", help="validate a config and print it resolved", parents=[common]))
+    _sweep_parser(sub.add_parser("sweep", help="run a sweep file (resumes an earlier sweep in DIR)",
+                                 parents=[common]))
+    _plot_parser(sub.add_parser("plot", help="plot stored results (never re-runs)", parents=[common]))
     return parser
+
+
+def _version() -> str:
+    try:
+        return version("clustersim")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _common_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", "-q", action="store_true", help="print only errors")
+    common.add_argument("--progress", action="store_true", help="draw progress bars even off a terminal")
+    return common
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not >= 1")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number of seconds > 0")
+    return value
+
+
+def _add_json(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--json", action="store_true", help=f"print {what} as JSON on stdout")
+
+
+def _show_bar(args: argparse.Namespace) -> bool:
+    """Progress bars on a terminal, or when asked for; never with --quiet or --json."""
+    return not args.quiet and not getattr(args, "json", False) and (args.progress or sys.stderr.isatty())
 
 
 def _add_set(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +96,7 @@ def _add_set(parser: argparse.ArgumentParser) -> None:
 def _run_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", type=Path)
     parser.add_argument("--out", type=Path, help="results folder (default: results/<name>)")
+    parser.add_argument("--force", action="store_true", help="replace an earlier run's results in the folder")
     _add_set(parser)
     parser.add_argument("--json", action="store_true",
                         help="print the summary, tenants and tenant_groups as JSON instead of tables")
@@ -53,6 +106,7 @@ def _run_parser(parser: argparse.ArgumentParser) -> None:
 def _check_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", type=Path)
     _add_set(parser)
+    _add_json(parser, "the resolved config and its hash (or the problems)")
     parser.set_defaults(func=cmd_check)
 
 
@@ -60,11 +114,14 @@ def _sweep_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sweep", type=Path)
     parser.add_argument("--out", type=Path, required=True, help="results folder of the sweep")
     parser.add_argument("--dry-run", action="store_true", help="print the expanded runs and stop")
-    parser.add_argument("--workers", type=int, default=None, help="processes (1: in this process; "
-                        "default: core count)")
+    parser.add_argument("--workers", type=_positive_int, default=None, help="processes, >= 1 (1: in this "
+                        "process; default: core count)")
     parser.add_argument("--dask", metavar="ADDRESS|local", help="run on a Dask scheduler, or a LocalCluster")
-    parser.add_argument("--timeout", type=float, default=None, metavar="S", help="seconds a run may take")
+    parser.add_argument("--timeout", type=_positive_seconds, default=None, metavar="S",
+                        help="seconds a run may take, > 0")
     parser.add_argument("--rerun-failed", action="store_true", help="run again the runs that failed")
+    parser.add_argument("--log", type=Path, metavar="FILE", help="append one JSON line per finished run")
+    _add_json(parser, "the report (or, with --dry-run, the expanded runs)")
     parser.set_defaults(func=cmd_sweep)
 
 
@@ -90,16 +147,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     from clustersim.experiments.store import safe_name
 
     config = load_config(args.config, args.overrides)
-    _warn(config)
+    _warn(config, args)
     out = args.out or Path("results") / safe_name(config.name)
     fmt = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]"
-    with tqdm(total=config.duration, desc="simulated", bar_format=fmt, dynamic_ncols=True) as bar:
+    with tqdm(total=config.duration, desc="simulated", bar_format=fmt, dynamic_ncols=True,
+              disable=not _show_bar(args)) as bar:
         def progress(done_s: float, duration_s: float) -> None:
             bar.total = duration_s
             bar.update(max(0.0, done_s - bar.n))
 
-        result = run(config, out, progress=progress)
-    print_run(result, out, as_json=args.json)
+        result = run(config, out, progress=progress, force=args.force)
+    if not args.quiet or args.json:
+        print_run(result, out, as_json=args.json)
     return 0
 
 
@@ -122,17 +181,22 @@ def cmd_check(args: argparse.Namespace) -> int:
     from clustersim.experiments.config import config_hash, load_config, resolved
 
     config = load_config(args.config, args.overrides)
-    _warn(config)
-    print(yaml.safe_dump(resolved(config), sort_keys=False), end="")
-    print(f"# config hash: {config_hash(config)}")
+    _warn(config, args)
+    if args.json:
+        print(json.dumps({"config": resolved(config), "config_hash": config_hash(config)}, indent=2))
+    elif not args.quiet:
+        print(yaml.safe_dump(resolved(config), sort_keys=False), end="")
+        print(f"# config hash: {config_hash(config)}")
+        if not config.tenants:
+            print("# no tenants: the nodes run idle")
     return 0
 
 
-def _warn(config: Any) -> None:
-    """The config's warnings (overcommitted node groups) on stderr; the command goes on."""
+def _warn(config: Any, args: argparse.Namespace) -> None:
+    """The config's warnings (overcommitted node groups) on stderr, unless --quiet; the command goes on."""
     from clustersim.experiments.config import config_warnings
 
-    for line in config_warnings(config):
+    for line in [] if args.quiet else config_warnings(config):
         print(f"warning: {line}", file=sys.stderr)
 
 
@@ -141,17 +205,34 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     if args.dry_run:
         table = plan(args.sweep, args.out)
-        print(table.to_string(index=False))
         states = table["state"].value_counts().to_dict() if len(table) else {}
-        print(f"{len(table)} runs ({', '.join(f'{n} {s}' for s, n in sorted(states.items()))})")
+        if args.json:
+            print(table.to_json(orient="records", indent=2))
+        elif not args.quiet:
+            print(table.to_string(index=False))
+            print(f"{len(table)} runs ({', '.join(f'{n} {s}' for s, n in sorted(states.items()))})")
         return 0
+    notes = None if args.quiet or args.json else (lambda line: print(line, file=sys.stderr))
     report = sweep(args.sweep, args.out, workers=args.workers, dask=args.dask, timeout=args.timeout,
-                   rerun_failed=args.rerun_failed)
-    print(f"{report.total} runs: {report.reused} already done, {report.executed} run now, "
-          f"{report.failed} failed; results in {report.out}")
-    _print_runs("slowest runs", report.slowest(), ["wall_s"])
-    _print_runs("failed runs", report.failures(), ["error"])
+                   rerun_failed=args.rerun_failed, progress=_show_bar(args), notes=notes, log_file=args.log)
+    if args.json:
+        print(json.dumps(sweep_json(report), indent=2, default=str))
+    elif not args.quiet:
+        print(f"{report.total} runs: {report.reused} already done, {report.executed} run now, "
+              f"{report.failed} failed; results in {report.out}")
+        _print_runs("slowest runs", report.slowest(), ["wall_s"])
+        _print_runs("failed runs", report.failures(), ["error"])
     return report.exit_status
+
+
+def sweep_json(report: Any) -> dict[str, Any]:
+    """A sweep's report as plain data: counts, the runs redone and why, each run's outcome."""
+    columns = [c for c in ("run_id", "point", "replicate", "seed", "status", "error", "wall_s")
+               if c in report.runs.columns]
+    return {"out": str(report.out), "total": report.total, "reused": report.reused,
+            "executed": report.executed, "failed": report.failed, "redone": report.redone,
+            "exit_status": report.exit_status,
+            "runs": json.loads(report.runs[columns].to_json(orient="records"))}
 
 
 def _print_runs(title: str, runs: pd.DataFrame, extra: list[str]) -> None:
@@ -170,7 +251,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     paths = plot(args.results, x=args.x, y=args.y, hue=args.hue, col=args.col, out=args.out,
                  kind=args.kind, tenant=args.tenant)
-    print("\n".join(str(p) for p in paths))
+    if not args.quiet:
+        print("\n".join(str(p) for p in paths))
     return 0
 
 
@@ -191,16 +273,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
-        print("interrupted; run the same command again to resume", file=sys.stderr)
+        print(RESUME_MESSAGE, file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:
-        return _report_error(exc)
+        return _report_error(exc, getattr(args, "json", False))
 
 
-def _report_error(exc: Exception) -> int:
+RESUME_MESSAGE = "interrupted; run the same command again to resume"
+
+
+def _report_error(exc: Exception, as_json: bool = False) -> int:
     from clustersim.experiments.errors import ConfigError
 
     if isinstance(exc, ConfigError):
+        if as_json:
+            print(json.dumps({"error": "invalid", "source": exc.source, "problems": exc.problems}, indent=2))
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     print(f"error: {type(exc).__name__}: {exc}" if not _plain(exc) else f"error: {exc}", file=sys.stderr)

@@ -82,3 +82,11 @@ def parse_rate(value: int | float | str, what: str = "rate") -> float:
 def pages(nbytes: int) -> int:
     """Whole 4 KiB pages covering ``nbytes`` (rounded up)."""
     return -(-int(nbytes) // PAGE_SIZE)
+
+
+def format_size(nbytes: float) -> str:
+    """Bytes as the shortest binary-suffixed string (``16G``, ``1.5G``, ``512M``, ``4K``); plain below 1K."""
+    for suffix, mult in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if abs(nbytes) >= mult:
+            return f"{nbytes / mult:.4g}{suffix}"
+    return f"{nbytes:g}"

@@ -146,7 +146,7 @@ def test_each_documented_key_exists_with_its_documented_default(section, field, 
         f"README default of {section.__name__}.{field} is {default!r}; the schema's is {getattr(section(), field)!r}")
 
 
-NUM = r"-?[\d.]+(?:\^\d+|[KMG])?"
+NUM = r"-?[\d.]+(?:\^\d+(?:-1)?|[KMG])?"
 RANGE = re.compile(rf"(?P<lo>{NUM})\.\.(?P<hi>{NUM})"
                    rf"|(?P<open>[\[(])(?P<lo2>{NUM}), (?P<hi2>{NUM})\]"
                    rf"|(?P<op>>=|>) ?(?P<lo3>{NUM})")
@@ -157,6 +157,8 @@ def number(text: str) -> float:
     if text[-1] in "KMG":
         return parse_size(text)
     base, _, power = text.partition("^")
+    if power.endswith("-1"):   # 2^63-1: the largest signed 64-bit integer
+        return int(base) ** int(power[:-2]) - 1
     return float(base) ** float(power) if power else float(text)
 
 

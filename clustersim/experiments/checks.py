@@ -14,9 +14,14 @@ its proposal is an error, because no real allocator has a fallback for it.
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
+from pydantic import ValidationError
+
+from clustersim.units import format_size as fmt_size
+
+from .capacity import STATE_BYTES_PER_GIB, max_fleet_memory_bytes
 from .errors import problem
 from .schema import RunConfig, Tenant
 from .sections import Memcg, NodeGroup
@@ -24,14 +29,13 @@ from .sections import Memcg, NodeGroup
 # madvise option -> the kernel proposal that must be on for it to exist.
 ADVICE_PROPOSAL = {"splittable": "madv_splittable", "free_undo": "madv_free_undo"}
 COLLAPSE_SINCE = "linux-6.1"  # MADV_COLLAPSE was merged in 6.1
-_CGROUP_PART = re.compile(r"^[A-Za-z0-9._@:-]+$")
 # (lower, upper): memcg settings that must not exceed each other when both are set.
 _MEMCG_ORDER = (("min", "high"), ("low", "high"), ("min", "max"), ("low", "max"), ("high", "max"))
 
 
 def cross_check(config: RunConfig) -> list[str]:
     """Every cross-field problem of a config that passed the per-key checks."""
-    problems = [*_run_checks(config), *_unique_names(config)]
+    problems = [*_run_checks(config), *_unique_names(config), *_capacity_checks(config)]
     for i, group in enumerate(config.nodes):
         problems += _cgroup_tree_checks(group, ("nodes", i))
     for j, tenant in enumerate(config.tenants):
@@ -39,6 +43,48 @@ def cross_check(config: RunConfig) -> list[str]:
     if not problems:
         problems += _fit_checks(config)
     return problems
+
+
+def section_checks(data: Mapping[str, Any]) -> list[str]:
+    """The checks within one node group or tenant, for each that is valid on its own.
+
+    Run when other keys of the file are invalid, so that a problem in one tenant does not hide the problem
+    of another: every problem of a file is listed together.
+    """
+    problems: list[str] = []
+    for key, section, checks in (("nodes", NodeGroup, _group_local), ("tenants", Tenant, _tenant_local)):
+        items = data.get(key)
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            try:
+                valid = section.model_validate(item)
+            except ValidationError:
+                continue
+            problems += checks(valid, (key, i))
+    return problems
+
+
+def _group_local(group: NodeGroup, loc: tuple[object, ...]) -> list[str]:
+    return list(_cgroup_tree_checks(group, loc))
+
+
+def _tenant_local(tenant: Tenant, loc: tuple[object, ...]) -> list[str]:
+    return [*memcg_order(tenant.limits, (*loc, "limits")), *_workload_checks(tenant, (*loc, "workload"))]
+
+
+def _capacity_checks(config: RunConfig) -> Iterator[str]:
+    """The nodes' model state must fit this machine (capacity.py): no MemoryError inside the run."""
+    most = max_fleet_memory_bytes()
+    if most is None:
+        return
+    total = sum(g.count * g.memory for g in config.nodes)
+    why = (f"this machine holds the model of at most {fmt_size(most)} of node memory "
+           f"({fmt_size(STATE_BYTES_PER_GIB)} of state per G, half of its physical memory)")
+    for i, group in enumerate(config.nodes):
+        if group.memory > most:
+            yield problem(("nodes", i, "memory"), fmt_size(group.memory), f"at most {fmt_size(most)}: {why}")
+    if total > most and all(g.memory <= most for g in config.nodes):
+        yield problem(("nodes",), f"{fmt_size(total)} in all", f"count x memory summed at most {fmt_size(most)}: "
+                      + why)
 
 
 def _run_checks(config: RunConfig) -> Iterator[str]:
@@ -58,15 +104,8 @@ def _unique_names(config: RunConfig) -> Iterator[str]:
 
 
 def _cgroup_tree_checks(group: NodeGroup, loc: tuple[object, ...]) -> Iterator[str]:
-    for path, memcg in group.cgroups.items():
-        if not _valid_cgroup_path(path):
-            yield problem((*loc, "cgroups"), path, "a cgroup path like 'workload.slice/web' (no '.', '..')")
+    for path, memcg in group.cgroups.items():   # the paths themselves are checked per key (names.py)
         yield from memcg_order(memcg, (*loc, "cgroups", path))
-
-
-def _valid_cgroup_path(path: str) -> bool:
-    parts = path.split("/")
-    return all(_CGROUP_PART.match(p) and p not in (".", "..") for p in parts)
 
 
 def memcg_order(memcg: Memcg, loc: tuple[object, ...]) -> Iterator[str]:
@@ -78,11 +117,8 @@ def memcg_order(memcg: Memcg, loc: tuple[object, ...]) -> Iterator[str]:
 
 
 def _tenant_checks(config: RunConfig, tenant: Tenant, loc: tuple[object, ...]) -> Iterator[str]:
-    if not _valid_cgroup_path(tenant.cgroup):
-        yield problem((*loc, "cgroup"), tenant.cgroup, "a cgroup path like 'workload.slice' (no '.', '..')")
-    yield from memcg_order(tenant.limits, (*loc, "limits"))
+    yield from _tenant_local(tenant, loc)
     yield from _placement_checks(config, tenant, loc)
-    yield from _workload_checks(tenant, (*loc, "workload"))
     for group in placed_groups(config, tenant):
         yield from _advice_checks(tenant, group, (*loc, "allocator"))
 
@@ -107,6 +143,9 @@ def _workload_checks(tenant: Tenant, loc: tuple[object, ...]) -> Iterator[str]:
                       f">= median ({work.service_time.median:g} s)")
     if work.kind == "filecache" and (work.file_set <= 0 or work.file_rate <= 0):
         yield problem((*loc, "kind"), work.kind, "filecache needs file_set > 0 and file_rate > 0")
+    if work.startup.bytes > 0 and work.startup.duration <= 0:   # the bytes would be held nowhere
+        yield problem((*loc, "startup", "duration"), work.startup.duration,
+                      f"> 0 to hold startup.bytes ({fmt_size(work.startup.bytes)})")
 
 
 def _advice_checks(tenant: Tenant, group: NodeGroup, loc: tuple[object, ...]) -> Iterator[str]:
@@ -193,10 +232,3 @@ def _pack_overcommit(config: RunConfig) -> Iterator[str]:
                    f"of the fleet's memory ({fmt_size(fleet_bytes)}): overcommitted; reclaim, swap and OOM kills "
                    "decide")
 
-
-def fmt_size(nbytes: float) -> str:
-    """Bytes as the shortest binary-suffixed string (``16G``, ``1.5G``, ``512M``)."""
-    for suffix, mult in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
-        if abs(nbytes) >= mult:
-            return f"{nbytes / mult:.4g}{suffix}"
-    return f"{nbytes:g}"

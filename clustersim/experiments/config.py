@@ -22,8 +22,8 @@ import yaml
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from .checks import config_warnings, cross_check
-from .errors import ConfigError, describe_pydantic, problem
+from .checks import config_warnings, cross_check, section_checks
+from .errors import ConfigError, pydantic_lines
 from .keypath import KeyPathError, apply_overrides, parse_override
 from .schema import (
     SPAN_QUANTUM_DEFAULT,
@@ -63,6 +63,7 @@ from .sections import (
     ThpConfig,
     VmConfig,
 )
+from .yamlfile import load_yaml
 
 __all__ = [
     "SPAN_QUANTUM_DEFAULT", "TLB_SENSITIVITY_DEFAULT", "WORKLOAD_PROFILES", "Allocator", "AllocatorBase",
@@ -119,9 +120,11 @@ def read_yaml(path: str | Path, what: str = "run file") -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read ({exc.strerror})"], what) from None
     try:
-        data = yaml.safe_load(text)
+        data, duplicates = load_yaml(text)
     except yaml.YAMLError as exc:
         raise ConfigError([f"{path}: not valid YAML ({exc})"], what) from None
+    if duplicates:
+        raise ConfigError(duplicates, str(path))
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -145,7 +148,7 @@ def validate_config(data: Mapping[str, Any], source: str = "config") -> RunConfi
     try:
         config = RunConfig.model_validate(merged)
     except PydanticValidationError as exc:
-        raise ConfigError(pydantic_problems(exc, merged), source) from None
+        raise ConfigError([*pydantic_problems(exc, merged), *section_checks(merged)], source) from None
     problems = cross_check(config)
     if problems:
         raise ConfigError(problems, source)
@@ -181,37 +184,16 @@ def config_hash(config: RunConfig | Mapping[str, Any]) -> str:
 # ---- pydantic errors as key-path problems ---------------------------------------------------------------
 
 def pydantic_problems(exc: PydanticValidationError, raw: Mapping[str, Any]) -> list[str]:
-    """One ``path: value -> allowed`` line per error, union tags removed, inherited duplicates dropped."""
-    lines: list[str] = []
+    """One ``path: value -> allowed`` line per key path, union tags removed, inherited duplicates dropped."""
     seen: set[tuple[Any, ...]] = set()
-    for err in exc.errors():
-        loc = _clean_loc(err["loc"], raw)
-        if _inherited_duplicate(loc, err["type"], seen):
-            continue
-        seen.add((*loc, err["type"]))
-        value = "(missing)" if err["type"] == "missing" else err.get("input")
-        if err["type"] == "union_tag_invalid":   # the bad value is the section's ``kind``: name that key
-            loc, value = (*loc, "kind"), (err.get("ctx") or {}).get("tag", value)
-        keys = _allowed_keys(loc, raw) if err["type"] == "extra_forbidden" else None
-        lines.append(problem(loc, value, describe_pydantic(err, keys)))
-    return lines
 
+    def inherited(loc: tuple[Any, ...], kind: str) -> bool:
+        """An error in a node group's kernel that is the top-level kernel's error, inherited."""
+        dup = len(loc) > 3 and loc[0] == "nodes" and loc[2] == "kernel" and ("kernel", *loc[3:], kind) in seen
+        seen.add((*loc, kind))
+        return dup
 
-def _clean_loc(loc: tuple[Any, ...], raw: Any) -> tuple[Any, ...]:
-    """Drop the discriminated-union tags pydantic puts in paths (``allocator.jemalloc.thp``)."""
-    out: list[Any] = []
-    node = raw
-    for step in loc:
-        if step in UNION_TAGS and not (isinstance(node, Mapping) and step in node):
-            continue
-        out.append(step)
-        node = _child(node, step)
-    return tuple(out)
-
-
-def _inherited_duplicate(loc: tuple[Any, ...], kind: str, seen: set[tuple[Any, ...]]) -> bool:
-    """An error in a node group's kernel that is the top-level kernel's error, inherited."""
-    return len(loc) > 3 and loc[0] == "nodes" and loc[2] == "kernel" and ("kernel", *loc[3:], kind) in seen
+    return pydantic_lines(exc.errors(), raw, UNION_TAGS, lambda loc: _allowed_keys(loc, raw), inherited)
 
 
 def _child(node: Any, step: Any) -> Any:

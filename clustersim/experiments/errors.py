@@ -7,14 +7,16 @@ This module turns pydantic's error records into that form.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 # How pydantic's built-in error types read in our messages; ``{...}`` fields come from the error's ctx.
 _ALLOWED_BY_TYPE: dict[str, str] = {
     "missing": "required",
     "int_parsing": "an integer",
-    "int_type": "an integer",
+    "int_type": "an integer (not 1.0 or true)",
+    "finite_number": "a finite number",
     "int_from_float": "a whole number",
     "float_parsing": "a number",
     "float_type": "a number",
@@ -81,3 +83,50 @@ def describe_pydantic(err: dict[str, Any], allowed_keys: Sequence[str] | None = 
 
 def _plain(value: Any) -> str:
     return str(value).replace("'", "")
+
+
+# Labels pydantic puts in an error's path for a union member or a dict key; never a user's key.
+_MEMBER_LABEL = re.compile(r"^(int|str|float|bool|none|list\[.*\]|dict\[.*\]|function-\w+\[.*\]|.*\[.*\])$")
+
+
+def clean_loc(loc: Iterable[Any], raw: Any, tags: frozenset[str] = frozenset()) -> tuple[Any, ...]:
+    """The user's key path of an error: union-member labels, union tags and ``[key]`` removed.
+
+    A step is dropped only where the data has no such key, so a user's key named like a label stays.
+    """
+    out: list[Any] = []
+    node = raw
+    for step in loc:
+        absent = not (isinstance(node, Mapping) and step in node)
+        if step == "[key]" or (absent and isinstance(step, str) and (step in tags or _MEMBER_LABEL.match(step))):
+            continue
+        out.append(step)
+        node = _child(node, step)
+    return tuple(out)
+
+
+def _child(node: Any, step: Any) -> Any:
+    try:
+        return node[step]
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+def pydantic_lines(errors: Iterable[dict[str, Any]], raw: Any, tags: frozenset[str] = frozenset(),
+                   allowed_keys: Callable[[tuple[Any, ...]], Sequence[str]] | None = None,
+                   skip: Callable[[tuple[Any, ...], str], bool] | None = None) -> list[str]:
+    """One ``path: value -> allowed`` line per key path; a union's alternatives are joined by ``or``."""
+    found: dict[tuple[Any, ...], tuple[Any, list[str]]] = {}
+    for err in errors:
+        loc = clean_loc(err["loc"], raw, tags)
+        if skip is not None and skip(loc, err["type"]):
+            continue
+        value = "(missing)" if err["type"] == "missing" else err.get("input")
+        if err["type"] == "union_tag_invalid":   # the bad value is the section's ``kind``: name that key
+            loc, value = (*loc, "kind"), (err.get("ctx") or {}).get("tag", value)
+        keys = allowed_keys(loc) if allowed_keys and err["type"] == "extra_forbidden" else None
+        allowed = found.setdefault(loc, (value, []))[1]
+        text = describe_pydantic(err, keys)
+        if text not in allowed:
+            allowed.append(text)
+    return [problem(loc, value, " or ".join(allowed)) for loc, (value, allowed) in found.items()]

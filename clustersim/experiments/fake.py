@@ -160,3 +160,5 @@ def _histograms(tenants: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame
 
 # ``CLUSTERSIM_SIMULATE=clustersim.experiments.fake:simulate`` runs the CLI on the fake.
 simulate = FakeSimulate()
+# Each run sleeps a minute: a sweep that is surely still running when a test interrupts it.
+slow_simulate = FakeSimulate(sleep_s=60.0)

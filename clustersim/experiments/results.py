@@ -10,9 +10,10 @@ Layout (one folder per sweep)::
     timeseries/run_id=<id>/part.parquet
     latency_histograms/run_id=<id>/part.parquet
 
-A run is complete only when its marker exists, parses, and every table it lists is a whole Parquet file of
-the recorded size; anything less is redone on resume. ``runs.parquet`` is derived from the markers and
-rewritten atomically as the sweep advances and when it stops, however it stops.
+A run is complete only when its marker exists, parses, and every table it lists has the size and sha256 the
+marker recorded; anything less is redone on resume, and ``load`` leaves such a run out, naming it.
+``runs.parquet`` is derived from the markers and rewritten atomically as the sweep advances and when it
+stops, however it stops.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import functools
 import hashlib
 import json
 import shutil
+import warnings
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -30,7 +32,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pandas as pd
 
 from ..results_contract import SUMMARY_KEYS, TABLES
-from .store import inside, parquet_ok, read_json, remove_stale_temps, write_json_atomic, write_parquet_atomic
+from .store import (
+    inside,
+    read_json,
+    remove_stale_temps,
+    table_damage,
+    write_json_atomic,
+    write_parquet_atomic,
+    write_table,
+)
 
 if TYPE_CHECKING:
     from .sweepfile import ExpandedRun
@@ -92,12 +102,12 @@ class SweepStore:
 
     def record(self, outcome: RunOutcome, run: ExpandedRun) -> dict[str, Any]:
         """Store one outcome: its tables first, then its marker; returns the marker."""
-        files: dict[str, int] = {}
+        files: dict[str, dict[str, Any]] = {}
         tables = outcome.tables.tables() if outcome.tables is not None and outcome.status == "ok" else {}
         for table in TABLES:
             path = self.table_path(table, run.run_id)
             if table in tables:
-                files[table] = write_parquet_atomic(path, tables[table])
+                files[table] = write_table(path, tables[table])
             elif path.parent.exists():
                 shutil.rmtree(path.parent)
         marker = {"run_id": run.run_id, "config_hash": run.config_hash, "seed": run.seed, "code": code_fingerprint(),
@@ -109,21 +119,37 @@ class SweepStore:
 
     def finished(self, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Markers of the runs that are complete (ok with whole tables) or recorded as failed."""
-        out = {}
-        for run_id in run_ids:
-            marker = read_json(self.marker_path(run_id))
-            if marker is not None and self._whole(marker):
-                out[run_id] = marker
-        return out
+        return self.scan(run_ids)[0]
 
-    def _whole(self, marker: Mapping[str, Any]) -> bool:
+    def scan(self, run_ids: Iterable[str]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+        """Markers of the finished runs, and why each other run that left a marker must be redone."""
+        done, damaged = {}, {}
+        for run_id in run_ids:
+            path = self.marker_path(run_id)
+            if not path.exists():
+                continue
+            marker = read_json(path)
+            why = "its completion marker is unreadable" if marker is None else self.damage(marker)
+            if why is None:
+                done[run_id] = marker
+            else:
+                damaged[run_id] = why
+        return done, damaged
+
+    def damage(self, marker: Mapping[str, Any]) -> str | None:
+        """Why a run's marker and tables are not a trustworthy result; None when they are."""
         if marker.get("code") != code_fingerprint():   # made by other code: redo, never mix models
-            return False
+            return "it was made by other code"
         if marker.get("status") == "failed":
-            return True
+            return None
         files = marker.get("files") or {}
-        return marker.get("status") == "ok" and set(files) == set(TABLES) and all(
-            parquet_ok(self.table_path(table, marker["run_id"]), size) for table, size in files.items())
+        if marker.get("status") != "ok" or set(files) != set(TABLES):
+            return "its marker does not list every table"
+        for table in TABLES:
+            why = table_damage(self.table_path(table, marker["run_id"]), files[table])
+            if why is not None:
+                return f"table {table}: {why}"
+        return None
 
     def write_runs(self, runs: Iterable[ExpandedRun],
                    markers: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
@@ -190,9 +216,10 @@ def load(folder: str | Path) -> Results:
     """Read a sweep folder (``runs.parquet``) or a single-run folder (``summary.parquet``)."""
     root = Path(folder)
     if (root / RUNS_FILE).exists():
-        runs = pd.read_parquet(root / RUNS_FILE)
+        runs = _drop_damaged(root, pd.read_parquet(root / RUNS_FILE))
         tables = [_sweep_table(root, name, runs) for name in TABLES]
     elif (root / SUMMARY_FILE).exists():
+        _check_run_dir(root)
         runs = pd.read_parquet(root / SUMMARY_FILE)
         runs.insert(0, "run_id", runs["config_hash"].str[:16])
         tables = [_run_table(root, name, runs) for name in TABLES]
@@ -201,12 +228,45 @@ def load(folder: str | Path) -> Results:
     return Results(runs, *tables)
 
 
+class DamagedResults(UserWarning):
+    """Runs of a results folder whose tables do not match their completion markers; left out."""
+
+
+def _drop_damaged(root: Path, runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with each ok run whose tables do not match its marker marked ``damaged``, with a warning."""
+    store, damaged = SweepStore(root), {}
+    for run_id in runs.loc[runs["status"] == "ok", "run_id"]:
+        marker = read_json(store.marker_path(run_id))
+        files = (marker or {}).get("files") or {}
+        why = next((f"table {t}: {w}" for t in TABLES
+                    if (w := table_damage(store.table_path(t, run_id), files.get(t))) is not None), None)
+        if marker is None or why is not None:
+            damaged[run_id] = why or "its completion marker is unreadable"
+    if damaged:
+        lines = "; ".join(f"run {run_id}: {why}" for run_id, why in damaged.items())
+        warnings.warn(f"{root}: left out {len(damaged)} damaged run(s) (run the sweep again to redo them): "
+                      f"{lines}", DamagedResults, stacklevel=3)
+        runs = runs.copy()
+        runs.loc[runs["run_id"].isin(list(damaged)), "status"] = "damaged"
+    return runs
+
+
 def _sweep_table(root: Path, name: str, runs: pd.DataFrame) -> pd.DataFrame:
     frames = []
     for run_id in runs.loc[runs["status"] == "ok", "run_id"]:
         frame = pd.read_parquet(root / name / f"run_id={run_id}" / "part.parquet")
         frames.append(frame.assign(run_id=run_id))
     return _with_run_columns(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), runs)
+
+
+def _check_run_dir(root: Path) -> None:
+    """A single run's tables must match the checksums its manifest recorded (when it recorded them)."""
+    manifest = read_json(root / MANIFEST) or {}
+    for filename, record in (manifest.get("files") or {}).items():
+        why = table_damage(root / filename, record)
+        if why is not None:
+            name = manifest.get("name", root.name)
+            raise ValueError(f"{root}: run {name!r} is damaged: {filename}: {why}; run it again")
 
 
 def _run_table(root: Path, name: str, runs: pd.DataFrame) -> pd.DataFrame:

@@ -10,6 +10,7 @@ and the tables are removed.
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
 from collections.abc import Mapping, Sequence
@@ -22,8 +23,9 @@ import pandas as pd
 
 from ..results_contract import TABLES, RunTables
 from .config import RunConfig, config_hash, load_config, resolved
-from .results import MANIFEST, SUMMARY_FILE, code_fingerprint, package_version
-from .store import inside, write_json_atomic, write_parquet_atomic
+from .errors import ConfigError, problem
+from .results import MANIFEST, MARKERS, RUNS_FILE, SUMMARY_FILE, code_fingerprint, package_version
+from .store import inside, write_json_atomic, write_table
 from .worker import Progress, RunTask, SimulateSpec, execute_here, resolve_simulate, simulate_spec
 
 
@@ -47,7 +49,7 @@ def as_config(source: RunConfig | str | Path | Mapping[str, Any], overrides: Seq
 
 def run(config_or_path: RunConfig | str | Path | Mapping[str, Any], out: str | Path | None = None,
         overrides: Sequence[str] = (), *, simulate: SimulateSpec | None = None,
-        progress: Progress | None = None) -> RunResult:
+        progress: Progress | None = None, force: bool = False) -> RunResult:
     """Validate, simulate and (if ``out`` is given) store one run; raises ConfigError or RunFailed.
 
     Args:
@@ -56,8 +58,11 @@ def run(config_or_path: RunConfig | str | Path | Mapping[str, Any], out: str | P
         overrides: ``key.path=value`` strings applied before validation.
         simulate: the simulation, ``module:function`` or a callable; default the fleet's.
         progress: called as ``progress(sim_time_done_s, duration_s)`` while the run advances.
+        force: replace an earlier single run's results in ``out`` (never a sweep's).
     """
     config = as_config(config_or_path, overrides)
+    if out is not None:
+        check_out(Path(out), force)
     resolve_simulate(simulate)  # fail now, not after set-up, if the simulation cannot be imported
     started = datetime.now(UTC).isoformat(timespec="seconds")
     task = RunTask(config_hash(config)[:16], resolved(config), simulate_spec(simulate))
@@ -84,19 +89,40 @@ def run_manifest(config: RunConfig, started: str, wall_s: float, status: str, er
     }
 
 
+def check_out(out: Path, force: bool = False) -> None:
+    """Refuse, before any work, a results folder a run cannot or must not write (ConfigError, exit 2)."""
+    why = _out_problem(out, force)
+    if why:
+        raise ConfigError([problem(("--out",), str(out), why)], "the results folder")
+
+
+def _out_problem(out: Path, force: bool) -> str | None:
+    if out.exists() and not out.is_dir():
+        return "a folder (this is a file)"
+    if (out / RUNS_FILE).exists() or (out / MARKERS).is_dir():
+        return "a folder for one run's results (this one holds a sweep's; use another)"
+    if not force and ((out / MANIFEST).exists() or (out / SUMMARY_FILE).exists()):
+        return "a new folder (this one holds an earlier run's results; --force replaces them)"
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        return f"a folder this user can write ({existing} is not writable)"
+    return None
+
+
 def write_run_dir(out: Path, manifest: dict[str, Any], result: RunResult | None) -> None:
-    """Tables first, manifest last; a failed run leaves only its manifest."""
+    """Tables first, manifest last (with each table's size and sha256); a failed run leaves only its
+    manifest."""
     out.mkdir(parents=True, exist_ok=True)
     files = {SUMMARY_FILE: None, **{f"{name}.parquet": name for name in TABLES}}
+    records: dict[str, dict[str, Any]] = {}
     for filename, table in files.items():
         path = inside(out, out / filename)
         if result is None:
             path.unlink(missing_ok=True)
-        elif table is None:
-            write_parquet_atomic(path, summary_frame(result.summary, manifest))
         else:
-            write_parquet_atomic(path, getattr(result, table))
-    write_json_atomic(inside(out, out / MANIFEST), manifest)
+            frame = summary_frame(result.summary, manifest) if table is None else getattr(result, table)
+            records[filename] = write_table(path, frame)
+    write_json_atomic(inside(out, out / MANIFEST), {**manifest, "files": records})
 
 
 def summary_frame(summary: Mapping[str, float], manifest: Mapping[str, Any]) -> pd.DataFrame:

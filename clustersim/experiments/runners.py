@@ -81,8 +81,10 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
     ``shutdown(cancel_futures=True)`` alone would wait for the running runs to finish; the pool offers no
     public way to end them, so the worker processes are terminated through its process table.
     """
+    # Taken before shutdown, which drops the pool's reference to its process table (None afterwards).
+    processes = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
-    for process in list(getattr(pool, "_processes", {}).values()):
+    for process in processes:
         process.terminate()
 
 

@@ -15,6 +15,7 @@ from pydantic_core import PydanticCustomError
 
 from clustersim.allocators.options import BASE_OPTIONS
 from clustersim.allocators.registry import SECTION_SWITCHES, section_options
+from clustersim.units import PAGE_SIZE
 from clustersim.workloads import list_profiles
 from clustersim.workloads.access import DEFAULT_HOT_SHARE
 from clustersim.workloads.demand import DEFAULT_MIN_SPAN_BYTES
@@ -29,12 +30,14 @@ from clustersim.workloads.tenants import (
 from .sections import (
     SWAP_TAGS,
     Bounds,
+    CgroupPath,
     Duration,
     Frequency,
     KernelConfig,
     Memcg,
     NodeGroup,
     Rate,
+    SafeName,
     Section,
     Size,
     declared_tables,
@@ -48,6 +51,8 @@ WORKLOAD_PROFILES: dict[str, tuple[str, ...]] = {
     source: tuple(n.partition("/")[2] for n in list_profiles() if n.startswith(source + "/"))
     for source in dict.fromkeys(n.partition("/")[0] for n in list_profiles())
 }
+# Seeds are stored as signed 64-bit integers (Parquet int64) and fed to numpy's SeedSequence.
+SEED_MAX = (1 << 63) - 1
 # Span grouping quantum: small spans of one class born in the same tick are one allocation unit of at
 # least this size (workloads.md). 256 KiB keeps about 64 births per tick for a heap turning over 16 MiB/s.
 SPAN_QUANTUM_DEFAULT = DEFAULT_MIN_SPAN_BYTES
@@ -129,6 +134,7 @@ UNION_TAGS = SWAP_TAGS | {"tcmalloc", "temeraire", "jemalloc", "glibc"}
 class ServiceTime(Section):
     """Base request service time (lognormal through median and p99), before TLB factor and stalls."""
 
+    BOUNDS: ClassVar[dict[str, Bounds]] = {"median": Bounds(0.0, None, lo_open=True)}  # log(median)
     median: Duration = DEFAULT_SERVICE_TIME_S[0]
     p99: Duration = DEFAULT_SERVICE_TIME_S[1]
 
@@ -161,6 +167,7 @@ class Startup(Section):
 class Restarts(Section):
     """Planned restarts every ``interval`` (None: never); ``delay`` is also the restart delay after OOM."""
 
+    BOUNDS: ClassVar[dict[str, Bounds]] = {"interval": Bounds(0.0, None, lo_open=True)}  # divides time
     interval: Duration | None = None
     delay: Duration = DEFAULT_RESTART_DELAY_S
 
@@ -171,7 +178,9 @@ class Workload(Section):
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"kind": ("service", "batch", "cache", "filecache")}
     BOUNDS: ClassVar[dict[str, Bounds]] = {
         "rps": Bounds(0.0, None), "tlb_sensitivity": Bounds(0.0, 0.99), "hot_share": Bounds(0.0, 1.0),
-        "span_quantum": Bounds(4096, 1 << 30)}
+        "span_quantum": Bounds(4096, 1 << 30),
+        # the demand model scales the profile to at least one page of heap and divides by the churn
+        "heap": Bounds(PAGE_SIZE, None), "churn": Bounds(0.0, None, lo_open=True)}
     kind: str = "service"
     profile: str = "tcmalloc/beta"
     heap: Size = 1 << 30
@@ -209,13 +218,20 @@ class Tenant(Section):
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {}
     BOUNDS: ClassVar[dict[str, Bounds]] = {"replicas": Bounds(1, None)}
     PLACEMENTS: ClassVar[tuple[str, ...]] = ("spread", "pack")
-    name: str = "tenant0"
+    name: SafeName = "tenant0"
     replicas: int = 1
     placement: str | dict[str, int] = "spread"
-    cgroup: str = "workload.slice"
+    cgroup: CgroupPath = "workload.slice"
     limits: Memcg = Field(default_factory=Memcg)
     allocator: Allocator = Field(default_factory=Tcmalloc)
     workload: Workload = Field(default_factory=Workload)
+
+    @field_validator("placement", mode="before")
+    @classmethod
+    def _placement_type(cls, value: Any) -> Any:
+        if not isinstance(value, str | dict):
+            raise PydanticCustomError("choice", "spread, pack, or a mapping node group -> replica count")
+        return value
 
     @field_validator("placement")
     @classmethod
@@ -234,8 +250,9 @@ class RunConfig(Section):
     each group's full effective kernel, so a reader never needs to merge.
     """
 
-    BOUNDS: ClassVar[dict[str, Bounds]] = {"seed": Bounds(0, None), "duration": Bounds(0.0, None, lo_open=True),
-                                           "tick": Bounds(0.0, None, lo_open=True)}
+    BOUNDS: ClassVar[dict[str, Bounds]] = {"seed": Bounds(0, SEED_MAX), "duration": Bounds(0.0, None, lo_open=True),
+                                           "tick": Bounds(0.0, None, lo_open=True),
+                                           "sample_interval": Bounds(0.0, None, lo_open=True)}
     name: str = "run"
     seed: int = 0
     duration: Duration = 600.0

@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, field_validator
 from pydantic_core import PydanticCustomError
 
 from clustersim.kernel.costs import COST_NAMES
@@ -27,7 +27,9 @@ from clustersim.kernel.settings import (
     VM_TUNABLES,
     check_node_memory,
 )
-from clustersim.units import UnitError, parse_duration, parse_rate, parse_size
+from clustersim.units import UnitError, format_size, parse_duration, parse_rate, parse_size
+
+from .names import check_cgroup_path, check_name
 
 # A swap device the run file names without a size gets this much (the kernel's own default is no swap).
 SWAP_DEVICE_SIZE_DEFAULT = 8 << 30
@@ -36,6 +38,8 @@ SWAP_DEVICE_SIZE_DEFAULT = 8 << 30
 
 def _unit(parse: Any, allowed: str) -> BeforeValidator:
     def convert(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise PydanticCustomError("finite", "a finite " + allowed.removeprefix("a "))
         try:
             return parse(value)
         except (UnitError, TypeError):
@@ -67,7 +71,8 @@ def _frequency(value: Any) -> float:
     return rate
 
 
-Size = Annotated[int, _unit(parse_size, "a size >= 0 like '4K', '200M', '64GiB', or bytes")]
+_SIZE = _unit(parse_size, "a size >= 0 like '4K', '200M', '64GiB', or bytes")
+Size = Annotated[int, _SIZE]
 Duration = Annotated[float, _unit(parse_duration, "a duration >= 0 like '250ms', '10s', '5m', or seconds")]
 Rate = Annotated[float, _unit(parse_rate, "a rate >= 0 like '10MiB/s', or bytes per second")]
 Limit = Annotated[int | None, BeforeValidator(_limit)]
@@ -88,7 +93,8 @@ class Section(BaseModel):
     """A config mapping: unknown keys rejected, allowed values in ``CHOICES`` and ``BOUNDS`` (``Bounds`` or an
     inclusive ``(lo, hi)`` pair)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+    # strict: a count or seed is an integer, not 1.0 or true; allow_inf_nan: every number is finite
+    model_config = ConfigDict(extra="forbid", validate_assignment=False, strict=True, allow_inf_nan=False)
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {}
     BOUNDS: ClassVar[dict[str, Bounds]] = {}
 
@@ -99,8 +105,13 @@ class Section(BaseModel):
         if name in cls.CHOICES:
             _check_choice(value, cls.CHOICES[name])
         if name in cls.BOUNDS and value is not None:
-            _check_bounds(value, cls.BOUNDS[name])
+            _check_bounds(value, cls.BOUNDS[name], _is_size(cls, name))
         return value
+
+
+def _is_size(cls: type[BaseModel], name: str) -> bool:
+    """True for a field of type Size: its bounds are printed with suffixes (``>= 4K``)."""
+    return any(meta is _SIZE for meta in cls.model_fields[name].metadata)
 
 
 def declared_tables(declared: Mapping[str, Any]) -> tuple[dict[str, tuple[Any, ...]], dict[str, Bounds]]:
@@ -119,21 +130,24 @@ def _check_choice(value: Any, allowed: tuple[Any, ...]) -> None:
         raise PydanticCustomError("choice", f"{what} {', '.join(map(str, allowed))}")
 
 
-def _check_bounds(value: float, bounds: tuple[float | None, ...]) -> None:
+def _check_bounds(value: float, bounds: tuple[float | None, ...], size: bool = False) -> None:
     lo, hi, lo_open = Bounds(*bounds)   # a plain (lo, hi) pair is inclusive at both ends
+    show = format_size if size else _plain_number
     below = lo is not None and (value < lo or (lo_open and value == lo))
     if below or (hi is not None and value > hi):
         if lo is not None and hi is not None:
-            text = f"in {'(' if lo_open else '['}{_num(lo)}, {_num(hi)}]"
+            text = f"in {'(' if lo_open else '['}{show(lo)}, {show(hi)}]"
         elif lo is not None:
-            text = f"{'>' if lo_open else '>='} {_num(lo)}"
+            text = f"{'>' if lo_open else '>='} {show(lo)}"
         else:
-            text = f"<= {_num(hi)}"
+            text = f"<= {show(hi)}"
         raise PydanticCustomError("bounds", text)
 
 
-def _num(x: float) -> str:
-    """A bound as written: whole numbers in full (33554432, not 3.35544e+07), others as ``%g``."""
+def _plain_number(x: float) -> str:
+    """A bound as written: whole numbers in full (33554432, not 3.35544e+07), others as ``%g``; 2^63-1 so."""
+    if float(x).is_integer() and x > 1 << 32 and (int(x) + 1).bit_count() == 1:
+        return f"2^{int(x).bit_length()}-1"
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
@@ -167,6 +181,18 @@ class VmConfig(Section):
     compaction_proactiveness: int = _VM["compaction_proactiveness"].default
 
 
+def _cost_name(value: str) -> str:
+    if value not in COST_NAMES:
+        raise PydanticCustomError("choice", f"a cost name of the kernel's table: {', '.join(COST_NAMES)}")
+    return value
+
+
+# Each unknown cost name is its own problem (``kernel.costs.<name>``), so every typo is listed at once.
+CostName = Annotated[str, AfterValidator(_cost_name)]
+CgroupPath = Annotated[str, AfterValidator(check_cgroup_path)]
+SafeName = Annotated[str, AfterValidator(check_name)]
+
+
 class KernelConfig(Section):
     """A kernel profile (named bundle of semantics), proposal flags over it, and its tunables."""
 
@@ -175,15 +201,7 @@ class KernelConfig(Section):
     proposals: list[str] = Field(default_factory=list)
     thp: ThpConfig = Field(default_factory=ThpConfig)
     vm: VmConfig = Field(default_factory=VmConfig)
-    costs: dict[str, Duration] = Field(default_factory=dict)
-
-    @field_validator("costs")
-    @classmethod
-    def _known_costs(cls, value: dict[str, float]) -> dict[str, float]:
-        unknown = sorted(set(value) - set(COST_NAMES))
-        if unknown:
-            raise PydanticCustomError("choice", f"cost names from the kernel's table: {', '.join(COST_NAMES)}")
-        return value
+    costs: dict[CostName, Duration] = Field(default_factory=dict)
 
     def profile_at_least(self, profile: str) -> bool:
         return profile_at_least(self.profile, profile)
@@ -262,11 +280,11 @@ class NodeGroup(Section):
     """``count`` identical nodes: memory, swap, a memcg tree (path -> settings) and kernel overrides."""
 
     BOUNDS = {"count": Bounds(1, None)}
-    name: str = "group0"
+    name: SafeName = "group0"
     count: int = 1
     memory: Size = 16 << 30
     swap: Swap = Field(default_factory=SwapNone)
-    cgroups: dict[str, Memcg] = Field(default_factory=dict)
+    cgroups: dict[CgroupPath, Memcg] = Field(default_factory=dict)
     kernel: KernelConfig = Field(default_factory=KernelConfig)
 
     @field_validator("memory")

@@ -3,12 +3,14 @@
 A sweep can be killed at any moment. Each file is written to a temporary name in the same folder (a dot
 name, which Parquet readers skip), flushed, fsynced and renamed over its final name with ``os.replace``,
 which is atomic on POSIX file systems. A reader therefore sees either the old file or the new one. What
-remains possible is a file damaged afterwards (truncated copy, full disk); ``parquet_ok`` detects that by
-size and footer, and the run owning it is redone.
+remains possible is a file damaged afterwards (truncated copy, full disk, a flipped bit): each completion
+marker records the size and sha256 of every table it lists (``write_table``), ``table_damage`` compares
+them, and the run owning a damaged table is redone.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -18,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -81,9 +82,34 @@ def _json_default(obj: Any) -> Any:
 
 def write_parquet_atomic(path: Path, frame: pd.DataFrame) -> int:
     """Write a DataFrame (index dropped) as one Parquet file; returns its size in bytes."""
+    return write_bytes_atomic(path, parquet_bytes(frame))
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False, engine="pyarrow")
-    return write_bytes_atomic(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def write_table(path: Path, frame: pd.DataFrame) -> dict[str, Any]:
+    """Write a table and return what a completion marker records of it: size and sha256 of its bytes."""
+    data = parquet_bytes(frame)
+    return {"size": write_bytes_atomic(path, data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def table_damage(path: Path, record: Any) -> str | None:
+    """Why the table at ``path`` is not the one a marker recorded (``{size, sha256}``); None if it is."""
+    if not isinstance(record, dict) or "sha256" not in record:
+        return "its marker records no checksum"
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return "it is missing"
+    if len(data) != record.get("size"):
+        return f"it has {len(data)} bytes, not the {record.get('size')} recorded"
+    if hashlib.sha256(data).hexdigest() != record["sha256"]:
+        return "its sha256 differs from the one recorded"
+    return None
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -93,17 +119,6 @@ def read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def parquet_ok(path: Path, size: int | None = None) -> bool:
-    """True when ``path`` is a whole Parquet file (of ``size`` bytes, if given)."""
-    try:
-        if size is not None and path.stat().st_size != size:
-            return False
-        pq.read_metadata(path)
-    except Exception:  # pyarrow raises ArrowInvalid (a ValueError), OSError and others
-        return False
-    return True
 
 
 def remove_stale_temps(folder: Path) -> None:

@@ -8,24 +8,28 @@ that fails (raises, or passes ``timeout``) is recorded with its error and the ot
 
 from __future__ import annotations
 
+import json
 import platform
 import socket
+import sys
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .results import SweepStore, code_fingerprint, now, package_version
+from .errors import ConfigError, problem
+from .results import SUMMARY_FILE, SweepStore, code_fingerprint, now, package_version
 from .runners import Runner, choose_runner
 from .sweepfile import ExpandedRun, SweepSpec, expand, load_sweep
 from .worker import RunOutcome, RunTask, SimulateSpec, resolve_simulate, simulate_spec
 
 RUNS_TABLE_EVERY_S = 10.0  # how often runs.parquet is refreshed while a sweep advances
 MAX_EXIT_STATUS = 100
+Notes = Callable[[str], None]   # receives the lines reporting a resumed sweep's state
 
 
 @dataclass
@@ -37,6 +41,7 @@ class SweepReport:
     total: int
     reused: int
     executed: int
+    redone: dict[str, str] = field(default_factory=dict)
 
     @property
     def failed(self) -> int:
@@ -68,8 +73,9 @@ def plan(source: str | Path | Mapping[str, Any], out: str | Path | None = None) 
 
 def sweep(source: str | Path | Mapping[str, Any], out: str | Path, *, workers: int | None = None,
           dask: str | None = None, timeout: float | None = None, rerun_failed: bool = False,
-          simulate: SimulateSpec | None = None, progress: bool = True,
-          dask_processes: bool = True) -> SweepReport:
+          simulate: SimulateSpec | None = None, progress: bool | None = None,
+          dask_processes: bool = True, notes: Notes | None = None,
+          log_file: str | Path | None = None) -> SweepReport:
     """Run every run of a sweep file (or mapping) not yet complete in ``out``.
 
     Args:
@@ -81,31 +87,62 @@ def sweep(source: str | Path | Mapping[str, Any], out: str | Path, *, workers: i
         timeout: seconds a run may take before it is killed and recorded as failed.
         rerun_failed: run again the runs recorded as failed.
         simulate: the simulation (``module:function`` or picklable callable); default the fleet's.
-        progress: show a progress bar.
+        progress: show a progress bar; default: only when stderr is a terminal.
         dask_processes: LocalCluster workers as processes (True) or threads.
+        notes: called with each line that reports the resume state (skipped, redone, new runs).
+        log_file: appended one JSON line per finished run (run id, parameters, seed, status, wall time).
     """
     spec, base = load_sweep(source)
     runs = expand(spec, base)
     sim = simulate_spec(simulate)
     resolve_simulate(sim)
+    check_sweep_out(Path(out))
     store = SweepStore(out)
     store.prepare()
-    markers = store.finished(r.run_id for r in runs)
-    todo = [r for r in runs if r.run_id not in markers
-            or (rerun_failed and markers[r.run_id]["status"] == "failed")]
+    markers, redone = store.scan(r.run_id for r in runs)
+    if rerun_failed:
+        redone.update({i: "it failed (--rerun-failed)" for i, m in markers.items() if m["status"] == "failed"})
+    todo = [r for r in runs if r.run_id not in markers or r.run_id in redone]
     for run in todo:
         markers.pop(run.run_id, None)
+    _note_resume(notes, runs, todo, redone)
     runner = choose_runner(workers, dask, dask_processes)
     manifest = sweep_manifest(source, spec, runs, runner, timeout)
     store.write_manifest(manifest)
     tasks = [RunTask(r.run_id, r.config, sim, timeout) for r in todo]
-    _execute(runner, tasks, runs, store, markers, manifest, progress)
+    show = sys.stderr.isatty() if progress is None else progress
+    _execute(runner, tasks, runs, store, markers, manifest, show, log_file)
     frame = store.write_runs(runs, markers)
-    return SweepReport(Path(out), frame, len(runs), len(runs) - len(todo), len(todo))
+    return SweepReport(Path(out), frame, len(runs), len(runs) - len(todo), len(todo), redone)
+
+
+def check_sweep_out(out: Path) -> None:
+    """A sweep writes a folder of its own kind: not a file, not a single run's results (exit 2)."""
+    why = None
+    if out.exists() and not out.is_dir():
+        why = "a folder (this is a file)"
+    elif (out / SUMMARY_FILE).exists():
+        why = "a folder for a sweep's results (this one holds a single run's; use another)"
+    if why:
+        raise ConfigError([problem(("--out",), str(out), why)], "the results folder")
+
+
+def _note_resume(notes: Notes | None, runs: list[ExpandedRun], todo: list[ExpandedRun],
+                 redone: Mapping[str, str]) -> None:
+    """At the start: how many runs are skipped (complete), redone (and why) and new."""
+    if notes is None:
+        return
+    skipped = len(runs) - len(todo)
+    notes(f"{len(runs)} runs: {skipped} complete (skipped), {len(redone)} redone, {len(todo) - len(redone)} new")
+    by_id = {r.run_id: r for r in runs}
+    for run_id, why in redone.items():
+        if run_id in by_id:
+            notes(f"  redo run {run_id} (point {by_id[run_id].point}, seed {by_id[run_id].seed}): {why}")
 
 
 def _execute(runner: Runner, tasks: list[RunTask], runs: list[ExpandedRun], store: SweepStore,
-             markers: dict[str, dict[str, Any]], manifest: dict[str, Any], progress: bool) -> None:
+             markers: dict[str, dict[str, Any]], manifest: dict[str, Any], progress: bool,
+             log_file: str | Path | None = None) -> None:
     """Run the tasks, recording each outcome as it arrives; the runs table and manifest are written
     however this ends (a KeyboardInterrupt included)."""
     by_id = {r.run_id: r for r in runs}
@@ -115,6 +152,7 @@ def _execute(runner: Runner, tasks: list[RunTask], runs: list[ExpandedRun], stor
     try:
         for outcome in runner.run(tasks):
             markers[outcome.run_id] = store.record(outcome, by_id[outcome.run_id])
+            _log_line(log_file, outcome, by_id[outcome.run_id])
             _advance(bar, counts, outcome)
             if time.monotonic() - last_table > RUNS_TABLE_EVERY_S:
                 store.write_runs(runs, markers)
@@ -124,6 +162,17 @@ def _execute(runner: Runner, tasks: list[RunTask], runs: list[ExpandedRun], stor
         bar.close()
         store.write_runs(runs, markers)
         store.write_manifest({**manifest, "end": now(), "status": status, "counts": _counts(runs, markers)})
+
+
+def _log_line(log_file: str | Path | None, outcome: RunOutcome, run: ExpandedRun) -> None:
+    """One JSON line per finished run, appended (and flushed) as it finishes."""
+    if log_file is None:
+        return
+    line = {"time": now(), "run_id": run.run_id, "point": run.point, "replicate": run.replicate,
+            "params": run.params, "seed": run.seed, "status": outcome.status, "wall_s": round(outcome.wall_s, 3),
+            "error": outcome.error}
+    with open(log_file, "a") as fh:
+        fh.write(json.dumps(line, default=str) + "\n")
 
 
 def _advance(bar: Any, counts: dict[str, int], outcome: RunOutcome) -> None:

@@ -21,29 +21,42 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
 from clustersim.units import UnitError, parse_duration, parse_size
 
-from .config import Section, config_hash, raw_config, read_yaml, resolved, validate_config
-from .errors import ConfigError, describe_pydantic, key_path, problem
+from .config import Section, config_hash, read_yaml, resolved, validate_config
+from .errors import ConfigError, key_path, problem, pydantic_lines
 from .keypath import KeyPathError, apply_overrides
+from .schema import SEED_MAX
 
 Axis = dict[str, list[Any]]
 FIXED_KEYS = ("seed",)  # varied by ``seeds``, never by an axis
+
+
+def _finite_or_text(value: Any) -> Any:
+    """A sample bound: a finite number, or a size or duration string (read when the type is known)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str | None):
+        raise PydanticCustomError("bound", "a number, or a size or duration string")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PydanticCustomError("finite", "a finite number")
+    return value
+
+
+Bound = Annotated[Any, BeforeValidator(_finite_or_text)]
 
 
 class SampleParam(Section):
     """One sampled parameter: a range (``low``, ``high``, ``scale``, ``type``) or categorical ``values``."""
 
     CHOICES: ClassVar = {"scale": ("linear", "log"), "type": ("float", "int", "size", "duration")}
-    low: float | int | str | None = None
-    high: float | int | str | None = None
+    low: Bound = None
+    high: Bound = None
     scale: str = "linear"
     type: str = "float"
     values: list[Any] | None = None
@@ -107,7 +120,7 @@ class SweepSpec(Section):
 
     AXES: ClassVar[tuple[str, ...]] = ("grid", "zip", "sample")
     name: str = "sweep"
-    base: str | dict[str, Any] = Field(default_factory=dict)
+    base: str | dict[str, Any]
     set: dict[str, Any] = Field(default_factory=dict)
     seeds: int | list[int] = 1
     grid: Axis | list[Axis] = Field(default_factory=dict)
@@ -119,8 +132,19 @@ class SweepSpec(Section):
     def _seeds(cls, value: int | list[int]) -> int | list[int]:
         if isinstance(value, int) and value < 1:
             raise PydanticCustomError("bounds", "a count >= 1 or a list of seeds >= 0")
-        if isinstance(value, list) and (not value or min(value) < 0 or len(set(value)) != len(value)):
-            raise PydanticCustomError("bounds", "a non-empty list of distinct seeds >= 0")
+        if isinstance(value, list) and (not value or min(value) < 0 or max(value) > SEED_MAX
+                                        or len(set(value)) != len(value)):
+            raise PydanticCustomError("bounds", "a non-empty list of distinct seeds in [0, 2^63-1]")
+        return value
+
+    @field_validator("grid", "zip")
+    @classmethod
+    def _non_empty(cls, value: Axis | list[Axis]) -> Axis | list[Axis]:
+        if isinstance(value, list) and not value:
+            raise PydanticCustomError("empty", "at least one mapping of key path -> values (or leave the key out)")
+        for axis in _as_list(value):
+            if not axis or any(not values for values in axis.values()):
+                raise PydanticCustomError("empty", "key paths each with a non-empty list of values")
         return value
 
 
@@ -157,11 +181,32 @@ def load_sweep(source: str | Path | Mapping[str, Any]) -> tuple[SweepSpec, dict[
     try:
         spec = SweepSpec.model_validate(data)
     except PydanticValidationError as exc:
-        raise ConfigError([problem(e["loc"], e.get("input"), describe_pydantic(e)) for e in exc.errors()],
-                          "sweep file") from None
-    base = raw_config(where / spec.base) if isinstance(spec.base, str) else dict(spec.base)
+        raise ConfigError(pydantic_lines(exc.errors(), data), "sweep file") from None
+    base = _read_base(spec.base, where, source) if isinstance(spec.base, str) else dict(spec.base)
     _check_axis_keys(spec)
     return spec, base
+
+
+SWEEP_ONLY_KEYS = ("base", "grid", "zip", "sample", "seeds", "set")
+
+
+def _read_base(base: str, where: Path, source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+    """The run file ``base`` names (relative to the sweep file); every way it can be wrong names ``base``."""
+    path = where / base
+    if isinstance(source, str | Path) and path.resolve() == Path(source).resolve():
+        raise ConfigError([problem(("base",), base, "a run file, not this sweep file")], "sweep file")
+    if path.is_dir():
+        raise ConfigError([problem(("base",), base, "a run file, not a folder")], "sweep file")
+    try:
+        data = read_yaml(path)
+    except ConfigError as exc:
+        why = "; ".join(exc.problems)
+        raise ConfigError([problem(("base",), base, f"a readable run file ({why})")], "sweep file") from None
+    sweep_keys = sorted(set(data) & set(SWEEP_ONLY_KEYS))
+    if sweep_keys:
+        raise ConfigError([problem(("base",), base, f"a run file, not a sweep file (it has {', '.join(sweep_keys)})")],
+                          "sweep file")
+    return data
 
 
 def _check_axis_keys(spec: SweepSpec) -> None:
@@ -255,19 +300,31 @@ def expand(spec: SweepSpec, base: Mapping[str, Any]) -> list[ExpandedRun]:
     """Every run of the sweep, each validated; ConfigError names each invalid run's parameters."""
     base = apply_overrides(base, spec.set)
     seeds = replication_seeds(int(base.get("seed", 0) or 0), spec.seeds)
-    runs, problems, seen = [], [], set()
-    for point, params in enumerate(parameter_points(spec)):
+    runs, seen = [], set()
+    problems: dict[str, list[tuple[int, dict[str, Any]]]] = {}   # problem line -> the runs it affects
+    points = parameter_points(spec)
+    for point, params in enumerate(points):
         try:
             config = validate_config(apply_overrides(base, params), f"run {point}")
         except (ConfigError, KeyPathError) as exc:
-            lines = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
-            problems.append(f"run {point} {_show(params)}: " + "; ".join(lines))
+            for line in exc.problems if isinstance(exc, ConfigError) else [str(exc)]:
+                problems.setdefault(line, []).append((point, params))
             continue
         runs += [r for r in _replications(config, spec.name, point, params, seeds) if r.run_id not in seen]
         seen.update(r.run_id for r in runs)
     if problems:
-        raise ConfigError(problems, "sweep (no run was started)")
+        raise ConfigError([_affected(line, where, len(points)) for line, where in problems.items()],
+                          "sweep (no run was started)")
     return runs
+
+
+def _affected(line: str, runs: list[tuple[int, dict[str, Any]]], total: int) -> str:
+    """A problem once, with the runs it affects: the run itself, or how many and the first."""
+    point, params = runs[0]
+    if len(runs) == 1:
+        return f"run {point} {_show(params)}: {line}"
+    share = f"all {total}" if len(runs) == total else f"{len(runs)} of {total}"
+    return f"{line} (in {share} parameter points; first: run {point} {_show(params)})"
 
 
 def _replications(config: Any, name: str, point: int, params: dict[str, Any],

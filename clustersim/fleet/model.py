@@ -85,13 +85,23 @@ class Fleet(mesa.Model):
     # --- events -----------------------------------------------------------------------------------------
     def tick(self) -> None:
         """Every process steps (in a shuffled order), then every kernel advances one tick."""
-        self.agents_by_type[ProcessAgent].shuffle_do("step")
+        self._processes_do("step", shuffle=True)
         for node in self.nodes:
             node.advance(self.tick_s)
         self._accumulate()
 
     def background(self) -> None:
-        self.agents_by_type[ProcessAgent].do("background")
+        self._processes_do("background")
+
+    def _processes_do(self, method: str, shuffle: bool = False) -> None:
+        """Call ``method`` on every process; a fleet without tenants (idle nodes) has none."""
+        processes = self.agents_by_type.get(ProcessAgent)
+        if processes is None:
+            return
+        if shuffle:
+            processes.shuffle_do(method)
+        else:
+            processes.do(method)
 
     def sample(self) -> None:
         """One time-series row per (node group, tenant)."""

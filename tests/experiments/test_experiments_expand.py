@@ -158,4 +158,4 @@ def test_sweep_file_keys_are_checked_like_run_file_keys() -> None:
         load_sweep({"sample": {"method": "halton", "params": {"x": {"low": 0, "high": 1}}}})
     with pytest.raises(ConfigError, match="seeds: 0 -> a count >= 1"):
         load_sweep({"seeds": 0})
-    assert SweepSpec().seeds == 1
+    assert SweepSpec(base={}).seeds == 1
