@@ -1,7 +1,7 @@
 """The request queue against queueing theory's closed forms (docs/model.md, "Requests and latency").
 
 The compiled recursion is driven directly with generated Poisson arrivals (fixed seeds, 200k requests after
-a warm-up); formulas and sources in docs/literature.md ("Queueing").
+a warm-up); formulas and sources in literature.md section 10.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ def test_fewer_threads_queue_longer_and_memory_does_not_change():
 
 def test_a_timeout_drops_and_counts_requests_that_wait_too_long():
     # One thread offered rho = 1.59 (1000 rps of 1.59 ms): without a timeout the queue grows without bound.
-    # With a 5 ms timeout, M/M/1+D (docs/literature.md, Queueing) with mu = 629/s and E = e^{(lambda - mu) t}
+    # With a 5 ms timeout, M/M/1+D (literature.md section 10) with mu = 629/s and E = e^{(lambda - mu) t}
     # = 6.4 leaves the thread idle p0 = (1 - rho) / (1 - rho^2 E) = 3.9% of the time and drops
     # (1 - rho) rho E / (1 - rho^2 E) = 40% of the requests (exponential service; lognormal is close).
     tenant = service("svc", TEMERAIRE, replicas=1, threads=1, rps=1000, timeout="5ms")
