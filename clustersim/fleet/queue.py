@@ -76,6 +76,48 @@ def serve_queue(free, arrival, service, stall_t, stall_s, freeze_t, freeze_s, ti
     Returns:
         (requests served, per-thread stalls used).
     """
+    if freeze_t.shape[0] == 0:
+        return _serve_steady(free, arrival, service, stall_t, stall_s, timeout, out, stats, counts)
+    return _serve_frozen(free, arrival, service, stall_t, stall_s, freeze_t, freeze_s, timeout, out, stats, counts)
+
+
+@njit
+def _serve_steady(free, arrival, service, stall_t, stall_s, timeout, out, stats, counts):
+    """``serve_queue`` in a tick without freezes (most ticks): real time is process time."""
+    served, sp = 0, 0
+    busy, dropped, total, longest = 0.0, 0.0, 0.0, stats[3]
+    for i in range(arrival.shape[0]):
+        a = arrival[i]
+        j, earliest = 0, free[0]
+        for m in range(1, free.shape[0]):
+            if free[m] < earliest:
+                j, earliest = m, free[m]
+        start = max(a, earliest)
+        if start - a > timeout:
+            dropped += 1.0
+            continue
+        x = service[i]
+        if sp < stall_t.shape[0] and stall_t[sp] <= start:
+            x += stall_s[sp]
+            sp += 1
+        free[j] = start + x
+        response = start + x - a
+        out[served] = response
+        counts[bucket(response)] += 1.0
+        served += 1
+        busy += x
+        total += response
+        longest = max(longest, response)
+    stats[0] += busy
+    stats[1] += dropped
+    stats[2] += total
+    stats[3] = longest
+    return served, sp
+
+
+@njit
+def _serve_frozen(free, arrival, service, stall_t, stall_s, freeze_t, freeze_s, timeout, out, stats, counts):
+    """``serve_queue`` in a tick with freezes: the recursion in process time, mapped back to real time."""
     nf = freeze_t.shape[0]
     u = _merge_freezes(freeze_t, freeze_s)
     cum = np.cumsum(freeze_s)
@@ -96,7 +138,7 @@ def serve_queue(free, arrival, service, stall_t, stall_s, freeze_t, freeze_s, ti
             if free[m] < free[j]:
                 j = m
         start_tau = max(a_tau, free[j])
-        start = _to_real(start_tau, u, cum, True) if nf else start_tau
+        start = _to_real(start_tau, u, cum, True)
         if start - a > timeout:
             dropped += 1.0
             continue
@@ -106,7 +148,7 @@ def serve_queue(free, arrival, service, stall_t, stall_s, freeze_t, freeze_s, ti
             sp += 1
         done_tau = start_tau + x
         free[j] = done_tau
-        response = (_to_real(done_tau, u, cum, False) if nf else done_tau) - a
+        response = _to_real(done_tau, u, cum, False) - a
         out[served] = response
         counts[bucket(response)] += 1.0
         served += 1
@@ -117,9 +159,8 @@ def serve_queue(free, arrival, service, stall_t, stall_s, freeze_t, freeze_s, ti
     stats[1] += dropped
     stats[2] += total
     stats[3] = longest
-    if nf:
-        for j in range(free.shape[0]):
-            free[j] = _to_real(free[j], u, cum, False)
+    for j in range(free.shape[0]):
+        free[j] = _to_real(free[j], u, cum, False)
     return served, sp
 
 
@@ -176,19 +217,24 @@ class RequestQueue:
     timeout_s: float = math.inf
     free: np.ndarray = field(init=False)
     carried: np.ndarray = field(init=False)
-    stats: QueueStats = field(default_factory=QueueStats)
+    totals: np.ndarray = field(init=False)   # busy thread seconds, timed out, sum and max of responses
+    served: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.sigma = lognormal_sigma(self.median_s, self.p99_s)
-        self.reset(0.0)
+        self.free, self.carried, self.totals = np.zeros(self.threads), _EMPTY, np.zeros(4)
 
     def reset(self, now: float) -> None:
         """All threads idle from ``now`` (a (re)started process), no stall pending; work not done by then
         is not busy time."""
-        if hasattr(self, "free"):
-            self.stats.busy_s -= self.backlog_s(now)
-        self.free = np.full(self.threads, float(now))
-        self.carried = _EMPTY
+        self.totals[0] -= self.backlog_s(now)
+        self.free, self.carried = np.full(self.threads, float(now)), _EMPTY
+
+    @property
+    def stats(self) -> QueueStats:
+        """What the queue did so far."""
+        busy, timed_out, total, longest = (float(v) for v in self.totals)
+        return QueueStats(float(self.served), busy, timed_out, total, longest)
 
     def backlog_s(self, now: float) -> float:
         """Thread seconds of accepted work still to do at ``now``."""
@@ -206,15 +252,10 @@ class RequestQueue:
         if len(freeze_s) > 1:
             order = np.argsort(freeze_t, kind="stable")
             freeze_t, freeze_s = freeze_t[order], freeze_s[order]
-        acc = np.zeros(4)
         out, used = serve_tick(self.free, t0, dt, gaps, z, self.median_s, self.sigma, tlb, spread_s / n if n else 0.0,
-                               stall_t, stall_s, freeze_t, freeze_s, self.timeout_s, acc, hist.counts)
-        served = len(out)
+                               stall_t, stall_s, freeze_t, freeze_s, self.timeout_s, self.totals, hist.counts)
         self.carried = stall_s[used:]
-        s = self.stats
-        s.served += served
-        s.busy_s, s.timed_out, s.response_sum_s = s.busy_s + acc[0], s.timed_out + acc[1], s.response_sum_s + acc[2]
-        s.response_max_s = max(s.response_max_s, acc[3])
+        self.served += len(out)
         return out
 
     def _stalls(self, rng: np.random.Generator, t0: float, dt: float,
