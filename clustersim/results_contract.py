@@ -7,7 +7,8 @@ A simulation (the fleet's ``simulate``, or a stand-in with its signature) return
 - ``tenant_groups``: one row per (tenant, node group) where the tenant has replicas, ``tenant`` and
   ``node_group`` columns (TENANT_GROUP_KEYS) then SUMMARY_KEYS over the tenant's replicas in that group.
 - ``timeseries``: one row per sample and (node group, tenant): ``time_s``, ``node_group``, ``tenant``,
-  ``thp_coverage``, ``<field>_bytes`` for each of MEMORY_FIELDS and ``processes_up``.
+  ``thp_coverage``, ``<field>_bytes`` for each of MEMORY_FIELDS, ``processes_up`` and ``latency_p99_ms``
+  (of the requests served since the previous sample; NaN when none were).
 - ``latency_histograms``: the non-empty log buckets per tenant, columns HISTOGRAM_COLUMNS.
 
 The results store writes the tables named in TABLES, ``clustersim.load`` reads them back and the figures
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 
 SUMMARY_KEYS = (
     "thp_coverage", "thp_coverage_end", "latency_p50_ms", "latency_p99_ms", "latency_p999_ms",
-    "throughput_rps", "oom_kills", "rss_bytes_mean", "lazyfree_bytes_mean", "swap_bytes_mean",
+    "latency_mean_ms", "latency_max_ms", "throughput_rps", "requests_timed_out", "utilisation", "oom_kills",
+    "rss_bytes_mean", "lazyfree_bytes_mean", "swap_bytes_mean",
     "allocator_free_bytes_mean", "faults_4k", "faults_thp", "thp_split_pmd", "thp_collapse_alloc",
     "madvise_calls", "reclaim_stall_s", "cpu_kernel_s",
 )

@@ -2,8 +2,8 @@
 
 ``test_no_jit_equivalence`` runs ``outputs()`` in two fresh interpreters, one with ``NUMBA_DISABLE_JIT=1``,
 and requires identical text. Covered: the kernel's golden scenarios (every syscall path), the jemalloc and
-glibc syscall traces (the allocators' range and span loops), the latency histogram's bucket loop and the
-workloads' live-unit table and hot-set hash.
+glibc syscall traces (the allocators' range and span loops), the latency histogram's bucket loop, the
+request queue's recursion (stalls, freezes, timeouts) and the workloads' live-unit table and hot-set hash.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import numpy as np
 from golden_scenarios import CONFIGS, allocator_scenario, scenario, timeline
 from test_syscall_trace import CASES, trace_lines
 
-from clustersim.fleet.latency import GAMMA, HI_S, LO_S, LatencyHistogram, bucket_of, serve
+from clustersim.fleet.latency import GAMMA, HI_S, LO_S, LatencyHistogram, bucket_of
+from clustersim.fleet.queue import RequestQueue
 from clustersim.workloads import HeapDemand
 from clustersim.workloads.access import AccessPattern
 
@@ -30,19 +31,26 @@ def trace_outputs() -> dict[str, list[str]]:
 
 
 def latency_lines() -> list[str]:
-    """Bucket edges, special values and 200 ticks of served requests with weights and stalls."""
+    """Bucket edges, special values, weighted adds, and 200 ticks of the request queue with per-thread
+    stalls, freezes (some overlapping) and a timeout."""
     edges = LO_S * GAMMA ** np.arange(0, 2000, 37)
     special = np.array([0.0, LO_S, LO_S * (1 - 1e-12), HI_S, HI_S * 10, np.inf, np.nan, 1e-300])
     lines = [f"buckets {bucket_of(np.concatenate([edges, edges * (1 + 1e-9), special])).tolist()}"]
     rng = np.random.default_rng(2)
     hist = LatencyHistogram()
+    queues = [RequestQueue(threads=1, median_s=9e-4, p99_s=9e-4, timeout_s=0.02),
+              RequestQueue(threads=8, median_s=1e-3, p99_s=2e-2)]
     for t in range(200):
-        base = rng.lognormal(np.log(2e-3), 0.5, size=int(rng.integers(1, 300)))
-        stalls = rng.exponential(5e-4, size=int(rng.integers(0, 40)))
-        serve(rng, base, int(rng.integers(0, 5000)), 1.0 + t / 400, float(rng.exponential(1e-3)), stalls, hist)
-        hist.add(base[::3], rng.random(len(base[::3])))   # one weight per latency
+        for q in queues:
+            stalls = rng.exponential(5e-3, size=int(rng.integers(0, 6)))
+            freezes = rng.exponential(2e-2, size=int(rng.integers(0, 3)))
+            out = q.serve(rng, float(t), 1.0, 900.0 + t, 1.0 + t / 400, float(rng.exponential(1e-3)), stalls,
+                          freezes, hist)
+            lines.append(f"tick {t} served={len(out)} sum={out.sum()!r} free={q.free.tolist()!r}")
+        hist.add(rng.exponential(1e-3, 50), rng.random(50))   # one weight per latency
         if t % 20 == 19:
             lines.append(f"tick {t} total={hist.total!r} p50={hist.quantile_s(0.5)!r} p99={hist.quantile_s(0.99)!r}")
+    lines += [f"stats {q.stats!r}" for q in queues]
     lines.append(f"counts {hist.counts.tolist()!r}")
     return lines
 

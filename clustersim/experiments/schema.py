@@ -24,6 +24,7 @@ from clustersim.workloads.tenants import (
     DEFAULT_RESTART_DELAY_S,
     DEFAULT_RPS,
     DEFAULT_SERVICE_TIME_S,
+    DEFAULT_THREADS,
     DEFAULT_TLB_SENSITIVITY,
 )
 
@@ -178,7 +179,8 @@ class Workload(Section):
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"kind": ("service", "batch", "cache", "filecache")}
     BOUNDS: ClassVar[dict[str, Bounds]] = {
         "rps": Bounds(0.0, None), "tlb_sensitivity": Bounds(0.0, 0.99), "hot_share": Bounds(0.0, 1.0),
-        "span_quantum": Bounds(4096, 1 << 30),
+        "span_quantum": Bounds(4096, 1 << 30), "threads": Bounds(1, 4096),
+        "timeout": Bounds(0.0, None, lo_open=True),
         # the demand model scales the profile to at least one page of heap and divides by the churn
         "heap": Bounds(PAGE_SIZE, None), "churn": Bounds(0.0, None, lo_open=True)}
     kind: str = "service"
@@ -187,6 +189,8 @@ class Workload(Section):
     churn: Rate = float(64 << 20)
     rps: float = DEFAULT_RPS
     service_time: ServiceTime = Field(default_factory=ServiceTime)
+    threads: int = DEFAULT_THREADS
+    timeout: Duration | None = None
     tlb_sensitivity: float = TLB_SENSITIVITY_DEFAULT
     hot_share: float = DEFAULT_HOT_SHARE
     diurnal: Diurnal = Field(default_factory=Diurnal)

@@ -7,7 +7,6 @@ live-span table; an agent only moves one tick of work between them and books the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cache
 from typing import TYPE_CHECKING
 
 import mesa
@@ -24,10 +23,12 @@ from ..workloads.tenants import (
     DEFAULT_RESTART_DELAY_S,
     DEFAULT_RPS,
     DEFAULT_SERVICE_TIME_S,
+    DEFAULT_THREADS,
     DEFAULT_TLB_SENSITIVITY,
     tlb_factor,
 )
-from .latency import SAMPLED_REQUESTS, LatencyHistogram, serve
+from .latency import LatencyHistogram
+from .queue import RequestQueue
 
 if TYPE_CHECKING:
     from .model import Fleet
@@ -92,6 +93,7 @@ class ProcessBook:
     requests: float = 0.0
     failed: float = 0.0
     work: float = 0.0
+    thread_s: float = 0.0
     kernel_s: float = 0.0
     stall_s: float = 0.0
     faults_4k: int = 0
@@ -112,8 +114,8 @@ class ProcessAgent(mesa.Agent):
                  service_time_s: tuple[float, float] = DEFAULT_SERVICE_TIME_S,
                  tlb_sensitivity: float = DEFAULT_TLB_SENSITIVITY, file_rate: float = 0.0,
                  file_set_bytes: int = 0, refill_rate: float = DEFAULT_REFILL_RATE,
-                 restart_delay_s: float = DEFAULT_RESTART_DELAY_S,
-                 rng: np.random.Generator | None = None) -> None:
+                 restart_delay_s: float = DEFAULT_RESTART_DELAY_S, threads: int = DEFAULT_THREADS,
+                 timeout_s: float | None = None, rng: np.random.Generator | None = None) -> None:
         """Args:
             model: the fleet.
             node: the node it runs on.
@@ -134,6 +136,8 @@ class ProcessAgent(mesa.Agent):
             file_set_bytes: size of the file set it reads through.
             refill_rate: bytes per second a cache process refills what FREE_UNDO reported lost.
             restart_delay_s: how long an OOM-killed process stays down.
+            threads: worker threads serving the request queue.
+            timeout_s: a request waiting longer is dropped and counted; None: requests wait as long as it takes.
             rng: the process's generator; None: a child of the model's.
         """
         super().__init__(model)
@@ -142,7 +146,11 @@ class ProcessAgent(mesa.Agent):
         self.rps, self.service_time_s, self.tlb_sensitivity = rps, service_time_s, tlb_sensitivity
         self.file_rate, self.file_set_bytes, self.refill_rate = file_rate, file_set_bytes, refill_rate
         self.restart_delay_s = restart_delay_s
+        self.queue = RequestQueue(threads, *service_time_s, np.inf if timeout_s is None else timeout_s)
         self.prng = rng if rng is not None else model.rng.spawn(1)[0]
+        # The requests draw from their own child stream: the heap's demand (and so every memory and THP
+        # result) does not depend on the request model or its settings.
+        self.request_rng = self.prng.spawn(1)[0]
         if limits is not None:
             node.make_cgroup(cgroup, limits)
         self._set_up(demand or DEFAULT_DEMAND, hot_share)
@@ -165,7 +173,8 @@ class ProcessAgent(mesa.Agent):
     def _boot(self, events) -> None:
         """Start the process in its memcg with a fresh allocator, then allocate ``events``."""
         self.kproc = self.node.kernel.spawn(cgroup=self.cgroup, name=self.name)
-        self.lost_seen = 0
+        self.lost_seen, self.collapse_seen = 0, 0.0
+        self.queue.reset(self.model.time)
         self.allocator = make_allocator(self.allocator_kind, self.kproc, **self.allocator_options)
         self._apply(events)
 
@@ -198,6 +207,7 @@ class ProcessAgent(mesa.Agent):
     def _killed(self, now: float) -> None:
         """The OOM killer took this process: it stays down for the restart delay."""
         self._retire()
+        self.queue.reset(now)   # the requests it was serving die with it
         self.book.oom_kills += 1
         self.down_until = now + self.restart_delay_s
 
@@ -219,13 +229,13 @@ class ProcessAgent(mesa.Agent):
         if events.restart:
             self._restart_now(events)
             return
-        faults_thp = self.kproc.faults_thp
+        held, faults_thp = self._take_stalls(), self.kproc.faults_thp   # since last tick: khugepaged's collapses
         cost = self._apply(events) + self._read_files(now, dt) + self._mark_hot(now)
         self.book.kernel_s += cost
         if not self.kproc.alive:
             self._killed(now)
             return
-        self._serve(dt, cost, self.kproc.faults_thp - faults_thp, self._refill_s())
+        self._serve(now, dt, cost, self.kproc.faults_thp - faults_thp, self._refill_s(), held)
 
     def background(self) -> None:
         """The allocator's background thread (every second): release and decay; not on any request."""
@@ -234,7 +244,7 @@ class ProcessAgent(mesa.Agent):
 
     def _while_down(self, now: float, dt: float) -> None:
         """Requests fail while down; at the end of the restart delay the process boots again."""
-        self.book.failed += self.request_rate(now) * dt
+        self.book.failed += self.request_rate(now, dt) * dt
         if now >= self.down_until:
             self.down_until = None
             self.book.restarts += 1
@@ -248,9 +258,9 @@ class ProcessAgent(mesa.Agent):
         self._boot(events)
 
     # --- work of the tick ----------------------------------------------------------------------------
-    def request_rate(self, now: float) -> float:
-        """Request rate at ``now``: the same diurnal factor as the heap's birth rate."""
-        return self.rps * self.diurnal.factor(now) if self.kind in ("service", "cache") else 0.0
+    def request_rate(self, now: float, dt: float = 0.0) -> float:
+        """Request rate over [now, now + dt): the same diurnal factor as the heap's birth rate."""
+        return self.rps * self.demand.modulation.birth_factor(now, dt) if self.kind in ("service", "cache") else 0.0
 
     def _read_files(self, now: float, dt: float) -> float:
         rate, size = self.file_rate, self.file_set_bytes
@@ -283,28 +293,54 @@ class ProcessAgent(mesa.Agent):
         fresh, self.lost_seen = lost - self.lost_seen, lost
         return fresh * PAGE_SIZE / self.refill_rate if self.refill_rate > 0 else 0.0
 
-    def _serve(self, dt: float, cost: float, thp_faults: int, refill_s: float = 0.0) -> None:
-        """Requests of the tick: base x TLB factor + spread small costs + discrete stalls on single ones."""
-        b = self.book
-        stalls = self.kproc.take_stalls()
-        if stalls or thp_faults or refill_s > 0:
-            stalls = np.array(stalls)
-            thp_fault_s = thp_faults * self.node.kernel.costs.fault_thp_s
-            smooth = max(0.0, cost - float(stalls.sum()) - thp_fault_s)
-            discrete = np.concatenate([stalls, np.full(thp_faults, self.node.kernel.costs.fault_thp_s),
-                                       [refill_s] if refill_s > 0 else []])
-        else:   # most ticks: no discrete event, every cost is spread
-            smooth, discrete = max(0.0, cost), _NO_STALLS
+    def _take_stalls(self) -> tuple[np.ndarray, np.ndarray]:
+        """The kernel's stall events since the last call, as (per-thread stalls, whole-process freezes).
+
+        A collapse holds the mm's lock for write and freezes every thread; every other kind stalls the
+        thread that ran into it (docs/model.md, "Which stall blocks what"). The kernel logs durations and
+        sums them per kind: events of a window whose collapse sum is their total are all freezes; a window
+        mixing both (an allocator's MADV_COLLAPSE in a tick that also stalled in reclaim) freezes for the
+        collapse sum and scales the rest to the other kinds' sum.
+        """
+        log = self.kproc.take_stalls()
+        held = self.kproc.stall_by_kind["collapse"]
+        held, self.collapse_seen = held - self.collapse_seen, held
+        if not log:
+            return _NO_STALLS, _NO_STALLS
+        events = np.asarray(log, dtype=np.float64)
+        if held <= 0.0:
+            return events, _NO_STALLS
+        total = float(events.sum())
+        if held >= total * (1.0 - 1e-9):
+            return _NO_STALLS, events
+        return events * (1.0 - held / total), np.array([held])
+
+    def _serve(self, now: float, dt: float, cost: float, thp_faults: int, refill_s: float,
+               earlier: tuple[np.ndarray, np.ndarray]) -> None:
+        """Requests of the tick on the worker threads (queue.py), or a batch process's work.
+
+        Per-thread stalls: the kernel's reclaim, compaction, throttling and swap-in events, each THP fault
+        and a cache's refill; the rest of the tick's syscall time (4 KiB faults, lazyfree reuse, inline
+        madvise) is spread evenly over its requests. Freezes: collapses since the last tick and in it.
+        """
+        stalls, held = self._take_stalls()
+        thp_fault_s = self.node.kernel.costs.fault_thp_s
+        spread = max(0.0, cost - float(stalls.sum()) - float(held.sum()) - thp_faults * thp_fault_s)
+        if len(earlier[0]) or thp_faults or refill_s > 0:
+            stalls = np.concatenate([earlier[0], stalls, np.full(thp_faults, thp_fault_s),
+                                     [refill_s] if refill_s > 0 else []])
+        freezes = np.concatenate([earlier[1], held]) if len(earlier[1]) else held
         tlb = tlb_factor(self.coverage(), self.tlb_sensitivity)
         if self.kind == "batch":
-            b.work += max(0.0, dt - float(discrete.sum()) - smooth) / tlb
+            lost = float(stalls.sum()) + float(freezes.sum()) + spread
+            self.book.work += max(0.0, dt - lost) / tlb
             return
-        n = int(self.prng.poisson(self.request_rate(self.model.time) * dt))
-        if n == 0:
+        if self.kind not in ("service", "cache"):
             return
-        base = _service_times(*self.service_time_s, self.prng, min(n, SAMPLED_REQUESTS))
-        serve(self.prng, base, n, tlb, smooth, discrete, b.hist)
-        b.requests += n
+        served = self.queue.serve(self.request_rng, now, dt, self.request_rate(now, dt), tlb, spread, stalls, freezes,
+                                  self.book.hist)
+        self.book.requests += len(served)
+        self.book.thread_s += self.queue.threads * dt
 
     # --- observations ---------------------------------------------------------------------------------
     @property
@@ -342,30 +378,19 @@ class ProcessAgent(mesa.Agent):
 
     def counters(self) -> dict[str, float]:
         """Cumulative counters including the current lifetime."""
-        b, k = self.book, self.kproc
+        b, k, q = self.book, self.kproc, self.queue.stats
         live = self.down_until is None and k is not None
         return {"faults_4k": b.faults_4k + (k.faults_4k if live else 0),
                 "faults_thp": b.faults_thp + (k.faults_thp if live else 0),
                 "madvise_calls": b.madvise_calls + (k.madvise_calls if live else 0),
                 "reclaim_stall_s": b.stall_s + (k.memstall_s if live else 0.0),
                 "cpu_kernel_s": b.kernel_s, "oom_kills": b.oom_kills, "requests": b.requests,
-                "failed": b.failed, "work": b.work}
+                "failed": b.failed, "work": b.work, "thread_s": b.thread_s,
+                "busy_s": q.busy_s - (self.queue.backlog_s(self.model.time + self.model.tick_s) if live else 0.0),
+                "timed_out": q.timed_out, "latency_sum_s": q.response_sum_s, "latency_max_s": q.response_max_s}
 
 
 _NO_STALLS = np.empty(0)
-
-
-def _service_times(median_s: float, p99_s: float, rng: np.random.Generator, n: int) -> np.ndarray:
-    """Lognormal through (median, p99): sigma = ln(p99/median) / z(0.99)."""
-    if p99_s <= median_s:
-        return np.full(n, median_s)
-    return median_s * np.exp(_lognormal_sigma(median_s, p99_s) * rng.standard_normal(n))
-
-
-@cache
-def _lognormal_sigma(median: float, p99: float) -> float:
-    """sigma of the lognormal with this median and p99 (computed once per service time, not per tick)."""
-    return np.log(p99 / median) / 2.3263478740408408
 
 
 __all__ = ["PAGE_SIZE", "NodeAgent", "ProcessAgent"]

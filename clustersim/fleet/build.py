@@ -57,7 +57,7 @@ def process_kwargs(tenant, replica: int, rng: np.random.Generator, clock: Callab
         "demand": demand_kwargs(w), "hot_share": w.hot_share, "rps": w.rps,
         "service_time_s": (w.service_time.median, w.service_time.p99), "tlb_sensitivity": w.tlb_sensitivity,
         "file_rate": w.file_rate, "file_set_bytes": w.file_set, "refill_rate": w.refill_rate,
-        "restart_delay_s": w.restarts.delay, "rng": rng,
+        "restart_delay_s": w.restarts.delay, "threads": w.threads, "timeout_s": w.timeout, "rng": rng,
     }
 
 

@@ -3,7 +3,10 @@
 THP coverage = AnonHugePages / anonymous RSS of the heap, per process; fleet (or tenant) coverage weights
 processes by RSS (sum of AnonHugePages over sum of RSS). The summary's ``thp_coverage`` is its time-weighted
 mean over every tick, ``thp_coverage_end`` its last value. Memory means are time-weighted means of fleet
-totals. Latency percentiles come from the merged log-bucketed histograms of request-serving tenants.
+totals. Latency percentiles come from the merged log-bucketed histograms of request-serving tenants; the
+mean and maximum response are exact (summed and taken per request), ``utilisation`` is the threads' busy
+time (service of the requests they served, stalls included) over their time up, ``requests_timed_out`` the
+requests dropped after waiting longer than the workload's timeout.
 ``reclaim_stall_s`` is PSI-style memory stall time (reclaim, compaction, memory.high throttling, swap-in).
 """
 
@@ -46,10 +49,15 @@ def summarise(acc: Accumulator, hist: LatencyHistogram, counters: dict[str, floa
               vmstat: dict[str, float]) -> dict[str, float]:
     """The contract summary keys for one population."""
     q = {p: hist.quantile_s(p) * 1e3 for p in (0.5, 0.99, 0.999)}
+    served, thread_s = counters.get("requests", 0.0), counters.get("thread_s", 0.0)
     return {
         "thp_coverage": acc.coverage(), "thp_coverage_end": acc.coverage_end,
         "latency_p50_ms": q[0.5], "latency_p99_ms": q[0.99], "latency_p999_ms": q[0.999],
-        "throughput_rps": counters.get("requests", 0.0) / duration_s if duration_s else 0.0,
+        "latency_mean_ms": counters.get("latency_sum_s", 0.0) / served * 1e3 if served else float("nan"),
+        "latency_max_ms": counters.get("latency_max_s", 0.0) * 1e3 if served else float("nan"),
+        "throughput_rps": served / duration_s if duration_s else 0.0,
+        "requests_timed_out": float(counters.get("timed_out", 0.0)),
+        "utilisation": counters.get("busy_s", 0.0) / thread_s if thread_s else 0.0,
         "oom_kills": float(counters.get("oom_kills", 0)),
         "rss_bytes_mean": acc.mean("rss"), "lazyfree_bytes_mean": acc.mean("lazyfree"),
         "swap_bytes_mean": acc.mean("swap"), "allocator_free_bytes_mean": acc.mean("allocator_free"),

@@ -63,6 +63,7 @@ class Fleet(mesa.Model):
         self.fleet_acc = Accumulator()
         self.tenant_acc = {t: Accumulator() for t in tenants}
         self.series: list[dict] = []
+        self.served_counts: dict[tuple[str, str], np.ndarray] = {}   # histogram counts at the last sample
         self.sample_s = sample_interval or max(self.tick_s, self.duration_s / DEFAULT_SAMPLES)
 
     def _set_up_tenant_groups(self) -> None:
@@ -106,15 +107,26 @@ class Fleet(mesa.Model):
     def sample(self) -> None:
         """One time-series row per (node group, tenant)."""
         rows: dict[tuple[str, str], Counter] = {}
+        hists: dict[tuple[str, str], LatencyHistogram] = {}
         for p in self.processes:
             key = (p.node.group, p.tenant)
             rows.setdefault(key, Counter()).update(p.memory)
             rows[key]["processes_up"] += int(p.up)
+            hists.setdefault(key, LatencyHistogram()).merge(p.latency)
         for (group, tenant), c in rows.items():
             cov = c["anon_huge"] / c["rss"] if c["rss"] else 0.0
             self.series.append({"time_s": float(self.time), "node_group": group, "tenant": tenant,
                                 "thp_coverage": cov, **{f"{k}_bytes": float(c[k]) for k in MEMORY_FIELDS},
-                                "processes_up": c["processes_up"]})
+                                "processes_up": c["processes_up"],
+                                "latency_p99_ms": self._interval_p99_ms((group, tenant), hists[(group, tenant)])})
+
+    def _interval_p99_ms(self, key: tuple[str, str], hist: LatencyHistogram) -> float:
+        """p99 of the requests served since the previous sample (histograms hold whole counts: exact)."""
+        before = self.served_counts.get(key)
+        self.served_counts[key] = hist.counts.copy()
+        if before is not None:
+            hist.counts -= before
+        return hist.quantile_s(0.99) * 1e3
 
     def _accumulate(self) -> None:
         """Sum the processes' last observations, fleet-wide, per tenant and per (tenant, node group)."""
@@ -183,10 +195,12 @@ class Fleet(mesa.Model):
 
     @staticmethod
     def _counters(procs) -> dict[str, float]:
-        total = Counter()
+        total, longest = Counter(), 0.0
         for p in procs:
-            total.update(p.counters())
-        return dict(total)
+            c = p.counters()
+            longest = max(longest, c.pop("latency_max_s"))
+            total.update(c)
+        return {**total, "latency_max_s": longest}
 
     def _vmstat(self) -> dict[str, float]:
         """The fleet's kernel event counts: /proc/vmstat summed over the nodes."""

@@ -7,16 +7,13 @@ from clustersim.workloads.modulation import Diurnal, Modulation, Restarts, Spike
 from clustersim.workloads.profiles import Profile, Trace, list_profiles, list_traces, load_profile, load_trace
 from clustersim.workloads.tenants import (
     BatchTenant,
-    CacheTenant,
     FileCacheTenant,
-    ServiceTenant,
-    ServiceTime,
     make_tenant,
     tlb_factor,
 )
 
 __all__ = [
-    "AccessPattern", "BatchTenant", "CacheTenant", "Diurnal", "FileCacheTenant", "HeapDemand", "Modulation",
-    "Profile", "Restarts", "ServiceTenant", "ServiceTime", "SpanEvents", "Spikes", "Startup", "Trace",
+    "AccessPattern", "BatchTenant", "Diurnal", "FileCacheTenant", "HeapDemand", "Modulation",
+    "Profile", "Restarts", "SpanEvents", "Spikes", "Startup", "Trace",
     "list_profiles", "list_traces", "load_profile", "load_trace", "make_tenant", "tlb_factor",
 ]

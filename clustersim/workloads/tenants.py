@@ -1,14 +1,12 @@
-"""Tenant kinds and the little behaviour each needs beyond its heap: requests, work, cache, file reads.
+"""Tenant kinds' defaults, the TLB factor, and the little behaviour batch and filecache tenants need.
 
-- service: requests per second with a base service time (lognormal from median and p99, or fixed) that the
-  TLB factor stretches as the heap's THP coverage falls; the latency model adds the stalls.
+- service and cache: requests per second with a base service time (lognormal from median and p99, or fixed)
+  that the TLB factor stretches as the heap's THP coverage falls, served on worker threads; the request
+  model (arrivals, queue, stalls) is the fleet's (``clustersim.fleet.queue``); the defaults are here.
 - batch: throughput in work units per second, slowed by the same TLB factor.
-- cache: part of its heap is droppable cache that it may release with MADV_FREE (or FREE_UNDO) and re-pin
-  later; lost entries cost CPU to refill.
 - filecache: reads a file set into the page cache at a rate, sequentially or at random.
 
-Left out: request-level queueing (the fleet's latency model owns it), CPU contention between tenants, and
-any change of demand with latency (open-loop load).
+Left out: CPU contention between tenants, and any change of demand with latency (open-loop load).
 """
 
 from __future__ import annotations
@@ -19,9 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from clustersim.units import parse_duration, parse_rate, parse_size
-
-_Z99 = 2.3263478740408408   # standard normal quantile at 0.99
+from clustersim.units import parse_rate, parse_size
 
 # Default TLB sensitivity: share of service time spent in page walks when no heap byte is on a hugepage.
 # Source: Hunter et al., "Beyond malloc efficiency to fleet efficiency" (OSDI 2021), Table 1, fleet-average
@@ -40,6 +36,7 @@ DEFAULT_RPS = 1000.0                    # requests per second of one process
 DEFAULT_SERVICE_TIME_S = (0.001, 0.010)  # base service time's (median, p99): a 1 ms RPC with a 10x tail
 DEFAULT_REFILL_RATE = float(1 << 30)     # bytes/s a cache refills lost entries at (about 1 GB/s, as above)
 DEFAULT_RESTART_DELAY_S = 10.0           # how long a killed process stays down before it is restarted
+DEFAULT_THREADS = 8                      # worker threads serving one process's request queue
 
 
 def tlb_factor(coverage: float | np.ndarray,
@@ -57,68 +54,9 @@ def tlb_factor(coverage: float | np.ndarray,
     return 1.0 + sensitivity * uncovered / (1.0 - sensitivity)
 
 
-@dataclass(frozen=True)
-class ServiceTime:
-    """Base service time per request: `lognormal` from median and p99, or `fixed` at the median."""
-
-    median_s: float | str
-    p99_s: float | str | None = None
-    kind: Literal["lognormal", "fixed"] = "lognormal"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "median_s", parse_duration(self.median_s, "service_time.median_s"))
-        if self.kind not in ("lognormal", "fixed"):
-            raise ValueError(f"service_time.kind: {self.kind!r} is not allowed; use 'lognormal' or 'fixed'")
-        if self.median_s <= 0:
-            raise ValueError(f"service_time.median_s: {self.median_s!r} must be > 0")
-        if self.kind == "lognormal":
-            if self.p99_s is None:
-                raise ValueError("service_time.p99_s: required for kind 'lognormal'")
-            object.__setattr__(self, "p99_s", parse_duration(self.p99_s, "service_time.p99_s"))
-            if self.p99_s < self.median_s:
-                raise ValueError(f"service_time.p99_s: {self.p99_s!r} must be >= median_s {self.median_s!r}")
-
-    @property
-    def sigma(self) -> float:
-        """Log-space standard deviation (0 for fixed)."""
-        return 0.0 if self.kind == "fixed" else math.log(self.p99_s / self.median_s) / _Z99
-
-    def mean_s(self) -> float:
-        return self.median_s * math.exp(0.5 * self.sigma**2)
-
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        if self.kind == "fixed":
-            return np.full(n, self.median_s)
-        return self.median_s * np.exp(self.sigma * rng.standard_normal(n))
-
-
 def _check_sensitivity(value: float) -> None:
     if not 0.0 <= value < 1.0:
         raise ValueError(f"tlb_sensitivity: {value!r} must be in [0, 1)")
-
-
-@dataclass(frozen=True)
-class ServiceTenant:
-    """Latency-sensitive service: Poisson requests at `rps`, each taking a base service time x TLB factor."""
-
-    rps: float
-    service_time: ServiceTime | dict
-    tlb_sensitivity: float = DEFAULT_TLB_SENSITIVITY
-    kind: Literal["service"] = "service"
-
-    def __post_init__(self) -> None:
-        if isinstance(self.service_time, dict):
-            object.__setattr__(self, "service_time", ServiceTime(**self.service_time))
-        if not (math.isfinite(self.rps) and self.rps >= 0):
-            raise ValueError(f"rps: {self.rps!r} must be a finite rate >= 0")
-        _check_sensitivity(self.tlb_sensitivity)
-
-    def requests(self, dt_s: float, rng: np.random.Generator) -> int:
-        return int(rng.poisson(self.rps * dt_s))
-
-    def service_times_s(self, n: int, coverage: float, rng: np.random.Generator) -> np.ndarray:
-        """Service times of `n` requests before stalls, at heap THP `coverage`."""
-        return self.service_time.sample(rng, n) * tlb_factor(coverage, self.tlb_sensitivity)
 
 
 @dataclass(frozen=True)
@@ -138,34 +76,6 @@ class BatchTenant:
         """Work units completed in dt_s, less the time lost to stalls."""
         busy_s = max(0.0, dt_s - stalled_s)
         return self.throughput_per_s * busy_s / float(tlb_factor(coverage, self.tlb_sensitivity))
-
-
-@dataclass(frozen=True)
-class CacheTenant:
-    """A service whose heap holds `cache_bytes` of droppable entries (the FREE_UNDO use case).
-
-    Under pressure it may release cache with MADV_FREE; re-pinning finds some pages discarded, and refilling
-    them costs `refill_cost_s_per_byte` of CPU (recompute or refetch).
-    """
-
-    cache_bytes: int | str
-    refill_cost_s_per_byte: float = 1e-9     # about 1 GB/s to refetch or rebuild an entry
-    tlb_sensitivity: float = DEFAULT_TLB_SENSITIVITY
-    kind: Literal["cache"] = "cache"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "cache_bytes", parse_size(self.cache_bytes, "cache_bytes"))
-        if not (math.isfinite(self.refill_cost_s_per_byte) and self.refill_cost_s_per_byte >= 0):
-            raise ValueError(f"refill_cost_s_per_byte: {self.refill_cost_s_per_byte!r} must be >= 0")
-        _check_sensitivity(self.tlb_sensitivity)
-
-    def cache_share(self, heap_bytes: int) -> float:
-        """Share of a heap of `heap_bytes` that is droppable cache (capped at 1)."""
-        return min(1.0, self.cache_bytes / heap_bytes) if heap_bytes > 0 else 0.0
-
-    def refill_s(self, lost_bytes: float) -> float:
-        """CPU seconds to refill `lost_bytes` of discarded cache."""
-        return lost_bytes * self.refill_cost_s_per_byte
 
 
 @dataclass(frozen=True)
@@ -208,10 +118,8 @@ class FileCacheTenant:
         return FileReads(index * self.chunk_bytes, np.full(index.size, self.chunk_bytes, dtype=np.int64))
 
 
-Tenant = ServiceTenant | BatchTenant | CacheTenant | FileCacheTenant
-TENANT_KINDS: dict[str, type] = {
-    "service": ServiceTenant, "batch": BatchTenant, "cache": CacheTenant, "filecache": FileCacheTenant,
-}
+Tenant = BatchTenant | FileCacheTenant
+TENANT_KINDS: dict[str, type] = {"batch": BatchTenant, "filecache": FileCacheTenant}
 
 
 def make_tenant(kind: str, **params: object) -> Tenant:

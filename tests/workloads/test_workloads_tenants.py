@@ -7,10 +7,7 @@ from clustersim.workloads.access import AccessPattern
 from clustersim.workloads.modulation import Diurnal, Restarts, Spikes, Startup
 from clustersim.workloads.tenants import (
     DEFAULT_TLB_SENSITIVITY,
-    CacheTenant,
     FileCacheTenant,
-    ServiceTenant,
-    ServiceTime,
     make_tenant,
     tlb_factor,
 )
@@ -37,22 +34,6 @@ def test_tlb_sensitivity_outside_unit_interval_is_rejected():
         tlb_factor(0.5, 1.0)
 
 
-def test_lognormal_service_time_has_the_stated_median_and_p99():
-    # 200k samples: the empirical 99th percentile is within about 1% (4 sd of the order statistic).
-    st = ServiceTime(median_s="2ms", p99_s="20ms")
-    samples = st.sample(np.random.default_rng(0), 200_000)
-    assert np.median(samples) == pytest.approx(0.002, rel=0.01)
-    assert np.quantile(samples, 0.99) == pytest.approx(0.020, rel=0.03)
-    fixed = ServiceTime(median_s=0.001, kind="fixed")
-    assert fixed.sample(np.random.default_rng(0), 3).tolist() == [0.001] * 3
-
-
-def test_service_times_stretch_by_the_tlb_factor():
-    tenant = ServiceTenant(rps=100, service_time={"median_s": 0.001, "kind": "fixed"}, tlb_sensitivity=0.2)
-    times = tenant.service_times_s(4, coverage=0.5, rng=np.random.default_rng(0))
-    np.testing.assert_allclose(times, 0.001 * (1 + 0.2 * 0.5 / 0.8))
-
-
 def test_sequential_file_reads_cover_the_rate_and_wrap_round_the_file_set():
     tenant = FileCacheTenant(read_rate_bytes_per_s="8MiB/s", file_set_bytes="20M", chunk_bytes="1M")
     rng = np.random.default_rng(0)
@@ -70,14 +51,8 @@ def test_uniform_file_reads_are_deterministic_given_the_rng():
     assert np.all(a % MIB == 0)
 
 
-def test_cache_tenant_reports_share_and_refill_cost():
-    tenant = CacheTenant(cache_bytes="512M", refill_cost_s_per_byte=2e-9)
-    assert tenant.cache_share(1 << 30) == 0.5
-    assert tenant.refill_s(MIB) == pytest.approx(2e-9 * MIB)
-
-
 def test_unknown_tenant_kind_names_the_allowed_kinds():
-    with pytest.raises(ValueError, match=r"'web'.*service, batch, cache, filecache"):
+    with pytest.raises(ValueError, match=r"'web'.*batch, filecache"):
         make_tenant("web", rps=1)
     assert make_tenant("batch", throughput_per_s=10).work_done(1.0, coverage=1.0) == 10
 
