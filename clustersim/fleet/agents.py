@@ -173,7 +173,7 @@ class ProcessAgent(mesa.Agent):
     def _boot(self, events) -> None:
         """Start the process in its memcg with a fresh allocator, then allocate ``events``."""
         self.kproc = self.node.kernel.spawn(cgroup=self.cgroup, name=self.name)
-        self.lost_seen, self.collapse_seen = 0, 0.0
+        self.lost_seen = 0
         self.queue.reset(self.model.time)
         self.allocator = make_allocator(self.allocator_kind, self.kproc, **self.allocator_options)
         self._apply(events)
@@ -297,23 +297,15 @@ class ProcessAgent(mesa.Agent):
         """The kernel's stall events since the last call, as (per-thread stalls, whole-process freezes).
 
         A collapse holds the mm's lock for write and freezes every thread; every other kind stalls the
-        thread that ran into it (docs/model.md, "Which stall blocks what"). The kernel logs durations and
-        sums them per kind: events of a window whose collapse sum is their total are all freezes; a window
-        mixing both (an allocator's MADV_COLLAPSE in a tick that also stalled in reclaim) freezes for the
-        collapse sum and scales the rest to the other kinds' sum.
+        thread that ran into it (docs/model.md, "Which stall blocks what"). The kernel logs each event with
+        its kind, so the split is exact.
         """
         log = self.kproc.take_stalls()
-        held = self.kproc.stall_by_kind["collapse"]
-        held, self.collapse_seen = held - self.collapse_seen, held
         if not log:
             return _NO_STALLS, _NO_STALLS
-        events = np.asarray(log, dtype=np.float64)
-        if held <= 0.0:
-            return events, _NO_STALLS
-        total = float(events.sum())
-        if held >= total * (1.0 - 1e-9):
-            return _NO_STALLS, events
-        return events * (1.0 - held / total), np.array([held])
+        stalls = np.array([s for s, kind in log if kind != "collapse"], dtype=np.float64)
+        freezes = np.array([s for s, kind in log if kind == "collapse"], dtype=np.float64)
+        return (stalls if len(stalls) else _NO_STALLS), (freezes if len(freezes) else _NO_STALLS)
 
     def _serve(self, now: float, dt: float, cost: float, thp_faults: int, refill_s: float,
                earlier: tuple[np.ndarray, np.ndarray]) -> None:

@@ -59,7 +59,7 @@ class Process:
         self.regions: list[Region] = []
         self._rows_cache: tuple[int, np.ndarray] | None = None
         self.stall_s = 0.0
-        self.stall_log: list[float] = []
+        self.stall_log: list[tuple[float, str]] = []
         self.stall_by_kind: Counter = Counter()
         self.memstall_until_ns = np.zeros(threads, dtype=np.int64)   # when each thread's memory stall ends (PSI)
         self.faults_4k = self.faults_thp = self.faults_major = 0
@@ -271,7 +271,7 @@ class Process:
         if seconds > 0:
             self.stall_s += seconds
             self.stall_by_kind[kind] += seconds
-            self.stall_log.append(seconds)
+            self.stall_log.append((seconds, kind))
             if kind in psi.MEMSTALL_KINDS:
                 psi.memstall(self.mm, self, self.memcg, seconds)
 
@@ -280,8 +280,8 @@ class Process:
         """PSI-style memory stall time: reclaim, compaction, memory.high throttling, swap-in."""
         return self.stall_s - self.stall_by_kind["collapse"]
 
-    def take_stalls(self) -> list[float]:
-        """The stall events since the last call, one duration each: they land on individual requests."""
+    def take_stalls(self) -> list[tuple[float, str]]:
+        """The stall events since the last call, as (seconds, kind) in the order they happened."""
         log, self.stall_log = self.stall_log, []
         return log
 
