@@ -172,7 +172,7 @@ class ProcessAgent(mesa.Agent):
     # --- life cycle ------------------------------------------------------------------------------------
     def _boot(self, events) -> None:
         """Start the process in its memcg with a fresh allocator, then allocate ``events``."""
-        self.kproc = self.node.kernel.spawn(cgroup=self.cgroup, name=self.name)
+        self.kproc = self.node.kernel.spawn(cgroup=self.cgroup, name=self.name, threads=self.queue.threads)
         self.lost_seen = 0
         self.queue.reset(self.model.time)
         self.allocator = make_allocator(self.allocator_kind, self.kproc, **self.allocator_options)
