@@ -31,6 +31,22 @@ def bucket_of(seconds: np.ndarray) -> np.ndarray:
     return _buckets(np.asarray(seconds, dtype=np.float64).reshape(-1))
 
 
+def _exact_bucket(x: float) -> int:
+    """The bucket whose edges hold ``x`` (EDGES_S[1] <= x < EDGES_S[-2]), by bisection over the edges."""
+    return int(np.searchsorted(EDGES_S, x, side="right")) - 1
+
+
+# First guesses without a logarithm: a value's binary exponent and the top bits of its mantissa
+# (math.frexp) pick a cell of a table; each cell spans 1/_CELLS_PER_OCTAVE of an octave, finer than a bucket
+# (about 35 per octave), and holds the bucket of its lower end, so the edges move the guess at most one
+# bucket up. HdrHistogram finds its buckets from the same bits.
+_CELLS_PER_OCTAVE = 128
+_E_MIN = math.frexp(EDGES_S[1])[1]
+_E_MAX = math.frexp(EDGES_S[NBUCKETS - 1])[1]
+_GUESS = np.array([_exact_bucket(max(math.ldexp(0.5 + k / (2 * _CELLS_PER_OCTAVE), e), EDGES_S[1]))
+                   for e in range(_E_MIN, _E_MAX + 1) for k in range(_CELLS_PER_OCTAVE)], dtype=np.int64)
+
+
 @njit
 def bucket(x: float) -> int:
     """Bucket of one latency: below LO_S bucket 0; too slow or not a number: the last bucket."""
@@ -38,7 +54,8 @@ def bucket(x: float) -> int:
         return NBUCKETS - 1
     if not x >= EDGES_S[1]:
         return 0
-    b = min(max(int(math.log(x / LO_S) / _LOG_GAMMA), 1), NBUCKETS - 2)
+    m, e = math.frexp(x)
+    b = _GUESS[(e - _E_MIN) * _CELLS_PER_OCTAVE + int((m - 0.5) * (2 * _CELLS_PER_OCTAVE))]
     while x < EDGES_S[b]:
         b -= 1
     while x >= EDGES_S[b + 1]:
