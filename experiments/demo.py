@@ -26,7 +26,8 @@ TABLE = ("thp_coverage", "latency_p99_ms", "latency_p999_ms", "rss_bytes_mean", 
 
 def quickstart() -> None:
     print("== configs/quickstart.yaml: one run ==")
-    result = clustersim.run(ROOT / "configs/quickstart.yaml", out=ROOT / "results/quickstart")
+    # The demo owns results/quickstart: a second `make demo` replaces the first one's run.
+    result = clustersim.run(ROOT / "configs/quickstart.yaml", out=ROOT / "results/quickstart", force=True)
     for key, value in result.summary.items():
         label, unit, scale = _metric(key)
         print(f"  {label:<34} {value * scale:12.4g} {unit}")
