@@ -62,22 +62,12 @@ class NodeAgent(mesa.Agent):
         self.daemon_s = 0.0
 
     def make_cgroup(self, path: str, settings: dict) -> None:
-        """``mkdir -p`` the memcg ``path``, then write its ``settings``; new parents get no limit."""
+        """``mkdir -p`` the memcg ``path``, then write its ``settings``; new parents get the defaults (no
+        limit), as a cgroup made by mkdir has."""
         parts = path.strip("/").split("/")
         for depth in range(1, len(parts)):
-            parent = "/".join(parts[:depth])
-            if not self._has_cgroup(parent):
-                self.kernel.cgroup(parent, max="max")
+            self.kernel.cgroup("/".join(parts[:depth]))
         self.kernel.cgroup(path, **settings)
-
-    def _has_cgroup(self, path: str) -> bool:
-        try:
-            self.kernel.cgroup(path)
-        except KernelError as err:
-            if err.errno != "ENOENT":
-                raise
-            return False
-        return True
 
     def advance(self, dt_s: float) -> None:
         """Let the kernel's time pass: khugepaged, kswapd, kcompactd."""
