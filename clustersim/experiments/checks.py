@@ -180,7 +180,7 @@ def _fit_checks(config: RunConfig) -> Iterator[str]:
     """A single heap must fit the memory plus swap of a node it may land on (pack: of some node)."""
     for j, tenant in enumerate(config.tenants):
         heap, loc = tenant.workload.heap, ("tenants", j, "workload", "heap")
-        groups = list(config.nodes) if tenant.placement == "pack" else placed_groups(config, tenant)
+        groups = placed_groups(config, tenant)   # pack may land on any group
         room = {g.name: g.memory + swap_bytes(g) for g in groups}
         if tenant.placement == "pack" and heap > max(room.values()):
             yield problem(loc, fmt_size(heap), f"at most {fmt_size(max(room.values()))} (the largest node's "

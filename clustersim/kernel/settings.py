@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ..units import HPAGE_PAGES, PAGE_SIZE
+from ..units import HPAGE_PAGES, PAGE_SIZE, format_size
 from .errors import KernelError, duration_arg, size_arg
 
 THP_ENABLED = ("always", "madvise", "never")
@@ -52,7 +52,7 @@ class Tunable:
             return "true or false"
         noun = {"int": "an integer", "float": "a number", "duration": "a duration", "size": "a size"}[self.kind]
         if self.kind == "size" and self.hi is None:
-            return f"a size of at least {_size_text(self.lo or 0)}"
+            return f"a size of at least {format_size(self.lo or 0)}"
         if self.lo is not None and self.hi is not None:
             return f"{noun} in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}]"
         if self.lo is not None:
@@ -126,14 +126,6 @@ SWAP_TUNABLES: dict[str, Tunable] = {
     "max_pool_percent": Tunable(20, "int", "zswap.max_pool_percent default 20, a percent of RAM",
                                 lo=1, hi=100),
 }
-
-
-def _size_text(nbytes: float) -> str:
-    """``4096`` -> ``4K``: the largest binary suffix that divides the size."""
-    for suffix, shift in (("G", 30), ("M", 20), ("K", 10)):
-        if nbytes and not int(nbytes) % (1 << shift):
-            return f"{int(nbytes) >> shift}{suffix}"
-    return f"{nbytes:g}"
 
 
 def _reject(key: str, value: object, allowed: str) -> KernelError:
