@@ -258,8 +258,7 @@ class HeapAllocator(PageSpace):
             seconds += self._alloc_direct(ids[direct], nbytes[direct])
             ids, nbytes = ids[~direct], nbytes[~direct]
         npages = self._round_pages(nbytes // PAGE_SIZE)
-        place = self._place
-        starts = np.array([place(n) for n in npages.tolist()], dtype=np.int64)
+        starts = self._place_batch(npages)
         self._spans.add(ids, starts, npages, nbytes)
         self._requested_bytes += int(nbytes.sum())
         return seconds + (self._hand_out(starts, npages) if len(starts) else 0.0)
@@ -284,9 +283,7 @@ class HeapAllocator(PageSpace):
             starts, npages, nbytes = self._spans.take(rows)
             self._requested_bytes -= int(nbytes.sum())
             self._move(starts, npages, PageState.IN_USE, PageState.FREE_BACKED)
-            unplace = self._unplace
-            for start, n in zip(starts.tolist(), npages.tolist(), strict=True):
-                unplace(start, n)
+            self._unplace_batch(starts, npages)
         return seconds + self._on_free_batch()
 
     def access(self, span_ids: np.ndarray) -> float:
@@ -366,6 +363,20 @@ class HeapAllocator(PageSpace):
 
     def _on_direct_free(self, nbytes: int) -> None:
         """Called after a directly mapped span was unmapped."""
+
+    def _place_batch(self, npages: np.ndarray) -> np.ndarray:
+        """Place a batch of spans in order (sizes in 4 KiB pages); returns their first page indices.
+
+        The reference is one ``_place`` per span; a model overrides this with one compiled call per batch.
+        """
+        place = self._place
+        return np.array([place(n) for n in npages.tolist()], dtype=np.int64)
+
+    def _unplace_batch(self, starts: np.ndarray, npages: np.ndarray) -> None:
+        """Take a batch of freed spans back in order (one ``_unplace`` each unless overridden)."""
+        unplace = self._unplace
+        for start, n in zip(starts.tolist(), npages.tolist(), strict=True):
+            unplace(start, n)
 
     def _place(self, npages: int) -> int:
         """Choose free heap space for a span of ``npages`` 4 KiB pages; returns its first page index."""
