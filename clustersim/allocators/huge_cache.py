@@ -6,117 +6,119 @@ them. Its size limit follows a 2 s window of demand (hugepages handed out): when
 ``demand_max - demand_min`` over the window, the surplus is released (Temeraire, OSDI 2021, Sec. 4.3 and
 Fig. 10: the cache absorbs the saw-tooth of a fluctuating demand, not its level).
 
+Both are range sets in hugepage (vhp) units (huge_allocator.py): row ``ALLOC`` the allocator's unbacked
+space, row ``CACHE`` the cached hugepages. The demand window is a short array of per-epoch (epoch, min,
+max) usage, oldest first; ``cache_n`` holds the hugepages handed out and the window's entry count. Growing
+the heap is a syscall, so ``cache_get`` answers -1 and the caller maps more space and asks again.
+
 Left out: tcmalloc's cache-limit growth on misses (MaybeGrowCacheLimit) and its off-peak tracker; the
 limit here is the demand window alone.
 """
 
 from __future__ import annotations
 
-import math
-from collections import deque
-
 import numpy as np
 
+from clustersim.jit import njit
 from clustersim.units import HPAGE_PAGES
 
-from .best_fit import BestFitFreeList
+from .huge_allocator import COUNT, TOTAL, emit_range, end_group, rs_best_fit, rs_insert, rs_take_largest
+from .page_space import PageState
 
+ALLOC, CACHE = 0, 1              # range-set rows: unbacked address space, cached backed hugepages
+USAGE, NEPOCHS = 0, 1            # cache_n[]: hugepages handed out and not returned, window entries
+EPOCH, LOW, HIGH = 0, 1, 2       # columns of epochs[]
 # The demand window is kept as per-epoch (min, max) pairs; 8 epochs per 2 s window bound the error of the
 # window edges to a quarter second, well below the 1 s background tick.
 WINDOW_EPOCHS = 8
+_FREE_BACKED = int(PageState.FREE_BACKED)
 
 
-class HugeAllocator:
-    """Unbacked hugepage-aligned address space, best fit by length (tcmalloc keeps it in a treap)."""
-
-    def __init__(self, heap) -> None:
-        self.heap = heap
-        self.free = BestFitFreeList()  # in hugepage (vhp) units
-
-    def get(self, n_hp: int) -> int:
-        """First vhp of ``n_hp`` contiguous unbacked hugepages; maps more heap when none fit."""
-        start = self.free.take_best_fit(n_hp)
-        if start is None:
-            first_page = self.heap._grow_heap(n_hp * HPAGE_PAGES)
-            self.free.insert(first_page // HPAGE_PAGES, self.heap.nvhp - first_page // HPAGE_PAGES)
-            start = self.free.take_best_fit(n_hp)
-        return start
-
-    def put(self, start_vhp: int, n_hp: int) -> None:
-        """Take back hugepages whose memory was released."""
-        self.free.insert(start_vhp, n_hp)
+def new_window(capacity: int = WINDOW_EPOCHS + 2) -> tuple[np.ndarray, np.ndarray]:
+    """An empty demand window and counters: (epochs, cache_n)."""
+    return np.zeros((capacity, 3), dtype=np.int64), np.zeros(2, dtype=np.int64)
 
 
-class HugeCache:
-    """Empty backed hugepages, limited by the demand window. ``clock`` returns seconds."""
+@njit
+def record_usage(epochs, cache_n, epoch):
+    """Fold the current usage into ``epoch``'s entry; drop entries a whole window old.
 
-    def __init__(self, heap, allocator: HugeAllocator, clock, window_s: float = 2.0) -> None:
-        self.heap = heap
-        self.allocator = allocator
-        self.clock = clock
-        self.window_s = window_s
-        self.cached = BestFitFreeList()  # in hugepage (vhp) units
-        self.usage_hp = 0                # hugepages handed out and not yet returned
-        self._epochs: deque[list] = deque()  # [epoch index, min usage, max usage]
+    REQUIRES: room for one more entry.
+    """
+    n, usage = cache_n[NEPOCHS], cache_n[USAGE]
+    if n and epochs[n - 1, EPOCH] == epoch:
+        epochs[n - 1, LOW] = min(epochs[n - 1, LOW], usage)
+        epochs[n - 1, HIGH] = max(epochs[n - 1, HIGH], usage)
+    else:
+        epochs[n, EPOCH], epochs[n, LOW], epochs[n, HIGH] = epoch, usage, usage
+        n += 1
+    old = 0
+    while old < n and epochs[old, EPOCH] <= epoch - WINDOW_EPOCHS:
+        old += 1
+    for i in range(old, n):
+        epochs[i - old] = epochs[i]
+    cache_n[NEPOCHS] = n - old
 
-    @property
-    def size_hp(self) -> int:
-        return self.cached.free_pages
 
-    def _record_usage(self) -> None:
-        epoch = math.floor(self.clock() * WINDOW_EPOCHS / self.window_s) if self.window_s > 0 else 0
-        if self._epochs and self._epochs[-1][0] == epoch:
-            e = self._epochs[-1]
-            e[1], e[2] = min(e[1], self.usage_hp), max(e[2], self.usage_hp)
-        else:
-            self._epochs.append([epoch, self.usage_hp, self.usage_hp])
-        while self._epochs and self._epochs[0][0] <= epoch - WINDOW_EPOCHS:
-            self._epochs.popleft()
+@njit
+def limit_hp(epochs, cache_n):
+    """demand_max - demand_min over the window: the swing the cache should absorb."""
+    n = cache_n[NEPOCHS]
+    if n == 0:
+        return 0
+    low, high = epochs[0, LOW], epochs[0, HIGH]
+    for i in range(1, n):
+        low, high = min(low, epochs[i, LOW]), max(high, epochs[i, HIGH])
+    return high - low
 
-    def limit_hp(self) -> int:
-        """demand_max - demand_min over the window: the swing the cache should absorb."""
-        if not self._epochs:
-            return 0
-        return max(e[2] for e in self._epochs) - min(e[1] for e in self._epochs)
 
-    def get(self, n_hp: int) -> int:
-        """First vhp of ``n_hp`` contiguous hugepages: cached (backed) if possible, else unbacked."""
-        start = self.cached.take_best_fit(n_hp)
-        if start is None:
-            start = self.allocator.get(n_hp)
-        self.usage_hp += n_hp
-        self._record_usage()
-        return start
+@njit
+def cache_get(rs, rs_n, epochs, cache_n, n_hp, epoch):
+    """First vhp of ``n_hp`` contiguous hugepages: cached (backed) if possible, else unbacked; -1 (and
+    nothing changed) when the heap must grow first."""
+    start = rs_best_fit(rs, rs_n, CACHE, n_hp)
+    if start < 0:
+        start = rs_best_fit(rs, rs_n, ALLOC, n_hp)
+        if start < 0:
+            return -1
+    cache_n[USAGE] += n_hp
+    record_usage(epochs, cache_n, epoch)
+    return start
 
-    def put(self, start_vhp: int, n_hp: int) -> float:
-        """Return empty backed hugepages; releases the surplus over the limit. Returns seconds."""
-        self.usage_hp -= n_hp
-        self._record_usage()
-        self.cached.insert(start_vhp, n_hp)
-        return self.shrink()
 
-    def shrink(self) -> float:
-        """Release cached hugepages beyond the demand limit."""
-        self._record_usage()
-        surplus = self.size_hp - self.limit_hp()
-        return self.release(surplus)[1] if surplus > 0 else 0.0
+@njit
+def cache_release(rs, rs_n, counts, n_hp, out, ends, out_n):
+    """Release up to ``n_hp`` cached hugepages, largest ranges first, as one group of the plan; they go back
+    to the HugeAllocator. Returns the free backed 4 KiB pages released."""
+    left, pages, any_range = n_hp, 0, False
+    while left > 0 and rs_n[CACHE, COUNT] > 0:
+        start, n = rs_take_largest(rs, rs_n, CACHE)
+        take = min(n, left)
+        if take < n:
+            rs_insert(rs, rs_n, CACHE, start + take, n - take)
+        emit_range(out, out_n, start * HPAGE_PAGES, take * HPAGE_PAGES)
+        for v in range(start, start + take):
+            pages += counts[v, _FREE_BACKED]
+        rs_insert(rs, rs_n, ALLOC, start, take)
+        any_range = True
+        left -= take
+    if any_range:
+        end_group(ends, out_n)
+    return pages
 
-    def release(self, n_hp: int) -> tuple[int, float]:
-        """Release up to ``n_hp`` cached hugepages (largest ranges first): (4 KiB pages, seconds)."""
-        ranges = []
-        left = n_hp
-        while left > 0 and len(self.cached):
-            start, n = self.cached.take_largest()
-            take = min(n, left)
-            if take < n:
-                self.cached.insert(start + take, n - take)
-            ranges.append((start, take))
-            left -= take
-        if not ranges:
-            return 0, 0.0
-        starts = np.array([s for s, _ in ranges], dtype=np.int64) * HPAGE_PAGES
-        lengths = np.array([n for _, n in ranges], dtype=np.int64) * HPAGE_PAGES
-        pages, seconds = self.heap.release_ranges(starts, lengths)
-        for s, n in ranges:
-            self.allocator.put(s, n)
-        return pages, seconds
+
+@njit
+def cache_shrink(rs, rs_n, epochs, cache_n, counts, epoch, out, ends, out_n):
+    """Release cached hugepages beyond the demand limit; returns the 4 KiB pages released."""
+    record_usage(epochs, cache_n, epoch)
+    surplus = rs_n[CACHE, TOTAL] - limit_hp(epochs, cache_n)
+    return cache_release(rs, rs_n, counts, surplus, out, ends, out_n) if surplus > 0 else 0
+
+
+@njit
+def cache_put(rs, rs_n, epochs, cache_n, counts, start, n_hp, epoch, out, ends, out_n):
+    """Return ``n_hp`` empty backed hugepages at vhp ``start``; the surplus over the limit is released."""
+    cache_n[USAGE] -= n_hp
+    record_usage(epochs, cache_n, epoch)
+    rs_insert(rs, rs_n, CACHE, start, n_hp)
+    cache_shrink(rs, rs_n, epochs, cache_n, counts, epoch, out, ends, out_n)

@@ -1,15 +1,20 @@
 """HugePageAwareAllocator: Temeraire, tcmalloc's hugepage-aware page heap (Hunter et al., OSDI 2021).
 
-Composes the components as tcmalloc does (docs/temeraire.md):
+Composes the components as tcmalloc does (docs/temeraire.md); their state is numpy arrays and each batch of
+spans is placed or freed by one compiled call (huge_page_placement.py):
 
-- spans up to half a hugepage go to the HugePageFiller (a new hugepage from the HugeCache when none fits);
-- spans between half a hugepage and a hugepage try the filler's existing hugepages, then a HugeRegion;
-- spans of a hugepage or more take whole hugepages from the HugeCache; the slack of the last hugepage is
-  donated to the filler, where donated hugepages are the last choice for small spans, so that the large
-  span's hugepages can be reassembled when it is freed;
+- the HugePageFiller packs spans up to half a hugepage (and mid-size ones that fit) into partly used
+  hugepages: per-hugepage trackers (page_tracker.py) on lists by longest free range and allocation count
+  (huge_page_filler.py);
+- HugeRegions pack mid-size spans across hugepage boundaries (huge_region.py);
+- the HugeCache holds empty backed hugepages within its demand window, the HugeAllocator the unbacked
+  address space (huge_cache.py, over the range sets of huge_allocator.py);
 - ``release(N)`` at ``release_rate`` bytes/s: empty hugepages from the cache first, then whole empty
   hugepages of regions, and only if that is not enough, subrelease of partly used filler hugepages,
-  limited by the skip-subrelease intervals.
+  limited by the skip-subrelease intervals (huge_page_subrelease.py).
+
+The compiled calls choose; this class makes the syscalls they imply, in the order chosen: the mmap that
+grows the heap when placement runs out of address space, and one release call per planned group.
 
 Left out: the 1 GiB+ direct path, NUMA partitions, lifetime-based allocation, the cache's miss-driven
 limit growth.
@@ -17,16 +22,22 @@ limit growth.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from clustersim.units import HPAGE_PAGES, PAGE_SIZE, parse_rate
 
 from .base import HeapAllocator
-from .huge_cache import HugeAllocator, HugeCache
-from .huge_page_filler import TC_PAGE_PAGES, TC_PAGES_PER_HUGEPAGE, HugePageFiller, PageTracker
-from .huge_region import REGION_HUGEPAGES, HugeRegion
-from .options import BASE_OPTIONS, Option
+from .huge_allocator import COUNT, NGROUPS, NRANGES, TOTAL, new_plan, new_range_sets, rs_insert
+from .huge_cache import ALLOC, CACHE, NEPOCHS, WINDOW_EPOCHS, cache_shrink, new_window
+from .huge_page_filler import DEMAND_N, new_lists
+from .huge_page_placement import place_spans, release_whole, unplace_spans
+from .huge_page_subrelease import new_demand, record_demand, subrelease
+from .huge_region import FIRST_ROW, NEED_ROW, NREGIONS, REGION_HUGEPAGES, new_regions
+from .options import BASE_OPTIONS, Option, ReleaseAdvice
 from .page_space import PageState
+from .page_tracker import MEMBER, RELEASED, TC_PAGE_PAGES, new_hugepages
 
 OPTIONS: dict[str, Option] = {
     "release_rate": Option(0.0, "bytes/s released by the background thread; 0, the open-source default, "
@@ -39,7 +50,14 @@ OPTIONS: dict[str, Option] = {
     **BASE_OPTIONS,
 }
 
-_FILLER, _REGION, _LARGE = 0, 1, 2
+
+def _grown(a: np.ndarray, axis: int, size: int, fill: int = 0) -> np.ndarray:
+    """``a`` with ``axis`` enlarged to ``size`` (new entries ``fill``)."""
+    shape = list(a.shape)
+    shape[axis] = size
+    out = np.full(shape, fill, dtype=a.dtype)
+    out[tuple(slice(0, n) for n in a.shape)] = a
+    return out
 
 
 class HugePageAwareAllocator(HeapAllocator):
@@ -63,99 +81,107 @@ class HugePageAwareAllocator(HeapAllocator):
                             ("skip_subrelease_long_s", skip_subrelease_long_s),
                             ("cache_window_s", cache_window_s)):
             OPTIONS[name].check(value, name)
-        self.huge_allocator = HugeAllocator(self)
-        self.cache = HugeCache(self, self.huge_allocator, self.now, cache_window_s)
-        self.filler = HugePageFiller(self, self.now, skip_subrelease_short_s, skip_subrelease_long_s)
-        self.regions: list[HugeRegion] = []
-        self._owner: dict[int, tuple] = {}   # first page of a live span -> how to free it
+        self.skip_short_s, self.skip_long_s = float(skip_subrelease_short_s), float(skip_subrelease_long_s)
+        self.cache_window_s = float(cache_window_s)
+        self._hp = new_hugepages(len(self._vhp_counts))                # per-hugepage trackers and flags
+        self._lists, self._nonempty, self._fill = new_lists()            # the filler's tracker lists
+        self._demand = new_demand()                                      # the filler's used pages per second
+        self._rs, self._rs_n = new_range_sets(FIRST_ROW + 2, 64)         # allocator, cache, regions
+        self._epochs, self._cache_n = new_window()                       # the cache's demand window
+        self._regions = new_regions(2)
+        self._out, self._ends, self._out_n = new_plan(64, 16)           # releases a call decided
         self._credit_pages = 0.0
         self._pending_s = 0.0
+
+    # ----------------------------------------------------------------------------------- room
+
+    def _epoch(self) -> int:
+        """The cache window's epoch now (constant over a batch)."""
+        return math.floor(self.now() * WINDOW_EPOCHS / self.cache_window_s) if self.cache_window_s > 0 else 0
+
+    def _reserve(self, new_ranges: int, plan_ranges: int, plan_groups: int) -> None:
+        """Room for a call that adds up to ``new_ranges`` to any range set and plans up to ``plan_ranges``
+        ranges in ``plan_groups`` groups; the demand records can take one entry more each."""
+        need = int(self._rs_n[:, COUNT].max()) + new_ranges + 1
+        if need > self._rs.shape[2]:
+            self._rs = _grown(self._rs, 2, max(need, 2 * self._rs.shape[2]))
+        if plan_ranges > self._out.shape[1]:
+            self._out = _grown(self._out, 1, max(plan_ranges, 2 * self._out.shape[1]))
+        if plan_groups > len(self._ends):
+            self._ends = _grown(self._ends, 0, max(plan_groups, 2 * len(self._ends)))
+        if self._cache_n[NEPOCHS] + 1 >= len(self._epochs):
+            self._epochs = _grown(self._epochs, 0, 2 * len(self._epochs))
+        if self._fill[DEMAND_N] + 1 >= len(self._demand):
+            self._demand = _grown(self._demand, 0, 2 * len(self._demand))
+        self._out_n[:] = 0
+
+    def _map_hugepages(self, n_hp: int) -> None:
+        """HugeAllocator's growth: mmap at least ``n_hp`` hugepages more of heap, free for the allocator."""
+        first_vhp = self._grow_heap(n_hp * HPAGE_PAGES) // HPAGE_PAGES
+        self._reserve(1, 0, 0)
+        rs_insert(self._rs, self._rs_n, ALLOC, first_vhp, self.nvhp - first_vhp)
+        if len(self._hp) < len(self._vhp_counts):   # the page space grew: trackers for its new vhps
+            self._hp = np.concatenate((self._hp, new_hugepages(len(self._vhp_counts) - len(self._hp))))
+
+    def _add_region_rows(self) -> None:
+        """Room for twice as many regions."""
+        rows = 2 * (len(self._regions) - 1)
+        self._regions = _grown(self._regions, 0, rows + 1)
+        self._rs = _grown(self._rs, 0, FIRST_ROW + rows)
+        self._rs_n = _grown(self._rs_n, 0, FIRST_ROW + rows)
 
     # ----------------------------------------------------------------------------------- placement
 
     def _round_pages(self, npages: np.ndarray) -> np.ndarray:
         return -(-npages // TC_PAGE_PAGES) * TC_PAGE_PAGES
 
-    def _place(self, npages: int) -> int:
-        if npages >= HPAGE_PAGES:
-            return self._alloc_large(npages)
-        n_tc = npages // TC_PAGE_PAGES
-        got = self.filler.try_get(n_tc)
-        if got is None and n_tc > TC_PAGES_PER_HUGEPAGE // 2:
-            return self._alloc_region(npages)
-        if got is None:
-            pt = PageTracker(self.cache.get(1))
-            self.filler.contribute(pt, donated=False)
-            got = self.filler.try_get(n_tc)
-        pt, start_tc = got
-        start = pt.vhp * HPAGE_PAGES + start_tc * TC_PAGE_PAGES
-        self._owner[start] = (_FILLER, pt, start_tc, n_tc)
-        return start
+    def _place_batch(self, npages: np.ndarray) -> np.ndarray:
+        starts = np.empty(len(npages), dtype=np.int64)
+        epoch, done = self._epoch(), 0
+        self._reserve(0, 0, 0)
+        while True:
+            done, need = place_spans(self._hp, self._lists, self._nonempty, self._fill, self._rs, self._rs_n,
+                                     self._epochs, self._cache_n, self._regions, self._vhp_counts, npages,
+                                     starts, done, epoch)
+            if done == len(npages):
+                return starts
+            if need == NEED_ROW:
+                self._add_region_rows()
+            else:
+                self._map_hugepages(-need - 2)
 
-    def _alloc_region(self, npages: int) -> int:
-        for region in self.regions:
-            start = region.try_get(npages)
-            if start is not None:
-                break
-        else:
-            region = HugeRegion(self, self.huge_allocator.get(REGION_HUGEPAGES))
-            self.regions.append(region)
-            start = region.try_get(npages)
-        self._owner[start] = (_REGION, region)
-        return start
+    def _unplace_batch(self, starts: np.ndarray, npages: np.ndarray) -> None:
+        n, cached = len(starts), int(self._rs_n[CACHE, COUNT])
+        self._reserve(cached + 3 * n, cached + 6 * n + 2, 2 * n + 1)
+        unplace_spans(self._hp, self._lists, self._nonempty, self._fill, self._rs, self._rs_n, self._epochs,
+                      self._cache_n, self._vhp_counts, starts, npages, self._epoch(), self._out, self._ends,
+                      self._out_n)
+        self._pending_s = self._issue(self._out, self._ends, self._out_n, self._pending_s)[1]
 
-    def _alloc_large(self, npages: int) -> int:
-        n_hp = -(-npages // HPAGE_PAGES)
-        first_vhp = self.cache.get(n_hp)
-        tail_tc = (npages - (n_hp - 1) * HPAGE_PAGES) // TC_PAGE_PAGES
-        tail = None
-        if tail_tc < TC_PAGES_PER_HUGEPAGE:
-            tail = PageTracker(first_vhp + n_hp - 1)
-            tail.mark(0, tail_tc)
-            self.filler.contribute(tail, donated=True)
-        start = first_vhp * HPAGE_PAGES
-        self._owner[start] = (_LARGE, n_hp, tail, tail_tc)
-        return start
+    def _issue(self, out: np.ndarray, ends: np.ndarray, out_n: np.ndarray,
+               seconds: float = 0.0) -> tuple[int, float]:
+        """Make the planned release calls in order: (4 KiB pages released, ``seconds`` plus their cost)."""
+        pages, a = 0, 0
+        for b in ends[: out_n[NGROUPS]].tolist():
+            n, spent = self.release_ranges(out[0, a:b], out[1, a:b])
+            pages, seconds, a = pages + n, seconds + spent, b
+        assert a == out_n[NRANGES]
+        return pages, seconds
 
-    def _unplace(self, start: int, npages: int) -> None:
-        owner = self._owner.pop(start)
-        if owner[0] == _FILLER:
-            _, pt, start_tc, n_tc = owner
-            if self.filler.put(pt, start_tc, n_tc):
-                self._return_hugepage(pt)
-        elif owner[0] == _REGION:
-            owner[1].put(start, npages)
-        else:
-            self._free_large(start, owner)
-
-    def _free_large(self, start: int, owner: tuple) -> None:
-        _, n_hp, tail, tail_tc = owner
-        whole = n_hp - 1 if tail is not None else n_hp
-        if whole:
-            self._pending_s += self.cache.put(start // HPAGE_PAGES, whole)
-        if tail is not None and self.filler.put(tail, 0, tail_tc):
-            self._return_hugepage(tail)
-
-    def _return_hugepage(self, pt: PageTracker) -> None:
-        """An emptied filler hugepage goes to the cache; a subreleased one is released whole instead."""
-        if pt.released:
-            pages = np.array([pt.vhp * HPAGE_PAGES], dtype=np.int64)
-            self._pending_s += self.release_ranges(pages, np.array([HPAGE_PAGES]))[1]
-            self.cache.usage_hp -= 1
-            self.huge_allocator.put(pt.vhp, 1)
-        else:
-            self._pending_s += self.cache.put(pt.vhp, 1)
-
-    def _on_alloc_batch(self) -> float:
-        return 0.0
+    def _record_demand(self) -> None:
+        """The filler's used pages this second (once per allocation or free batch)."""
+        if self._fill[DEMAND_N] + 1 >= len(self._demand):
+            self._demand = _grown(self._demand, 0, 2 * len(self._demand))
+        second = int(self.now())
+        record_demand(self._demand, self._fill, second, float(second - max(self.skip_short_s, self.skip_long_s)))
 
     def alloc(self, span_ids, span_bytes) -> float:
         seconds = super().alloc(span_ids, span_bytes)
-        self.filler.record_demand()
+        self._record_demand()
         return seconds
 
     def _on_free_batch(self) -> float:
-        self.filler.record_demand()
+        self._record_demand()
         seconds, self._pending_s = self._pending_s, 0.0
         return seconds
 
@@ -164,7 +190,11 @@ class HugePageAwareAllocator(HeapAllocator):
     def _background(self, now_s: float, dt_s: float) -> float:
         if self.release_advice == "none":
             return 0.0
-        seconds = self.cache.shrink()
+        cached = int(self._rs_n[CACHE, COUNT])
+        self._reserve(cached + 1, cached + 1, 1)
+        cache_shrink(self._rs, self._rs_n, self._epochs, self._cache_n, self._vhp_counts, self._epoch(),
+                     self._out, self._ends, self._out_n)
+        seconds = self._issue(self._out, self._ends, self._out_n)[1]
         if self.release_rate_bytes_s == 0:
             return seconds
         budget = self.release_rate_bytes_s * dt_s / PAGE_SIZE + self._credit_pages
@@ -174,21 +204,45 @@ class HugePageAwareAllocator(HeapAllocator):
 
     def release(self, budget_pages: float) -> tuple[int, float]:
         """ReleaseAtLeastNPages: cache, then empty region hugepages, then filler subrelease."""
-        released, seconds = self.cache.release(int(-(-budget_pages // HPAGE_PAGES)))
-        for region in self.regions:
-            if released >= budget_pages:
-                break
-            n, spent = region.release_empty_hugepages(budget_pages - released)
-            released, seconds = released + n, seconds + spent
+        cached, nregions = int(self._rs_n[CACHE, COUNT]), int(self._regions[NREGIONS])
+        self._reserve(cached + 1, cached + 1 + REGION_HUGEPAGES * nregions, nregions + 1)
+        planned = release_whole(self._rs, self._rs_n, self._vhp_counts, self._regions, float(budget_pages),
+                                int(-(-budget_pages // HPAGE_PAGES)), self._out, self._ends, self._out_n)
+        released, seconds = self._issue(self._out, self._ends, self._out_n)
+        assert released == planned, (released, planned)
         if released < budget_pages:
             want_tc = int(-(-(budget_pages - released) // TC_PAGE_PAGES))
-            n, spent = self.filler.release_pages(want_tc)
+            planned, out, ends, out_n = subrelease(
+                self._hp, self._lists, self._nonempty, self._fill, self._demand, self._vhp_counts, want_tc,
+                self.skip_short_s, self.skip_long_s, self.release_advice is ReleaseAdvice.NONE)
+            n, spent = self._issue(out, ends, out_n)
+            assert n == planned, (n, planned)
             released, seconds = released + n, seconds + spent
         return released, seconds
 
+    # ----------------------------------------------------------------------------------- views
+
+    @property
+    def cached_hugepages(self) -> int:
+        """Empty backed hugepages in the HugeCache."""
+        return int(self._rs_n[CACHE, TOTAL])
+
+    @property
+    def unbacked_hugepages(self) -> int:
+        """Hugepages of address space the HugeAllocator holds (fresh or released)."""
+        return int(self._rs_n[ALLOC, TOTAL])
+
+    @property
+    def region_count(self) -> int:
+        return int(self._regions[NREGIONS])
+
+    def subreleased(self, page: int) -> bool:
+        """Whether the filler hugepage holding 4 KiB page ``page`` is marked subreleased."""
+        return bool(self._hp[page // HPAGE_PAGES, RELEASED])
+
     def filler_slack(self) -> float:
         """Free backed bytes over backed bytes of the filler's hugepages (tcmalloc's filler stats)."""
-        vhps = self.filler.member_vhps()
+        vhps = np.flatnonzero(self._hp[: self.nvhp, MEMBER])
         if len(vhps) == 0:
             return 0.0
         free = int(self._vhp_counts[vhps, PageState.FREE_BACKED].sum())

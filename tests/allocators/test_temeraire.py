@@ -6,7 +6,17 @@ import numpy as np
 from conftest import Churn, FakeProcess, assert_conserved, hugepage_footprint_overhead
 
 from clustersim.allocators import HugePageAwareAllocator, PageState, make_allocator
-from clustersim.allocators.huge_page_filler import PageTracker
+from clustersim.allocators.huge_allocator import new_range_sets, rs_best_fit, rs_insert, rs_take_largest
+from clustersim.allocators.page_tracker import (
+    LONGEST,
+    NALLOCS,
+    USED,
+    free_ranges,
+    new_hugepages,
+    tracker_get,
+    tracker_mark,
+    tracker_put,
+)
 
 MiB = 1 << 20
 
@@ -82,16 +92,47 @@ def test_donated_tail_is_used_only_when_regular_hugepages_are_full(proc):
     a.free(np.array([0, 2]))
     # Freeing the large span gives back both hugepages whole (the tail was never used).
     a.free(np.array([1]))
-    assert a.cache.size_hp + a.huge_allocator.free.free_pages >= 2
+    assert a.cached_hugepages + a.unbacked_hugepages >= 2
 
 
 def test_mid_size_spans_share_hugepages_in_a_region(proc):
     # Four 1.5 MiB spans fit in three hugepages of a region instead of four hugepages.
     a = HugePageAwareAllocator(proc)
     a.alloc(np.arange(4), np.full(4, 3 * MiB // 2))
-    assert len(a.regions) == 1
+    assert a.region_count == 1
     vhps = {a._spans[i][0] // 512 for i in range(4)} | {(a._spans[i][0] + 383) // 512 for i in range(4)}
     assert len(vhps) == 3
+
+
+def test_regions_are_added_in_order_when_full_and_refilled_from_the_first():
+    # A 1 GiB region holds 682 spans of 1.5 MiB (1024 / 1.5); 1400 such spans need three regions, each
+    # mapped from fresh heap. After freeing everything, the next span goes to the first region again, at its
+    # lowest address (best fit over one free range per region).
+    a = HugePageAwareAllocator(FakeProcess())
+    a.alloc(np.arange(1400), np.full(1400, 3 * MiB // 2))
+    assert a.region_count == 3
+    starts = np.sort([a._spans[i][0] for i in range(1400)])
+    assert (np.diff(starts) >= 384).all()       # no two spans overlap
+    first_region_page = starts[0]
+    a.free(np.arange(1400))
+    a.alloc(np.array([5000]), np.array([3 * MiB // 2]))
+    assert a._spans[5000][0] == first_region_page and a.region_count == 3
+    assert_conserved(a)
+
+
+def test_range_set_takes_the_shortest_fit_lowest_first_and_coalesces():
+    # HugeAllocator/HugeCache/HugeRegion best fit: the shortest range that holds n, the lowest address among
+    # equally short ones; the longest range, the highest address among equally long ones, for release.
+    rs, rs_n = new_range_sets(1, 16)
+    for start, n in ((0, 4), (10, 2), (20, 2), (30, 8), (50, 8)):
+        rs_insert(rs, rs_n, 0, start, n)
+    assert rs_best_fit(rs, rs_n, 0, 2) == 10 and rs_best_fit(rs, rs_n, 0, 3) == 0
+    assert rs_best_fit(rs, rs_n, 0, 9) == -1
+    assert tuple(rs_take_largest(rs, rs_n, 0)) == (50, 8)
+    rs_insert(rs, rs_n, 0, 10, 10)              # joins [20, 22) after it; [3, 4) stays apart
+    assert rs_n[0].tolist() == [3, 1 + 12 + 8]
+    rs_insert(rs, rs_n, 0, 22, 8)               # bridges [10, 22) and [30, 38)
+    assert rs_n[0].tolist() == [2, 1 + 28] and tuple(rs_take_largest(rs, rs_n, 0)) == (10, 28)
 
 
 def test_cache_keeps_the_demand_swing_and_releases_the_rest(proc):
@@ -103,10 +144,10 @@ def test_cache_keeps_the_demand_swing_and_releases_the_rest(proc):
     a.alloc(np.arange(10), np.full(10, 2 * MiB))
     clock.t = 5.0
     a.free(np.arange(4))
-    assert a.cache.size_hp == 3 and a.pages_in(PageState.RELEASED) == 512
+    assert a.cached_hugepages == 3 and a.pages_in(PageState.RELEASED) == 512
     clock.t = 10.0
     a.background(10.0)
-    assert a.cache.size_hp == 0
+    assert a.cached_hugepages == 0
     assert a.pages_in(PageState.RELEASED) == 4 * 512
 
 
@@ -120,13 +161,12 @@ def test_release_takes_cache_first_and_subreleases_only_when_needed(proc):
     clock.t = 1.0
     a.alloc(np.array([4]), np.array([2 * MiB]))
     a.free(np.array([1, 3]))
-    assert a.cache.size_hp == 1
+    assert a.cached_hugepages == 1
     released, _ = a.release(512)
-    assert released == 512 and a.cache.size_hp == 0
+    assert released == 512 and a.cached_hugepages == 0
     released, _ = a.release(128 * 2)
     assert released == 256
-    tracker = a._owner[a._spans[2][0]][1]
-    assert tracker.released
+    assert a.subreleased(a._spans[2][0])
 
 
 def test_skip_subrelease_keeps_memory_recent_peak_demand_needs(proc):
@@ -151,12 +191,12 @@ def test_skip_subrelease_keeps_memory_recent_peak_demand_needs(proc):
 def test_page_tracker_places_best_fit_and_merges_freed_ranges():
     # Free ranges [0, 2) and [4, 7) after marking: a 2-page span takes the exact hole at 0, a 1-page span
     # the lower end of [4, 7); freeing everything merges back into one range of the whole hugepage.
-    pt = PageTracker(0)
-    pt.mark(2, 2)
-    pt.mark(7, 249)
-    assert (pt.free_start, pt.free_len, pt.longest_free) == ([0, 4], [2, 3], 3)
-    assert pt.get(2) == 0 and pt.get(1) == 4 and pt.longest_free == 2
+    hp = new_hugepages(1)
+    tracker_mark(hp, 0, 2, 2)
+    tracker_mark(hp, 0, 7, 249)
+    assert (free_ranges(hp, 0), hp[0, LONGEST]) == (([0, 4], [2, 3]), 3)
+    assert tracker_get(hp, 0, 2) == 0 and tracker_get(hp, 0, 1) == 4 and hp[0, LONGEST] == 2
     for start, n in ((7, 249), (0, 2), (4, 1), (2, 2)):
-        pt.put(start, n)
-    assert (pt.free_start, pt.free_len, pt.longest_free, pt.used_tc, pt.nallocs) == ([0], [256], 256, 0, 0)
-    assert pt.get(10) == 0 and pt.longest_free == 246
+        tracker_put(hp, 0, start, n)
+    assert (free_ranges(hp, 0), hp[0, LONGEST], hp[0, USED], hp[0, NALLOCS]) == (([0], [256]), 256, 0, 0)
+    assert tracker_get(hp, 0, 10) == 0 and hp[0, LONGEST] == 246
