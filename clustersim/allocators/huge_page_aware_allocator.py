@@ -90,6 +90,7 @@ class HugePageAwareAllocator(HeapAllocator):
         self._epochs, self._cache_n = new_window()                       # the cache's demand window
         self._regions = new_regions(2)
         self._out, self._ends, self._out_n = new_plan(64, 16)           # releases a call decided
+        self._rs_bound = 0
         self._credit_pages = 0.0
         self._pending_s = 0.0
 
@@ -102,18 +103,19 @@ class HugePageAwareAllocator(HeapAllocator):
     def _reserve(self, new_ranges: int, plan_ranges: int, plan_groups: int) -> None:
         """Room for a call that adds up to ``new_ranges`` to any range set and plans up to ``plan_ranges``
         ranges in ``plan_groups`` groups; the demand records can take one entry more each."""
-        need = int(self._rs_n[:, COUNT].max()) + new_ranges + 1
-        if need > self._rs.shape[2]:
-            self._rs = _grown(self._rs, 2, max(need, 2 * self._rs.shape[2]))
+        self._rs_bound += new_ranges   # an upper bound of every range set's count after the call
+        if self._rs_bound + 1 > self._rs.shape[2]:
+            self._rs_bound = int(self._rs_n[:, COUNT].max()) + new_ranges
+            if self._rs_bound + 1 > self._rs.shape[2]:
+                self._rs = _grown(self._rs, 2, max(self._rs_bound + 1, 2 * self._rs.shape[2]))
         if plan_ranges > self._out.shape[1]:
             self._out = _grown(self._out, 1, max(plan_ranges, 2 * self._out.shape[1]))
         if plan_groups > len(self._ends):
             self._ends = _grown(self._ends, 0, max(plan_groups, 2 * len(self._ends)))
         if self._cache_n[NEPOCHS] + 1 >= len(self._epochs):
             self._epochs = _grown(self._epochs, 0, 2 * len(self._epochs))
-        if self._fill[DEMAND_N] + 1 >= len(self._demand):
-            self._demand = _grown(self._demand, 0, 2 * len(self._demand))
-        self._out_n[:] = 0
+        out_n = self._out_n
+        out_n[NRANGES] = out_n[NGROUPS] = 0
 
     def _map_hugepages(self, n_hp: int) -> None:
         """HugeAllocator's growth: mmap at least ``n_hp`` hugepages more of heap, free for the allocator."""
@@ -162,6 +164,8 @@ class HugePageAwareAllocator(HeapAllocator):
                seconds: float = 0.0) -> tuple[int, float]:
         """Make the planned release calls in order: (4 KiB pages released, ``seconds`` plus their cost)."""
         pages, a = 0, 0
+        if out_n[NGROUPS] == 0:
+            return pages, seconds
         for b in ends[: out_n[NGROUPS]].tolist():
             n, spent = self.release_ranges(out[0, a:b], out[1, a:b])
             pages, seconds, a = pages + n, seconds + spent, b
