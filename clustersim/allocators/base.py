@@ -248,9 +248,9 @@ class HeapAllocator(PageSpace):
             raise ValueError("span_ids and span_bytes must have the same length")
         if len(ids) == 0:
             return 0.0
-        id_list, byte_list = ids.tolist(), nbytes.tolist()
-        if not all(b > 0 and b % PAGE_SIZE == 0 for b in byte_list):
+        if not ((nbytes > 0) & (nbytes % PAGE_SIZE == 0)).all():
             raise ValueError("span_bytes must be positive multiples of 4096")
+        id_list = ids.tolist()
         check_new_ids(self._spans.contains(ids), self._direct, id_list)
         seconds = self._on_alloc_batch()
         direct = self._direct_mask(nbytes)
