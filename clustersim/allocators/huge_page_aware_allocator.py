@@ -139,12 +139,12 @@ class HugePageAwareAllocator(HeapAllocator):
 
     def _place_batch(self, npages: np.ndarray) -> np.ndarray:
         starts = np.empty(len(npages), dtype=np.int64)
-        epoch, done = self._epoch(), 0
+        epoch, (second, horizon_s), done = self._epoch(), self._demand_second(), 0
         self._reserve(0, 0, 0)
         while True:
             done, need = place_spans(self._hp, self._lists, self._nonempty, self._fill, self._rs, self._rs_n,
                                      self._epochs, self._cache_n, self._regions, self._vhp_counts, npages,
-                                     starts, done, epoch)
+                                     starts, done, epoch, self._demand, second, horizon_s)
             if done == len(npages):
                 return starts
             if need == NEED_ROW:
@@ -155,9 +155,10 @@ class HugePageAwareAllocator(HeapAllocator):
     def _unplace_batch(self, starts: np.ndarray, npages: np.ndarray) -> None:
         n, cached = len(starts), int(self._rs_n[CACHE, COUNT])
         self._reserve(cached + 3 * n, cached + 6 * n + 2, 2 * n + 1)
+        second, horizon_s = self._demand_second()
         unplace_spans(self._hp, self._lists, self._nonempty, self._fill, self._rs, self._rs_n, self._epochs,
                       self._cache_n, self._vhp_counts, starts, npages, self._epoch(), self._out, self._ends,
-                      self._out_n)
+                      self._out_n, self._demand, second, horizon_s)
         self._pending_s = self._issue(self._out, self._ends, self._out_n, self._pending_s)[1]
 
     def _issue(self, out: np.ndarray, ends: np.ndarray, out_n: np.ndarray,
@@ -172,20 +173,22 @@ class HugePageAwareAllocator(HeapAllocator):
         assert a == out_n[NRANGES]
         return pages, seconds
 
-    def _record_demand(self) -> None:
-        """The filler's used pages this second (once per allocation or free batch)."""
+    def _demand_second(self) -> tuple[int, float]:
+        """The second the filler's demand is recorded under, and the horizon before which records are
+        forgotten; makes room for one more record."""
         if self._fill[DEMAND_N] + 1 >= len(self._demand):
             self._demand = _grown(self._demand, 0, 2 * len(self._demand))
         second = int(self.now())
-        record_demand(self._demand, self._fill, second, float(second - max(self.skip_short_s, self.skip_long_s)))
+        return second, float(second - max(self.skip_short_s, self.skip_long_s))
 
     def alloc(self, span_ids, span_bytes) -> float:
         seconds = super().alloc(span_ids, span_bytes)
-        self._record_demand()
+        if len(span_ids) == 0:   # no batch was placed, so its demand record is made here
+            second, horizon_s = self._demand_second()
+            record_demand(self._demand, self._fill, second, horizon_s)
         return seconds
 
-    def _on_free_batch(self) -> float:
-        self._record_demand()
+    def _on_free_batch(self) -> float:   # the free batch recorded its demand already
         seconds, self._pending_s = self._pending_s, 0.0
         return seconds
 

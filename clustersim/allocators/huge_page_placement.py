@@ -29,6 +29,7 @@ from clustersim.units import HPAGE_PAGES
 from .huge_allocator import emit_range, end_group, rs_insert
 from .huge_cache import ALLOC, USAGE, cache_get, cache_put, cache_release
 from .huge_page_filler import filler_contribute, filler_put, filler_try_get
+from .huge_page_subrelease import record_demand
 from .huge_region import NEED_SPACE, NREGIONS, REGION_HUGEPAGES, region_alloc, region_put, region_release_empty
 from .page_tracker import REGION, RELEASED, TC_PAGE_PAGES, TC_PAGES_PER_HUGEPAGE, tracker_mark, tracker_reset
 
@@ -77,13 +78,15 @@ def _place(hp, lists, nonempty, fill, rs, rs_n, epochs, cache_n, regions, counts
 
 @njit
 def place_spans(hp, lists, nonempty, fill, rs, rs_n, epochs, cache_n, regions, counts, npages, starts,
-                first, epoch):
-    """Place spans ``first..`` of ``npages`` in order, writing ``starts``: (spans done, need answer or 0)."""
+                first, epoch, demand, second, horizon_s):
+    """Place spans ``first..`` of ``npages`` in order, writing ``starts``: (spans done, need answer or 0).
+    Once all are placed, the filler's demand for ``second`` is recorded (huge_page_subrelease.py)."""
     for i in range(first, len(npages)):
         start = _place(hp, lists, nonempty, fill, rs, rs_n, epochs, cache_n, regions, counts, npages[i], epoch)
         if start < 0:
             return i, start
         starts[i] = start
+    record_demand(demand, fill, second, horizon_s)
     return len(npages), 0
 
 
@@ -109,8 +112,9 @@ def _free_filler(hp, lists, nonempty, fill, rs, rs_n, epochs, cache_n, counts, v
 
 @njit
 def unplace_spans(hp, lists, nonempty, fill, rs, rs_n, epochs, cache_n, counts, starts, npages, epoch,
-                  out, ends, out_n):
-    """Take freed spans back in order (Delete); the releases this causes are added to the plan."""
+                  out, ends, out_n, demand, second, horizon_s):
+    """Take freed spans back in order (Delete); the releases this causes are added to the plan. Then the
+    filler's demand for ``second`` is recorded."""
     for i in range(len(starts)):
         start, n = starts[i], npages[i]
         v = start // HPAGE_PAGES
@@ -129,6 +133,7 @@ def unplace_spans(hp, lists, nonempty, fill, rs, rs_n, epochs, cache_n, counts, 
         else:
             _free_filler(hp, lists, nonempty, fill, rs, rs_n, epochs, cache_n, counts, v,
                          (start - v * HPAGE_PAGES) // TC_PAGE_PAGES, n // TC_PAGE_PAGES, epoch, out, ends, out_n)
+    record_demand(demand, fill, second, horizon_s)
 
 
 
