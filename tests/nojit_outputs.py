@@ -1,9 +1,10 @@
 """What the compiled loops produce, rendered as text, for the compiled-vs-plain-Python comparison.
 
 ``test_no_jit_equivalence`` runs ``outputs()`` in two fresh interpreters, one with ``NUMBA_DISABLE_JIT=1``,
-and requires identical text. Covered: the kernel's golden scenarios (every syscall path), the jemalloc and
-glibc syscall traces (the allocators' range and span loops), the latency histogram's bucket loop, the
-request queue's recursion (stalls, freezes, timeouts) and the workloads' live-unit table and hot-set hash.
+and requires identical text. Covered: the kernel's golden scenarios (every syscall path), the legacy
+tcmalloc, jemalloc and glibc syscall traces (the allocators' range loops and their page heaps' batch loops),
+the latency histogram's bucket loop, the request queue's recursion (stalls, freezes, timeouts) and the
+workloads' live-unit table and hot-set hash.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from clustersim.fleet.queue import RequestQueue
 from clustersim.workloads import HeapDemand
 from clustersim.workloads.access import AccessPattern
 
-TRACE_KINDS = ("jemalloc", "glibc")
+TRACE_KINDS = ("tcmalloc", "jemalloc", "glibc")
 
 
 def kernel_outputs() -> dict[str, list[str]]:
