@@ -1,10 +1,11 @@
 """What the compiled loops produce, rendered as text, for the compiled-vs-plain-Python comparison.
 
 ``test_no_jit_equivalence`` runs ``outputs()`` in two fresh interpreters, one with ``NUMBA_DISABLE_JIT=1``,
-and requires identical text. Covered: the kernel's golden scenarios (every syscall path), the jemalloc,
-glibc and Temeraire syscall traces (the allocators' range and span loops; Temeraire's compiled placement,
-freeing, cache, region and subrelease calls), the latency histogram's bucket loop, the
-request queue's recursion (stalls, freezes, timeouts) and the workloads' live-unit table and hot-set hash.
+and requires identical text. Covered: the kernel's golden scenarios (every syscall path), the legacy
+tcmalloc, jemalloc, glibc and Temeraire syscall traces (the allocators' range loops, the page heaps' batch
+loops, Temeraire's compiled placement, freeing, cache, region and subrelease calls), the latency histogram's
+bucket loop, the request queue's recursion (stalls, freezes, timeouts) and the workloads' live-unit table and
+hot-set hash.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from clustersim.fleet.queue import RequestQueue
 from clustersim.workloads import HeapDemand
 from clustersim.workloads.access import AccessPattern
 
-TRACE_KINDS = ("jemalloc", "glibc", "temeraire")
+TRACE_KINDS = ("tcmalloc", "jemalloc", "glibc", "temeraire")
 
 
 def kernel_outputs() -> dict[str, list[str]]:

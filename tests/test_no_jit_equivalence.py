@@ -1,9 +1,9 @@
 """The compiled loops mean what their Python source says: compiled and plain-Python runs give the same text.
 
 The hot loops are compiled with numba (clustersim/jit.py). ``NUMBA_DISABLE_JIT=1`` runs the same functions as
-Python; both runs of ``nojit_outputs.outputs()`` (kernel golden scenarios, jemalloc, glibc and Temeraire
-syscall traces, the latency histogram, the workloads' live-unit table and hot-set hash) must agree line for
-line.
+Python; both runs of ``nojit_outputs.outputs()`` (kernel golden scenarios, legacy tcmalloc, jemalloc, glibc and
+Temeraire syscall traces, the latency histogram, the workloads' live-unit table and hot-set hash) must agree line
+for line.
 """
 
 from __future__ import annotations

@@ -1,107 +1,207 @@
-"""BestFitFreeList: free page ranges with address-ordered best fit and coalescing of neighbours.
+"""Best-fit free runs: free page ranges with address-ordered best fit and coalescing of neighbours, compiled.
 
-The free-span structure of tcmalloc's legacy page heap (a set ordered by (length, address) for large spans,
-tcmalloc/page_heap.cc) and of dlmalloc/glibc large bins. Each range carries a ``dirty`` flag meaning "may
-still hold backed pages"; merging ORs the flags, so a release pass can skip ranges known to be clean.
+The free-span structure of tcmalloc's legacy page heap (large spans in a set ordered by (length, address),
+gperftools src/page_heap.cc) and of dlmalloc/glibc large bins: the smallest free run that fits, the lowest
+address among equal lengths. Two ordered maps in one sorted-blocks buffer (sorted_blocks.py) hold the runs:
+by (length, start) for the fit, by start for coalescing (the run ending where a freed range starts, the run
+starting where it ends), as tcmalloc's page map finds a span's neighbours. Each run carries a ``dirty``
+flag meaning "may still hold backed pages"; merging ORs the flags, so a release pass can skip runs known to
+be clean.
+
+The page heaps hand a tick's spans to the batch loops here (``place_best_fit``, ``insert_runs``) in one call;
+``BestFitFreeList`` wraps the same buffer for callers that take one range at a time.
 
 Left out: tcmalloc's exact-size lists for short spans (they also give best fit) and its normal/returned split
-(here one range can mix backed and released pages; the page states say which).
+(here one run can mix backed and released pages; the page states say which).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+import numpy as np
 
-# Ranges are ordered by one int key, length << _START_BITS | start: the same order as (length, start) tuples,
-# but bisect compares machine-size ints instead of tuples. Page indices stay below 2**40 (4 PiB of heap).
-_START_BITS = 40
-_START_MASK = (1 << _START_BITS) - 1
+from clustersim.jit import njit
+
+from .sorted_blocks import (
+    before,
+    extra_offset,
+    find,
+    insert,
+    items,
+    key_at,
+    key_count,
+    last_pos,
+    lower_bound,
+    new_buffer,
+    remove,
+    reserve,
+    set_val,
+    val_at,
+    view,
+)
+
+# The by-size map orders runs by one int key, length << START_BITS | start: the order of (length, start)
+# pairs. Page indices and lengths stay below 2**31 (8 TiB of heap).
+START_BITS = 32
+START_MASK = (1 << START_BITS) - 1
+MAX_PAGES = 1 << 31
+BY_SIZE, BY_START = 0, 1     # maps: (length, start) -> 0;  start -> length << 1 | clean
+FREE_PAGES = 0               # extra word: pages in all runs
+INSERTS_PER_RUN_CHANGE = 2   # an insert or a fit adds at most one run to each map
+
+
+# --- compiled operations on a view ------------------------------------------------------------------------
+@njit
+def add_run(v, start, n, dirty):
+    """Record the free run [start, start+n) (no free neighbour)."""
+    insert(v, BY_SIZE, n << START_BITS | start, 0)
+    insert(v, BY_START, start, n << 1 | (0 if dirty else 1))
+    v.extra[FREE_PAGES] += n
+
+
+@njit
+def drop_run(v, start):
+    """Forget the run starting at ``start``: (length, dirty)."""
+    packed = remove(v, BY_START, start)
+    n = packed >> 1
+    remove(v, BY_SIZE, n << START_BITS | start)
+    v.extra[FREE_PAGES] -= n
+    return n, (packed & 1) == 0
+
+
+@njit
+def insert_run(v, start, n, dirty):
+    """Add the free range [start, start+n), merged with free neighbours; returns the merged run."""
+    p, i = before(v, BY_START, *lower_bound(v, BY_START, start))
+    if p >= 0:
+        prev = key_at(v, BY_START, p, i)
+        if prev + (val_at(v, BY_START, p, i) >> 1) == start:
+            pn, pd = drop_run(v, prev)
+            start, n, dirty = prev, n + pn, dirty or pd
+    if find(v, BY_START, start + n)[0] >= 0:
+        nn, nd = drop_run(v, start + n)
+        n, dirty = n + nn, dirty or nd
+    add_run(v, start, n, dirty)
+    return start, n
+
+
+@njit
+def take_best_fit(v, n):
+    """Remove the smallest free run of at least ``n`` pages (lowest address on ties); its head is returned
+    and the tail stays free, as dirty as the run was. -1 when nothing fits."""
+    p, i = lower_bound(v, BY_SIZE, n << START_BITS)
+    if p == v.nblocks[BY_SIZE]:
+        return -1
+    start = key_at(v, BY_SIZE, p, i) & START_MASK
+    length, dirty = drop_run(v, start)
+    if length > n:
+        add_run(v, start + n, length - n, dirty)
+    return start
+
+
+# --- compiled entry points on a buffer --------------------------------------------------------------------
+@njit
+def place_best_fit(buf, npages, out, first):
+    """Best fit for spans ``first``, ``first + 1``, ... in order, writing their starts to ``out``; returns
+    the index of the first span nothing fits (len(npages) when all were placed)."""
+    v = view(buf)
+    for k in range(first, npages.shape[0]):
+        start = take_best_fit(v, npages[k])
+        if start < 0:
+            return k
+        out[k] = start
+    return npages.shape[0]
+
+
+@njit
+def insert_runs(buf, starts, lengths, dirty):
+    """``insert_run`` for each range in order."""
+    v = view(buf)
+    for k in range(starts.shape[0]):
+        insert_run(v, starts[k], lengths[k], dirty)
+
+
+@njit
+def _insert_one(buf, start, n, dirty):
+    return insert_run(view(buf), start, n, dirty)
+
+
+@njit
+def _take_best_fit_one(buf, n):
+    return take_best_fit(view(buf), n)
+
+
+@njit
+def _take_largest(buf):
+    v = view(buf)
+    p, i = last_pos(v, BY_SIZE)
+    start = key_at(v, BY_SIZE, p, i) & START_MASK
+    return start, drop_run(v, start)[0]
+
+
+@njit
+def runs(buf, dirty_only):
+    """(starts, lengths) of the runs in address order; only those that may hold backed pages if
+    ``dirty_only``."""
+    starts, packed = items(view(buf), BY_START)
+    if dirty_only:
+        keep = (packed & 1) == 0
+        starts, packed = starts[keep], packed[keep]
+    return starts, packed >> 1
+
+
+@njit
+def mark_clean(buf, starts):
+    """Record that the runs starting at ``starts`` hold no backed pages any more."""
+    v = view(buf)
+    for k in range(starts.shape[0]):
+        p, i = find(v, BY_START, starts[k])
+        assert p >= 0, "mark_clean: no free run starts there"
+        set_val(v, BY_START, p, i, val_at(v, BY_START, p, i) | 1)
 
 
 class BestFitFreeList:
-    """Free ranges of a page index space. Costs O(log n) search plus a list insert per operation."""
+    """Free runs of a page index space (``buf``, a sorted-blocks buffer the batch loops take directly)."""
 
     def __init__(self) -> None:
-        self._keys: list[int] = []               # sorted length << _START_BITS | start
-        self._len_at: dict[int, int] = {}         # start -> length
-        self._start_of_end: dict[int, int] = {}   # end -> start
-        self._clean: set[int] = set()             # starts of ranges known to hold no backed pages
-        self.free_pages = 0
+        self.buf = new_buffer(2, 1)
+        self._free_pages_at = extra_offset(self.buf) + FREE_PAGES
 
     def __len__(self) -> int:
-        return len(self._len_at)
+        return key_count(self.buf, BY_START)
 
-    def _add(self, start: int, n: int, dirty: bool) -> None:
-        insort(self._keys, n << _START_BITS | start)
-        self._len_at[start] = n
-        self._start_of_end[start + n] = start
-        if not dirty:
-            self._clean.add(start)
-        self.free_pages += n
+    @property
+    def free_pages(self) -> int:
+        return int(self.buf[self._free_pages_at])
 
-    def _drop(self, start: int) -> tuple[int, bool]:
-        n = self._len_at.pop(start)
-        del self._start_of_end[start + n]
-        dirty = True
-        if self._clean and start in self._clean:
-            self._clean.remove(start)
-            dirty = False
-        keys = self._keys
-        del keys[bisect_left(keys, n << _START_BITS | start)]
-        self.free_pages -= n
-        return n, dirty
+    def reserve(self, run_changes: int) -> None:
+        """Make room for ``run_changes`` inserts or fits before a compiled loop runs."""
+        self.buf = reserve(self.buf, INSERTS_PER_RUN_CHANGE * run_changes)
 
     def insert(self, start: int, n: int, dirty: bool = True) -> tuple[int, int]:
         """Add the free range [start, start+n), merged with free neighbours; returns the merged range."""
-        prev = self._start_of_end.get(start)
-        if prev is not None:
-            pn, pd = self._drop(prev)
-            start, n, dirty = prev, n + pn, dirty or pd
-        if start + n in self._len_at:
-            nn, nd = self._drop(start + n)
-            n, dirty = n + nn, dirty or nd
-        self._add(start, n, dirty)
-        return start, n
+        assert start >= 0 and n > 0 and start + n <= MAX_PAGES, "page indices must stay below 2**31"
+        self.reserve(1)
+        s, length = _insert_one(self.buf, start, n, dirty)
+        return int(s), int(length)
 
     def take_best_fit(self, n: int) -> int | None:
-        """Remove the smallest free range of at least ``n`` pages (lowest address on ties); its head is
+        """Remove the smallest free run of at least ``n`` pages (lowest address on ties); its head is
         returned and the tail stays free. None when nothing fits."""
-        keys = self._keys
-        i = bisect_left(keys, n << _START_BITS)
-        if i == len(keys):
-            return None
-        start = keys[i] & _START_MASK
-        length, dirty = self._drop(start)
-        if length > n:
-            self._add(start + n, length - n, dirty)
-        return start
+        self.reserve(1)
+        start = _take_best_fit_one(self.buf, n)
+        return None if start < 0 else int(start)
 
     def take_largest(self) -> tuple[int, int]:
-        """Remove the longest free range (highest address on ties): (start, length)."""
-        start = self._keys[-1] & _START_MASK
-        return start, self._drop(start)[0]
+        """Remove the longest free run (highest address on ties): (start, length)."""
+        assert len(self), "take_largest: no free run"
+        start, n = _take_largest(self.buf)
+        return int(start), int(n)
 
-    def take_range(self, start: int) -> tuple[int, bool]:
-        """Remove the free range starting at ``start``: (length, dirty)."""
-        return self._drop(start)
+    def runs(self, dirty_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(starts, lengths) of the free runs in address order; only those that may hold backed pages
+        if ``dirty_only``."""
+        return runs(self.buf, dirty_only)
 
-    def start_ending_at(self, end: int) -> int | None:
-        """Start of the free range that ends exactly at ``end``, if any."""
-        return self._start_of_end.get(end)
-
-    def length_at(self, start: int) -> int:
-        return self._len_at[start]
-
-    def dirty_ranges(self) -> list[tuple[int, int]]:
-        """(start, length) of ranges that may hold backed pages, in address order."""
-        clean = self._clean
-        return sorted([item for item in self._len_at.items() if item[0] not in clean])
-
-    def ranges(self) -> list[tuple[int, int]]:
-        """All free (start, length), in address order."""
-        return sorted(self._len_at.items())
-
-    def mark_clean(self, start: int) -> None:
-        """Record that the range at ``start`` holds no backed pages any more."""
-        assert start in self._len_at
-        self._clean.add(start)
+    def mark_clean(self, starts: np.ndarray) -> None:
+        """Record that the runs starting at ``starts`` hold no backed pages any more."""
+        mark_clean(self.buf, np.asarray(starts, dtype=np.int64))

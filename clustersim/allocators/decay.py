@@ -6,12 +6,19 @@ epochs elapsed, the newest slot gets the pages that became dirty since the last 
 with ``h`` the "smoother" step 6x^5 - 15x^4 + 10x^3 at x = (i+1)/200, stored in 24-bit fixed point as
 ``smoothstep.sh smoother 200 24 3 15`` generates it. Pages above the limit are purged.
 
+The backlog shift and the limit's 200-term sum run as one compiled call per epoch advance (``_advance``):
+the limit is recomputed at every allocation or free batch of a process without a background thread.
+
 Left out: the random jitter of the epoch deadline (deterministic here: the deadline is the next epoch).
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
+
+import numpy as np
+
+from clustersim.jit import njit
 
 SMOOTHSTEP_NSTEPS = 200
 SMOOTHSTEP_BFP = 24
@@ -30,6 +37,23 @@ def _h_step(step: int) -> int:
 
 
 H_STEPS: tuple[int, ...] = tuple(_h_step(s) for s in range(1, SMOOTHSTEP_NSTEPS + 1))
+_H = np.array(H_STEPS, dtype=np.int64)   # sum(backlog x h) < 200 * 2**24 * pages: below 2**63 for pages < 2**31
+
+
+@njit
+def _advance(backlog, h, nadvance, new_pages):
+    """decay_backlog_update then decay_npages_limit_get: shift the backlog by ``nadvance`` epochs, put
+    ``new_pages`` in the newest slot, and return sum(backlog[i] * h[i]) >> SMOOTHSTEP_BFP."""
+    n = backlog.shape[0]
+    keep = max(n - nadvance, 0)
+    for i in range(keep):
+        backlog[i] = backlog[i + nadvance]
+    backlog[keep:] = 0
+    backlog[n - 1] = new_pages
+    total = 0
+    for i in range(n):
+        total += backlog[i] * h[i]
+    return total >> SMOOTHSTEP_BFP
 
 
 class Decay:
@@ -40,7 +64,7 @@ class Decay:
         self.decay_ms = decay_ms
         self.interval_s = decay_ms / 1000.0 / SMOOTHSTEP_NSTEPS if decay_ms > 0 else 0.0
         self.epoch_s = now_s
-        self.backlog = [0] * SMOOTHSTEP_NSTEPS
+        self.backlog = np.zeros(SMOOTHSTEP_NSTEPS, dtype=np.int64)
         self.nunpurged = 0
         self.npages_limit = 0
 
@@ -50,17 +74,7 @@ class Decay:
             return False
         nadvance = int((now_s - self.epoch_s) / self.interval_s)
         self.epoch_s += nadvance * self.interval_s
-        self._backlog_update(nadvance, npages_current)
-        self.npages_limit = self._npages_limit()
+        new_pages = max(0, npages_current - self.nunpurged)
+        self.npages_limit = int(_advance(self.backlog, _H, nadvance, new_pages))
         self.nunpurged = max(self.npages_limit, npages_current)
         return True
-
-    def _backlog_update(self, nadvance: int, npages_current: int) -> None:
-        if nadvance >= SMOOTHSTEP_NSTEPS:
-            self.backlog = [0] * SMOOTHSTEP_NSTEPS
-        else:
-            self.backlog = self.backlog[nadvance:] + [0] * nadvance
-        self.backlog[-1] = max(0, npages_current - self.nunpurged)
-
-    def _npages_limit(self) -> int:
-        return sum(b * h for b, h in zip(self.backlog, H_STEPS, strict=True)) >> SMOOTHSTEP_BFP

@@ -21,14 +21,17 @@ from enum import StrEnum
 
 import numpy as np
 
+from clustersim.jit import njit
 from clustersim.units import PAGE_SIZE, parse_size
 
 from .base import HeapAllocator
-from .best_fit import BestFitFreeList
+from .best_fit import BestFitFreeList, drop_run, insert_run, take_best_fit
 from .options import BASE_OPTIONS, Option, named, parse_choice, parse_switch
 from .page_space import PageState
+from .sorted_blocks import view
 
 MMAP_THRESHOLD_MAX = 32 * 1024 * 1024   # DEFAULT_MMAP_THRESHOLD_MAX on 64-bit
+TOP, BRK, TOP_MOVED = 0, 1, 2           # words of the heap's top state (``GlibcMalloc._heap``)
 
 
 class MallocTrim(StrEnum):
@@ -71,9 +74,9 @@ class GlibcMalloc(HeapAllocator):
         self.dynamic_thresholds = parse_switch(dynamic_thresholds, "dynamic_thresholds")
         self.malloc_trim = parse_choice(MallocTrim, malloc_trim, "malloc_trim")
         self.bins = BestFitFreeList()
-        self.top = 0   # first page of the top chunk
-        self.brk = 0   # end of the backed part of the heap (pages above it were trimmed or never used)
-        self._top_moved = False
+        # The top chunk starts at _heap[TOP]; _heap[BRK] ends the backed part of the heap (pages above it
+        # were trimmed or never used); _heap[TOP_MOVED] is set when a free merged into the top.
+        self._heap = np.zeros(3, dtype=np.int64)
 
     @staticmethod
     def _size(value: int | str, name: str) -> int:
@@ -89,30 +92,36 @@ class GlibcMalloc(HeapAllocator):
             self.mmap_threshold_bytes = nbytes
             self.trim_threshold_bytes = 2 * nbytes
 
-    def _place(self, npages: int) -> int:
-        start = self.bins.take_best_fit(npages)
-        if start is not None:
-            return start
-        if self.top + npages > self._top_page:
-            self._grow_heap(self.top + npages - self._top_page)
-        start = self.top
-        self.top += npages
-        self.brk = max(self.brk, self.top)
-        return start
+    @property
+    def top(self) -> int:
+        """First page of the top chunk."""
+        return int(self._heap[TOP])
 
-    def _unplace(self, start: int, npages: int) -> None:
-        start, n = self.bins.insert(start, npages)
-        if start + n == self.top:
-            self.bins.take_range(start)
-            self.top = start
-            self._top_moved = True
+    @property
+    def brk(self) -> int:
+        """End of the backed part of the heap."""
+        return int(self._heap[BRK])
+
+    def _place_batch(self, npages: np.ndarray) -> np.ndarray:
+        starts = np.empty(len(npages), dtype=np.int64)
+        done = 0
+        while True:
+            self.bins.reserve(len(npages) - done)
+            done = _place_spans(self.bins.buf, self._heap, npages, starts, done, self._top_page)
+            if done == len(npages):
+                return starts
+            self._grow_heap(self.top + int(npages[done]) - self._top_page)   # sbrk: extend the top
+
+    def _unplace_batch(self, starts: np.ndarray, npages: np.ndarray) -> None:
+        self.bins.reserve(len(starts))
+        _free_spans(self.bins.buf, self._heap, starts, npages)
 
     # ----------------------------------------------------------------------------------- trimming
 
     def _on_free_batch(self) -> float:
-        if not self._top_moved:
+        if not self._heap[TOP_MOVED]:
             return 0.0
-        self._top_moved = False
+        self._heap[TOP_MOVED] = 0
         if (self.brk - self.top) * PAGE_SIZE >= self.trim_threshold_bytes:
             return self.systrim(self.top_pad_bytes)
         return 0.0
@@ -123,7 +132,7 @@ class GlibcMalloc(HeapAllocator):
         if keep >= self.brk:
             return 0.0
         _, seconds = self.release_ranges(np.array([keep]), np.array([self.brk - keep]))
-        self.brk = keep
+        self._heap[BRK] = keep
         return seconds
 
     def _background(self, now_s: float, dt_s: float) -> float:
@@ -132,16 +141,47 @@ class GlibcMalloc(HeapAllocator):
     def trim(self) -> float:
         """malloc_trim(0): release whole free pages inside free chunks, then trim the top to nothing."""
         seconds = self.systrim(0)
-        ranges = [(s + 1, n - 1) for s, n in self.bins.dirty_ranges() if n > 1]
-        if ranges:
-            starts = np.array([s for s, _ in ranges], dtype=np.int64)
-            lengths = np.array([n for _, n in ranges], dtype=np.int64)
-            seconds += self.release_ranges(starts, lengths)[1]
-            for s, _ in ranges:
-                self.bins.mark_clean(s - 1)
+        starts, lengths = self.bins.runs(dirty_only=True)
+        inner = lengths > 1
+        if inner.any():
+            starts, lengths = starts[inner], lengths[inner]
+            seconds += self.release_ranges(starts + 1, lengths - 1)[1]
+            self.bins.mark_clean(starts)
         return seconds
 
     @property
     def top_free_backed_bytes(self) -> int:
         """Backed free bytes in the top chunk."""
         return int(np.count_nonzero(self._state[self.top:self.brk] == PageState.FREE_BACKED)) * PAGE_SIZE
+
+
+@njit
+def _place_spans(bins, heap, npages, out, first, top_page):
+    """_int_malloc for spans ``first``, ``first + 1``, ... in order: the best-fitting free chunk from the
+    bins, else carved from the top chunk (raising brk). Writes the starts to ``out``; returns the index of
+    the first span the top cannot hold without more heap (len(npages) when all were placed)."""
+    v = view(bins)
+    for k in range(first, npages.shape[0]):
+        n = npages[k]
+        start = take_best_fit(v, n)
+        if start < 0:
+            if heap[TOP] + n > top_page:
+                return k
+            start = heap[TOP]
+            heap[TOP] += n
+            heap[BRK] = max(heap[BRK], heap[TOP])
+        out[k] = start
+    return npages.shape[0]
+
+
+@njit
+def _free_spans(bins, heap, starts, npages):
+    """_int_free for each span in order: coalesce with free neighbours; a chunk that then borders the top
+    merges into the top instead of entering a bin (and the free batch checks the trim threshold)."""
+    v = view(bins)
+    for k in range(starts.shape[0]):
+        start, n = insert_run(v, starts[k], npages[k], True)
+        if start + n == heap[TOP]:
+            drop_run(v, start)
+            heap[TOP] = start
+            heap[TOP_MOVED] = 1

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from clustersim.jit import njit
 from clustersim.kernel.mman import MADV
 
 from .base import HeapAllocator
 from .decay import Decay
-from .extents import ExtentSet
+from .extents import ExtentSet, first_fit
 from .options import BASE_OPTIONS, Option, ReleaseAdvice, parse_switch
 from .page_space import PageState
+from .sorted_blocks import view
 
 _THP = {"default": "none", "always": "hugepage", "never": "nohugepage"}
 # "dontneed": no lazy purge at all, as on a kernel without MADV_FREE (pages_can_purge_lazy false):
@@ -79,17 +81,22 @@ class JemallocArena(HeapAllocator):
 
     # ----------------------------------------------------------------------------------- placement
 
-    def _place(self, npages: int) -> int:
-        for extents in (self.dirty, self.muzzy, self.retained):
-            start = extents.first_fit(npages)
-            if start is not None:
-                return start
-        base = self._grow_heap(npages)
-        self.retained.insert(base, self._top_page - base)
-        return self.retained.first_fit(npages)
+    def _place_batch(self, npages: np.ndarray) -> np.ndarray:
+        starts = np.empty(len(npages), dtype=np.int64)
+        done = 0
+        while True:
+            for extents in (self.dirty, self.muzzy, self.retained):
+                extents.reserve(len(npages) - done)
+            done = _place_spans(self.dirty.buf, self.muzzy.buf, self.retained.buf, npages, starts, done)
+            if done == len(npages):
+                return starts
+            # Nothing fits in any set: map more heap; the new space is retained (mapped, never touched),
+            # merged with a retained extent ending at the old top, and the span is placed again.
+            base = self._grow_heap(int(npages[done]))
+            self.retained.insert(base, self._top_page - base)
 
-    def _unplace(self, start: int, npages: int) -> None:
-        self.dirty.insert(start, npages)
+    def _unplace_batch(self, starts: np.ndarray, npages: np.ndarray) -> None:
+        self.dirty.insert_many(starts, npages)
 
     # ----------------------------------------------------------------------------------- decay
 
@@ -120,30 +127,23 @@ class JemallocArena(HeapAllocator):
 
     def _purge_to_limit(self, extents: ExtentSet, limit_pages: int) -> float:
         """Evict the oldest extents until at most ``limit_pages`` remain, and purge them."""
-        evicted = []
-        while extents.npages > limit_pages:
-            evicted.append(extents.evict_oldest())
-        if not evicted:
+        starts, lengths = extents.evict_to(limit_pages)
+        if not len(starts):
             return 0.0
-        starts = np.array([s for s, _ in evicted], dtype=np.int64)
-        lengths = np.array([n for _, n in evicted], dtype=np.int64)
         lazy = self.lazy_advice is not ReleaseAdvice.DONTNEED
         if extents is self.dirty and self.decay_muzzy.decay_ms != 0 and lazy:
-            return self._purge_lazy(starts, lengths, evicted)
+            return self._purge_lazy(starts, lengths)
         from_states = (PageState.FREE_BACKED,) if extents is self.dirty else _LAZY_STATES
         _, seconds = self.release_ranges(starts, lengths, from_states=from_states,
                                          advice=ReleaseAdvice.DONTNEED)
-        for s, n in evicted:
-            self.retained.insert(s, n)
+        self.retained.insert_many(starts, lengths)
         return seconds
 
-    def _purge_lazy(self, starts, lengths, evicted) -> float:
+    def _purge_lazy(self, starts: np.ndarray, lengths: np.ndarray) -> float:
         """Dirty -> muzzy with the lazy advice; refused by the kernel -> forced purge to retained."""
         _, seconds = self.release_ranges(starts, lengths, advice=self.lazy_advice)
         refused = _LAZY_MADV[self.lazy_advice] in self._refused
-        target = self.retained if refused else self.muzzy
-        for s, n in evicted:
-            target.insert(s, n)
+        (self.retained if refused else self.muzzy).insert_many(starts, lengths)
         return seconds
 
     @property
@@ -159,3 +159,21 @@ _LAZY_MADV = {ReleaseAdvice.FREE: MADV.FREE, ReleaseAdvice.SPLITTABLE: MADV.SPLI
               ReleaseAdvice.FREE_UNDO: MADV.FREE}
 _LAZY_STATES = (PageState.LAZYFREE, PageState.QUEUED)
 
+
+@njit
+def _place_spans(dirty, muzzy, retained, npages, out, first):
+    """pac_alloc_real for spans ``first``, ``first + 1``, ... in order: reuse dirty extents first (still
+    resident: no fault), then muzzy (lazily freed: usually still resident), then retained (released: the
+    touch faults), each by eset_first_fit's lowest address. Writes the starts to ``out``; returns the index
+    of the first span no set can hold (len(npages) when all were placed)."""
+    sets = (view(dirty), view(muzzy), view(retained))
+    for k in range(first, npages.shape[0]):
+        start = -1
+        for v in sets:
+            start = first_fit(v, npages[k])
+            if start >= 0:
+                break
+        if start < 0:
+            return k
+        out[k] = start
+    return npages.shape[0]

@@ -18,17 +18,16 @@ which pages are backed).
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from itertools import accumulate
-
 import numpy as np
 
+from clustersim.jit import njit
 from clustersim.units import PAGE_SIZE, parse_rate
 
 from .base import HeapAllocator
-from .best_fit import BestFitFreeList
+from .best_fit import BestFitFreeList, insert_runs, place_best_fit
 from .options import BASE_OPTIONS, Option, parse_switch
 from .page_space import PageState
+from .ranges import VHP_SHIFT
 
 TCMALLOC_PAGE_PAGES = 2  # kPageSize = 8 KiB, the default tcmalloc page (tcmalloc/common.h)
 # Ranges examined per step of a release pass: enough to meet a typical per-second budget in one step,
@@ -76,16 +75,22 @@ class LegacyPageHeap(HeapAllocator):
     def _round_pages(self, npages: np.ndarray) -> np.ndarray:
         return -(-npages // TCMALLOC_PAGE_PAGES) * TCMALLOC_PAGE_PAGES
 
-    def _place(self, npages: int) -> int:
-        start = self.free_list.take_best_fit(npages)
-        if start is None:
-            base = self._grow_heap(npages)
+    def _place_batch(self, npages: np.ndarray) -> np.ndarray:
+        starts = np.empty(len(npages), dtype=np.int64)
+        done = 0
+        while True:
+            self.free_list.reserve(len(npages) - done)
+            done = place_best_fit(self.free_list.buf, npages, starts, done)
+            if done == len(npages):
+                return starts
+            # Nothing fits: grow the heap by mmap (PageHeap::GrowHeap) and add the new space as one clean
+            # free run, merged with a free run ending at the old top; best fit then runs again.
+            base = self._grow_heap(int(npages[done]))
             self.free_list.insert(base, self._top_page - base, dirty=False)
-            start = self.free_list.take_best_fit(npages)
-        return start
 
-    def _unplace(self, start: int, npages: int) -> None:
-        self.free_list.insert(start, npages, dirty=True)
+    def _unplace_batch(self, starts: np.ndarray, npages: np.ndarray) -> None:
+        self.free_list.reserve(len(starts))
+        insert_runs(self.free_list.buf, starts, npages, True)
 
     # ----------------------------------------------------------------------------------- release
 
@@ -98,24 +103,12 @@ class LegacyPageHeap(HeapAllocator):
             budget -= reused
         return budget
 
-    def _candidates(self) -> list[tuple[int, int]]:
-        """Free spans that may hold backed pages, in the order this pass releases them.
-
-        Default: address order from a cursor that rotates between passes, oblivious to hugepage
-        boundaries as the legacy heap's round robin over its free lists is. The founding-thread options
-        reorder: split hugepages first, then longer spans first (stable sort keeps address order on ties).
-        """
-        ranges = self.free_list.dirty_ranges()
-        if not ranges:
-            return ranges
-        k = bisect_left(ranges, (self._cursor,))  # the first range starting at or after the cursor
-        ranges = ranges[k:] + ranges[:k]
-        if self.prefer_long_spans:
-            ranges.sort(key=lambda r: -r[1])
-        if self.prefer_split_hugepages:
-            split = self._split_vhps()
-            ranges.sort(key=lambda r: not (split[r[0] >> 9] or split[(r[0] + r[1] - 1) >> 9]))
-        return ranges
+    def _candidates(self) -> tuple[np.ndarray, np.ndarray]:
+        """Free spans that may hold backed pages, in the order this pass releases them (``_release_order``)."""
+        starts, lengths = self.free_list.runs(dirty_only=True)
+        split = self._split_vhps()
+        return _release_order(starts, lengths, self._cursor, self.prefer_long_spans,
+                              self.prefer_split_hugepages, split)
 
     def _split_vhps(self) -> np.ndarray:
         """vhps already broken from the allocator's view: some page released, lazyfree or queued."""
@@ -134,22 +127,48 @@ class LegacyPageHeap(HeapAllocator):
         self._credit_pages = min(budget - released, 0.0)
         return seconds
 
-    def _release_spans(self, ranges: list[tuple[int, int]], budget: float) -> tuple[int, float]:
-        """Release whole free spans in the given order until at least ``budget`` pages are released."""
+    def _release_spans(self, ranges: tuple[np.ndarray, np.ndarray], budget: float) -> tuple[int, float]:
+        """Release whole free spans in the given order until at least ``budget`` pages are released.
+
+        The spans are taken RELEASE_SCAN_RANGES at a time, each step one batch of madvise calls.
+        """
         released, seconds = 0, 0.0
-        for i in range(0, len(ranges), RELEASE_SCAN_RANGES):
-            chunk = ranges[i:i + RELEASE_SCAN_RANGES]
-            starts = [s for s, _ in chunk]
-            lengths = [n for _, n in chunk]
-            backed = self.free_backed_in(starts, lengths)
+        all_starts, all_lengths = ranges
+        for i in range(0, len(all_starts), RELEASE_SCAN_RANGES):
+            starts = all_starts[i:i + RELEASE_SCAN_RANGES]
+            lengths = all_lengths[i:i + RELEASE_SCAN_RANGES]
+            backed = np.cumsum(self.free_backed_in(starts, lengths))
             # Whole spans up to the first at which the backed pages reach what is left of the budget.
-            upto = min(bisect_left(list(accumulate(backed)), budget - released) + 1, len(chunk))
+            upto = min(int(np.searchsorted(backed, budget - released)) + 1, len(starts))
             n, spent = self.release_ranges(starts[:upto], lengths[:upto])
             released += n
             seconds += spent
-            for s in starts[:upto]:
-                self.free_list.mark_clean(s)
-            self._cursor = starts[upto - 1] + lengths[upto - 1]
+            self.free_list.mark_clean(starts[:upto])
+            self._cursor = int(starts[upto - 1] + lengths[upto - 1])
             if released >= budget:
                 break
         return released, seconds
+
+
+@njit
+def _release_order(starts, lengths, cursor, long_first, split_first, split):
+    """The order of a release pass over the dirty free spans ``starts``/``lengths`` (address order).
+
+    Default: address order from a cursor that rotates between passes, oblivious to hugepage boundaries
+    as the legacy heap's round robin over its free lists is. The founding-thread options reorder: longer
+    spans first (``long_first``), then spans with an end on an already split hugepage first
+    (``split_first``; ``split`` says per vhp); both sorts are stable, so address order from the cursor
+    breaks ties.
+    """
+    k = np.searchsorted(starts, cursor)   # the first span starting at or after the cursor
+    order = np.concatenate((np.arange(k, starts.shape[0]), np.arange(0, k)))
+    if long_first:
+        order = order[np.argsort(-lengths[order], kind="mergesort")]
+    if split_first:
+        first_vhp = starts[order] >> VHP_SHIFT
+        last_vhp = (starts[order] + lengths[order] - 1) >> VHP_SHIFT
+        unsplit = np.empty(order.shape[0], dtype=np.int64)
+        for j in range(order.shape[0]):
+            unsplit[j] = 0 if split[first_vhp[j]] or split[last_vhp[j]] else 1
+        order = order[np.argsort(unsplit, kind="mergesort")]
+    return starts[order], lengths[order]
