@@ -2,7 +2,8 @@
 
 ``run_shard`` runs one shard of a fleet (``layout.shards``) and returns its raw state; ``state.merge`` turns
 the states of all shards into the tables. ``simulate`` is the serial run: the one shard of every node,
-through the same two steps, so a serial run and a split one cannot diverge.
+through the same two steps, so a serial run and a split one cannot diverge. ``shards``, ``run_shard`` and
+``merge`` are what a run split over workers uses (``clustersim.experiments.sharded``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..results_contract import RunTables
-from .layout import Shard, whole
+from .layout import Shard, shards, whole
 from .model import Fleet
 from .state import ShardState, merge
 
@@ -27,3 +28,6 @@ def run_shard(config, shard: Shard, progress: Callable[[float, float], None] | N
     fleet = Fleet(config, seed=seed, shard=shard)
     fleet.run(progress)
     return fleet.state()
+
+
+__all__ = ["merge", "run_shard", "shards", "simulate"]
