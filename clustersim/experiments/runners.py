@@ -210,14 +210,21 @@ class DaskRunner:
     processes: bool = True
 
     def run(self, tasks: Sequence[RunTask]) -> Iterator[RunOutcome]:
+        from dask.distributed import Client
         from dask.distributed import as_completed as dask_completed
 
-        with self._client() as client:
+        cluster = self._local_cluster() if self.address == "local" else None
+        client = Client(cluster if cluster is not None else self.address)
+        try:
             tag = uuid.uuid4().hex[:8]
             futures = {client.submit(execute, t, key=f"clustersim-{t.run_id}-{tag}", pure=False): t
                        for t in tasks}
             for future in dask_completed(list(futures)):
                 yield _dask_outcome(future, futures[future])
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
 
     def map(self, fn: Callable[[Any, Callable[[Any], None]], Any], items: Sequence[Any],
             on_report: OnReport | None = None) -> Iterator[tuple[int, Any]]:

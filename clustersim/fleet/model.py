@@ -68,6 +68,7 @@ class Fleet(mesa.Model):
             out.append(ProcessAgent(self, self.nodes[placed.node - first], **kwargs))
         self.positions = [p.index for p in self.shard.placed]
         self.node_positions = [p.node for p in self.shard.placed]
+        self.by_position = dict(zip(self.positions, out, strict=True))
         return out
 
     def _set_up_metrics(self, sample_interval: float | None) -> None:
@@ -115,7 +116,7 @@ class Fleet(mesa.Model):
         self.random.shuffle(order)
         if len(self.processes) == self.layout.processes:
             return [self.processes[i] for i in order]
-        mine = dict(zip(self.positions, self.processes, strict=True))
+        mine = self.by_position
         return [mine[i] for i in order if i in mine]
 
     def background(self) -> None:
