@@ -1,7 +1,8 @@
 """The ``clustersim`` command: run, check, sweep and plot.
 
     clustersim --version
-    clustersim run CONFIG [--out DIR] [--force] [--set key.path=value ...] [--json]
+    clustersim run CONFIG [--out DIR] [--force] [--set key.path=value ...] [--workers N] [--dask ADDRESS|local]
+                          [--json]
     clustersim check CONFIG [--set key.path=value ...] [--json]
     clustersim sweep SWEEP.yaml --out DIR [--dry-run] [--workers N] [--dask ADDRESS|local] [--timeout S]
                                           [--rerun-failed] [--log FILE] [--json]
@@ -98,6 +99,10 @@ def _run_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="results folder (default: results/<name>)")
     parser.add_argument("--force", action="store_true", help="replace an earlier run's results in the folder")
     _add_set(parser)
+    parser.add_argument("--workers", type=_positive_int, default=None, help="processes to split the fleet's "
+                        "nodes over, >= 1 (default 1: in this process; with --dask: core count)")
+    parser.add_argument("--dask", metavar="ADDRESS|local", help="split the nodes over a Dask scheduler's "
+                        "workers, or a LocalCluster")
     parser.add_argument("--json", action="store_true",
                         help="print the summary, tenants and tenant_groups as JSON instead of tables")
     parser.set_defaults(func=cmd_run)
@@ -156,7 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             bar.total = duration_s
             bar.update(max(0.0, done_s - bar.n))
 
-        result = run(config, out, progress=progress, force=args.force)
+        result = run(config, out, progress=progress, force=args.force, workers=args.workers, dask=args.dask)
     if not args.quiet or args.json:
         print_run(result, out, as_json=args.json)
     return 0

@@ -6,6 +6,10 @@ tables of ``TABLES`` as Parquet files, and ``manifest.json`` (resolved config, c
 version, wall time, status, error), each written atomically. The manifest is written last, so a folder
 whose manifest says ``ok`` holds a complete result; on failure the manifest says ``failed`` with the error
 and the tables are removed.
+
+With ``workers`` > 1 or ``dask``, the fleet's nodes are split over worker processes (a local pool or a
+Dask cluster, the runners a sweep uses) and the shards' results merged (``sharded.py``): the same tables,
+bit for bit, as a serial run.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from ..results_contract import TABLES, RunTables
 from .config import RunConfig, config_hash, load_config, resolved
 from .errors import ConfigError, problem
 from .results import MANIFEST, MARKERS, RUNS_FILE, SUMMARY_FILE, code_fingerprint, package_version
+from .runners import InProcessRunner, Runner, choose_runner
+from .sharded import execute_sharded, sharded_module
 from .store import inside, write_json_atomic, write_table
-from .worker import Progress, RunTask, SimulateSpec, execute_here, resolve_simulate, simulate_spec
+from .worker import DEFAULT_SIMULATE, Progress, RunTask, SimulateSpec, execute_here, resolve_simulate, simulate_spec
 
 
 class RunFailed(RuntimeError):
@@ -48,26 +54,37 @@ def as_config(source: RunConfig | str | Path | Mapping[str, Any], overrides: Seq
 
 
 def run(config_or_path: RunConfig | str | Path | Mapping[str, Any], out: str | Path | None = None,
-        overrides: Sequence[str] = (), *, simulate: SimulateSpec | None = None,
-        progress: Progress | None = None, force: bool = False) -> RunResult:
+        overrides: Sequence[str] = (), *, workers: int | None = None, dask: str | None = None,
+        simulate: SimulateSpec | None = None, progress: Progress | None = None, force: bool = False) -> RunResult:
     """Validate, simulate and (if ``out`` is given) store one run; raises ConfigError or RunFailed.
 
     Args:
         config_or_path: a run file, a mapping in run-file form, or a RunConfig.
         out: folder for the results; created if needed; nothing is written outside it.
         overrides: ``key.path=value`` strings applied before validation.
+        workers: processes to split the fleet's nodes over, >= 1; default 1 (this process); with ``dask``,
+            the shards (default: this machine's core count, also the LocalCluster's workers).
+        dask: a Dask scheduler address, or ``local`` for a LocalCluster of ``workers`` workers.
         simulate: the simulation, ``module:function`` or a callable; default the fleet's.
         progress: called as ``progress(sim_time_done_s, duration_s)`` while the run advances.
         force: replace an earlier single run's results in ``out`` (never a sweep's).
     """
     config = as_config(config_or_path, overrides)
+    runner = run_runner(workers, dask, simulate)
     if out is not None:
         check_out(Path(out), force)
-    resolve_simulate(simulate)  # fail now, not after set-up, if the simulation cannot be imported
+    if isinstance(runner, InProcessRunner):
+        resolve_simulate(simulate)  # fail now, not after set-up, if the simulation cannot be imported
+    else:
+        sharded_module()
     started = datetime.now(UTC).isoformat(timespec="seconds")
     task = RunTask(config_hash(config)[:16], resolved(config), simulate_spec(simulate))
-    outcome = execute_here(task, progress)
+    if isinstance(runner, InProcessRunner):
+        outcome = execute_here(task, progress)
+    else:
+        outcome = execute_sharded(task, runner, progress)
     manifest = run_manifest(config, started, outcome.wall_s, outcome.status, outcome.error, outcome.traceback)
+    manifest["runner"] = runner.describe()
     if outcome.status != "ok":
         if out is not None:
             write_run_dir(Path(out), manifest, None)
@@ -76,6 +93,25 @@ def run(config_or_path: RunConfig | str | Path | Mapping[str, Any], out: str | P
     if out is not None:
         write_run_dir(Path(out), manifest, result)
     return result
+
+
+def run_runner(workers: int | None, dask: str | None, simulate: SimulateSpec | None = None) -> Runner:
+    """Where one run executes: in this process (the default), or split over a pool or a Dask cluster.
+
+    Splitting is the fleet's own (its nodes are the shards), so it needs the fleet's simulation; bad values
+    are refused (ConfigError, exit 2) before any work.
+    """
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ConfigError([problem(("--workers",), workers, "an integer >= 1")], "the run's options")
+    if dask is not None and (not isinstance(dask, str) or not dask.strip()):
+        raise ConfigError([problem(("--dask",), dask, "a Dask scheduler address or 'local'")], "the run's options")
+    if not dask and (workers or 1) == 1:
+        return InProcessRunner()
+    if simulate_spec(simulate) != DEFAULT_SIMULATE:
+        raise ConfigError([problem(("--workers",), dask if dask else workers,
+                                   f"1 (a run split over workers needs the fleet's simulation, not "
+                                   f"{simulate_spec(simulate)!r})")], "the run's options")
+    return choose_runner(workers, dask)
 
 
 def run_manifest(config: RunConfig, started: str, wall_s: float, status: str, error: str | None,

@@ -8,20 +8,52 @@ generator. Agents then know nothing of the config, and the model nothing of the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..allocators.registry import options_from_section
+from ..units import PAGE_SIZE
 from ..workloads import Diurnal, Modulation, Restarts, Spikes, Startup
 from .placement import Slot, place
 
 
-def nodes(config, seq: np.random.SeedSequence) -> list[dict[str, Any]]:
-    """NodeAgent keywords of every node, group by group; each kernel seeded by its own child of ``seq``."""
-    seqs = iter(seq.spawn(sum(g.count for g in config.nodes)))
-    return [node_kwargs(group, index, next(seqs)) for group in config.nodes for index in range(group.count)]
+@dataclass(frozen=True)
+class Placed:
+    """One replica and where placement put it, by its identity in the whole fleet."""
+
+    index: int     # the process's position in fleet order (tenant by tenant, replica by replica)
+    tenant: int    # its tenant's position in ``config.tenants``
+    replica: int
+    node: int      # its node's position in fleet order (group by group)
+
+
+def slots(config) -> list[Slot]:
+    """Every node of the fleet, group by group, as placement sees it (MemTotal: whole pages of memory)."""
+    return [Slot(g.name, index, g.memory // PAGE_SIZE * PAGE_SIZE) for g in config.nodes for index in range(g.count)]
+
+
+def placement(config, slots_: list[Slot]) -> list[Placed]:
+    """Every replica's node, tenant by tenant: the one placement of the run (cheap and fleet-wide)."""
+    position = {slot: i for i, slot in enumerate(slots_)}
+    committed: dict[Slot, int] = {}
+    out: list[Placed] = []
+    for t, tenant in enumerate(config.tenants):
+        chosen = place(slots_, tenant.placement, tenant.replicas, tenant.workload.heap, committed)
+        first = len(out)
+        out.extend(Placed(first + r, t, r, position[slot]) for r, slot in enumerate(chosen))
+    return out
+
+
+def nodes(config, seq: np.random.SeedSequence, only: Collection[int] | None = None) -> list[dict[str, Any]]:
+    """NodeAgent keywords of every node (or of the nodes at positions ``only``), group by group; each kernel
+    seeded by the child of ``seq`` at its position in the whole fleet."""
+    seqs = seq.spawn(sum(g.count for g in config.nodes))
+    members = [(group, index) for group in config.nodes for index in range(group.count)]
+    return [node_kwargs(group, index, seqs[i]) for i, (group, index) in enumerate(members)
+            if only is None or i in only]
 
 
 def node_kwargs(group, index: int, seed: np.random.SeedSequence) -> dict[str, Any]:
@@ -38,12 +70,17 @@ def node_kwargs(group, index: int, seed: np.random.SeedSequence) -> dict[str, An
 def processes(config, slots: list[Slot], seq: np.random.SeedSequence,
               clock: Callable[[], float]) -> Iterator[tuple[Slot, dict[str, Any]]]:
     """Each replica's node and ProcessAgent keywords, tenant by tenant; each with its own child of ``seq``."""
-    seqs = iter(seq.spawn(sum(t.replicas for t in config.tenants)))
-    committed: dict[Slot, int] = {}
-    for tenant in config.tenants:
-        chosen = place(slots, tenant.placement, tenant.replicas, tenant.workload.heap, committed)
-        for replica, slot in enumerate(chosen):
-            yield slot, process_kwargs(tenant, replica, np.random.default_rng(next(seqs)), clock)
+    for p in placed_processes(config, placement(config, slots), seq, clock):
+        yield slots[p[0].node], p[1]
+
+
+def placed_processes(config, placed: list[Placed], seq: np.random.SeedSequence,
+                     clock: Callable[[], float]) -> Iterator[tuple[Placed, dict[str, Any]]]:
+    """ProcessAgent keywords of the ``placed`` replicas (all or some of the fleet's), in fleet order; each
+    with the child of ``seq`` at its position in the whole fleet, whichever replicas are built here."""
+    seqs = seq.spawn(sum(t.replicas for t in config.tenants))
+    for p in placed:
+        yield p, process_kwargs(config.tenants[p.tenant], p.replica, np.random.default_rng(seqs[p.index]), clock)
 
 
 def process_kwargs(tenant, replica: int, rng: np.random.Generator, clock: Callable[[], float]) -> dict[str, Any]:

@@ -3,7 +3,15 @@
 Builds node groups (each node a kernel with its memcg tree), places tenants' replicas, and drives time with
 mesa's event scheduling: the tick (every process steps, then every kernel advances), the allocators'
 background threads every second, and metric samples. All randomness flows from the run's one
-``numpy.random.SeedSequence``: the model's generator, one child per node and one per process.
+``numpy.random.SeedSequence``: the model's generator, one child per node and one per process, each chosen by
+the node's or process's position in the whole fleet.
+
+A Fleet runs one shard of the fleet (``layout.py``): a contiguous range of nodes and the replicas placed on
+them; by default every node (a serial run). The model's generator orders each tick's process steps: it
+shuffles the whole fleet's process positions every tick, the same in every shard, and a shard steps its own
+processes in that order, so the processes of one node step in the same order whatever the split. A shard
+records what it observes unsummarised (``state.ShardState``); the tables come from merging the shards'
+states (``state.merge``), a serial run's from its one state.
 
 Results are summarised fleet-wide, per tenant and per (tenant, node group). The fleet's kernel event counts
 are the nodes' /proc/vmstat; a tenant's are its own, read from its memcg leaves (memory.stat) and the tasks
@@ -13,7 +21,6 @@ spawned in them (``Process.vm_events``, for the events Linux counts only node-wi
 from __future__ import annotations
 
 import gc
-from collections import Counter
 from contextlib import contextmanager
 
 import mesa
@@ -21,57 +28,64 @@ import numpy as np
 import pandas as pd
 from mesa.time import Priority, Schedule
 
-from ..results_contract import MEMORY_FIELDS, SUMMARY_KEYS, TENANT_GROUP_KEYS
+from ..results_contract import MEMORY_FIELDS, RunTables
 from . import build
 from .agents import NodeAgent, ProcessAgent
-from .latency import LatencyHistogram
-from .metrics import Accumulator, histogram_frame, summarise
-from .placement import Slot
+from .latency import NBUCKETS
+from .layout import Shard, whole
+from .state import ProcessRecord, ShardState, merge
 
 BACKGROUND_INTERVAL_S = 1.0   # tcmalloc's background thread and jemalloc's wake every second
 DEFAULT_SAMPLES = 120         # time-series rows per run unless the config says otherwise
 
 
 class Fleet(mesa.Model):
-    """A fleet run from a validated RunConfig (clustersim.experiments.config)."""
+    """A fleet run (or one shard of it) from a validated RunConfig (clustersim.experiments.config)."""
 
-    def __init__(self, config, seed: int | None = None) -> None:
+    def __init__(self, config, seed: int | None = None, shard: Shard | None = None) -> None:
         """Args:
             config: the resolved run configuration, stored unchanged.
             seed: overrides ``config.seed`` (sweeps pass each replication's seed).
+            shard: the nodes to build and run, with their replicas (``layout.shards``); None: every node.
         """
         seq = np.random.SeedSequence(config.seed if seed is None else seed)
         model_seq, node_seq, proc_seq = seq.spawn(3)
         super().__init__(rng=np.random.default_rng(model_seq))
-        self.config = config
+        self.config, self.shard = config, shard or whole(config)
+        self.layout = self.shard.layout
         self.tick_s, self.duration_s = float(config.tick), float(config.duration)
-        self.nodes = [NodeAgent(self, **kwargs) for kwargs in build.nodes(config, node_seq)]
+        self.nodes = [NodeAgent(self, **kwargs) for kwargs in build.nodes(config, node_seq, self.shard.nodes)]
         self.processes = self._place_processes(proc_seq)
-        self._set_up_metrics([t.name for t in config.tenants], config.sample_interval)
-        self._set_up_tenant_groups()
+        self._set_up_metrics(config.sample_interval)
         self._schedule_events()
 
     # --- set-up -----------------------------------------------------------------------------------------
     def _place_processes(self, seq: np.random.SeedSequence) -> list[ProcessAgent]:
-        """Every tenant's replicas, each on the node placement chose for it."""
-        by_slot = {Slot(n.group, n.index, n.memory_bytes): n for n in self.nodes}
-        return [ProcessAgent(self, by_slot[slot], **kwargs)
-                for slot, kwargs in build.processes(self.config, list(by_slot), seq, self._clock)]
+        """The shard's replicas, each on the node placement chose for it, in fleet order."""
+        first = self.shard.nodes.start
+        out = []
+        for placed, kwargs in build.placed_processes(self.config, list(self.shard.placed), seq, self._clock):
+            out.append(ProcessAgent(self, self.nodes[placed.node - first], **kwargs))
+        self.positions = [p.index for p in self.shard.placed]
+        self.node_positions = [p.node for p in self.shard.placed]
+        self.by_position = dict(zip(self.positions, out, strict=True))
+        return out
 
-    def _set_up_metrics(self, tenants: list[str], sample_interval: float | None) -> None:
-        self.tenants = tenants
-        self.fleet_acc = Accumulator()
-        self.tenant_acc = {t: Accumulator() for t in tenants}
-        self.series: list[dict] = []
-        self.served_counts: dict[tuple[str, str], np.ndarray] = {}   # histogram counts at the last sample
+    def _set_up_metrics(self, sample_interval: float | None) -> None:
+        """Each process's populations (fleet, tenant, pair) and time-series row, and the shard's records."""
+        lay = self.layout
+        tenant_of = {t: i for i, t in enumerate(lay.tenants)}
+        pair_of = {pair: j for j, pair in enumerate(lay.pairs)}
+        key_of = {key: k for k, key in enumerate(lay.keys)}
+        base = 1 + len(lay.tenants)
+        self.pair_index = [pair_of[(p.tenant, p.node.group)] for p in self.processes]
+        self.populations = [(0, 1 + tenant_of[p.tenant], base + j) for p, j in zip(self.processes, self.pair_index,
+                                                                                    strict=True)]
+        self.key_index = [key_of[(p.node.group, p.tenant)] for p in self.processes]
+        self.n_populations = base + len(lay.pairs)
+        self.ticks: list[np.ndarray] = []
+        self.samples: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []
         self.sample_s = sample_interval or max(self.tick_s, self.duration_s / DEFAULT_SAMPLES)
-
-    def _set_up_tenant_groups(self) -> None:
-        """The (tenant, node group) pairs that have replicas: tenants in config order, groups in node order."""
-        groups = list(dict.fromkeys(n.group for n in self.nodes))
-        placed = {(p.tenant, p.node.group) for p in self.processes}
-        self.pairs = [(t, g) for t in self.tenants for g in groups if (t, g) in placed]
-        self.pair_acc = {pair: Accumulator() for pair in self.pairs}
 
     def _schedule_events(self) -> None:
         """The tick, the allocators' background threads every second, and the metric samples."""
@@ -86,64 +100,51 @@ class Fleet(mesa.Model):
     # --- events -----------------------------------------------------------------------------------------
     def tick(self) -> None:
         """Every process steps (in a shuffled order), then every kernel advances one tick."""
-        self._processes_do("step", shuffle=True)
+        for p in self._shuffled():
+            p.step()
         for node in self.nodes:
             node.advance(self.tick_s)
         self._accumulate()
 
-    def background(self) -> None:
-        self._processes_do("background")
+    def _shuffled(self) -> list[ProcessAgent]:
+        """This shard's processes in the tick's order: the model's stdlib generator shuffles the positions of
+        the whole fleet's processes (as mesa's ``AgentSet.shuffle_do`` shuffles an agent set in creation
+        order), and the shard keeps its own."""
+        if not self.layout.processes:
+            return []
+        order = list(range(self.layout.processes))
+        self.random.shuffle(order)
+        if len(self.processes) == self.layout.processes:
+            return [self.processes[i] for i in order]
+        mine = self.by_position
+        return [mine[i] for i in order if i in mine]
 
-    def _processes_do(self, method: str, shuffle: bool = False) -> None:
-        """Call ``method`` on every process; a fleet without tenants (idle nodes) has none."""
-        processes = self.agents_by_type.get(ProcessAgent)
-        if processes is None:
-            return
-        if shuffle:
-            processes.shuffle_do(method)
-        else:
-            processes.do(method)
+    def background(self) -> None:
+        for p in self.processes:
+            p.background()
 
     def sample(self) -> None:
-        """One time-series row per (node group, tenant)."""
-        rows: dict[tuple[str, str], Counter] = {}
-        hists: dict[tuple[str, str], LatencyHistogram] = {}
-        for p in self.processes:
-            key = (p.node.group, p.tenant)
-            rows.setdefault(key, Counter()).update(p.memory)
-            rows[key]["processes_up"] += int(p.up)
-            hists.setdefault(key, LatencyHistogram()).merge(p.latency)
-        for (group, tenant), c in rows.items():
-            cov = c["anon_huge"] / c["rss"] if c["rss"] else 0.0
-            self.series.append({"time_s": float(self.time), "node_group": group, "tenant": tenant,
-                                "thp_coverage": cov, **{f"{k}_bytes": float(c[k]) for k in MEMORY_FIELDS},
-                                "processes_up": c["processes_up"],
-                                "latency_p99_ms": self._interval_p99_ms((group, tenant), hists[(group, tenant)])})
-
-    def _interval_p99_ms(self, key: tuple[str, str], hist: LatencyHistogram) -> float:
-        """p99 of the requests served since the previous sample (histograms hold whole counts: exact)."""
-        before = self.served_counts.get(key)
-        self.served_counts[key] = hist.counts.copy()
-        if before is not None:
-            hist.counts -= before
-        return hist.quantile_s(0.99) * 1e3
+        """Per time-series row (node group, tenant): memory totals, processes up, latency counts so far."""
+        keys = len(self.layout.keys)
+        memory, hist = np.zeros((keys, len(MEMORY_FIELDS))), np.zeros((keys, NBUCKETS))
+        up = np.zeros(keys, dtype=np.int64)
+        for p, k in zip(self.processes, self.key_index, strict=True):
+            m = p.memory
+            memory[k] += [m[f] for f in MEMORY_FIELDS]
+            up[k] += int(p.up)
+            hist[k] += p.latency.counts
+        self.samples.append((float(self.time), memory, up, hist))
 
     def _accumulate(self) -> None:
         """Sum the processes' last observations, fleet-wide, per tenant and per (tenant, node group)."""
-        fleet = dict.fromkeys(MEMORY_FIELDS, 0)
-        per_tenant = {t: dict.fromkeys(MEMORY_FIELDS, 0) for t in self.tenant_acc}
-        per_pair = {pair: dict.fromkeys(MEMORY_FIELDS, 0) for pair in self.pair_acc}
-        for p in self.processes:
-            s, t, g = p.memory, per_tenant[p.tenant], per_pair[(p.tenant, p.node.group)]
-            for k in MEMORY_FIELDS:
-                fleet[k] += s[k]
-                t[k] += s[k]
-                g[k] += s[k]
-        self.fleet_acc.add(_full(fleet), self.tick_s)
-        for t, c in per_tenant.items():
-            self.tenant_acc[t].add(_full(c), self.tick_s)
-        for pair, c in per_pair.items():
-            self.pair_acc[pair].add(_full(c), self.tick_s)
+        totals = [[0] * len(MEMORY_FIELDS) for _ in range(self.n_populations)]
+        for p, pops in zip(self.processes, self.populations, strict=True):
+            values = [p.memory[f] for f in MEMORY_FIELDS]
+            for j in pops:
+                row = totals[j]
+                for f, v in enumerate(values):
+                    row[f] += v
+        self.ticks.append(np.array(totals, dtype=np.float64))
 
     # --- results ------------------------------------------------------------------------------------
     def run(self, progress=None, chunk_s: float | None = None) -> None:
@@ -155,79 +156,63 @@ class Fleet(mesa.Model):
                 if progress is not None:
                     progress(float(self.time), self.duration_s)
 
+    def state(self) -> ShardState:
+        """What this shard observed so far, for ``state.merge``."""
+        keys, pairs = len(self.layout.keys), len(self.layout.pairs)
+        times = [t for t, *_ in self.samples]
+        pair_hist = np.zeros((pairs, NBUCKETS))
+        for p, j in zip(self.processes, self.pair_index, strict=True):
+            pair_hist[j] += p.latency.counts
+        return ShardState(
+            layout=self.layout, nodes=self.shard.nodes, tick_s=self.tick_s, duration_s=self.duration_s,
+            ticks=np.array(self.ticks).reshape(len(self.ticks), self.n_populations, len(MEMORY_FIELDS)),
+            sample_times=times, sample_memory=_stack([s[1] for s in self.samples], (keys, len(MEMORY_FIELDS))),
+            sample_up=_stack([s[2] for s in self.samples], (keys,), np.int64),
+            sample_hist=_stack([s[3] for s in self.samples], (keys, NBUCKETS)), pair_hist=pair_hist,
+            processes=[ProcessRecord(i, p.tenant, j, (n, p.cgroup), p.counters())
+                       for i, n, p, j in zip(self.positions, self.node_positions, self.processes, self.pair_index,
+                                             strict=True)],
+            leaves=self._leaves(), daemon_s=[n.daemon_s for n in self.nodes],
+            vmstat=[dict(n.kernel.vmstat) for n in self.nodes])
+
+    def _leaves(self) -> dict[tuple[int, str], tuple[int, int]]:
+        """Each replica's memcg leaf: ``thp_collapse_alloc`` of its memory.stat (charged to the memcg of the
+        collapsed pages) and ``thp_split_pmd``, which Linux counts only in /proc/vmstat, summed over the
+        ``vm_events`` of the tasks spawned in the leaf (each restart is a new task in the same leaf)."""
+        out = {}
+        for p, n in zip(self.processes, self.node_positions, strict=True):
+            key = (n, p.cgroup)
+            if key in out:
+                continue
+            cg = p.node.kernel.cgroup(p.cgroup)
+            tasks = [t for t in cg.node.procs if t.memcg.path == cg.path]
+            out[key] = (cg.stat["thp_collapse_alloc"], sum(t.vm_events["thp_split_pmd"] for t in tasks))
+        return out
+
+    def tables(self) -> RunTables:
+        """The run's tables; for a fleet that is one shard of a run, ``state.merge`` its shards' states."""
+        return merge([self.state()])
+
     def summary(self) -> dict[str, float]:
-        counters = self._counters(self.processes)
-        counters["cpu_kernel_s"] = counters.get("cpu_kernel_s", 0.0) + sum(n.daemon_s for n in self.nodes)
-        return summarise(self.fleet_acc, self._hist(self.processes), counters, self.duration_s, self._vmstat())
+        return self.tables().summary
 
     def tenants_frame(self) -> pd.DataFrame:
         """One row per tenant: the summary keys over its replicas."""
-        rows = [{"tenant": t, **self._summarise(self.tenant_acc[t], self._of_tenant(t))} for t in self.tenants]
-        return pd.DataFrame(rows, columns=["tenant", *SUMMARY_KEYS])
+        return self.tables().tenants
 
     def tenant_groups_frame(self) -> pd.DataFrame:
         """One row per (tenant, node group) with replicas: the summary keys over the tenant's replicas there."""
-        rows = [{"tenant": t, "node_group": g, **self._summarise(self.pair_acc[(t, g)], self._of_pair(t, g))}
-                for t, g in self.pairs]
-        return pd.DataFrame(rows, columns=[*TENANT_GROUP_KEYS, *SUMMARY_KEYS])
-
-    def _summarise(self, acc: Accumulator, procs: list[ProcessAgent]) -> dict[str, float]:
-        return summarise(acc, self._hist(procs), self._counters(procs), self.duration_s, self._own_events(procs))
+        return self.tables().tenant_groups
 
     def timeseries_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.series)
+        return self.tables().timeseries
 
     def histograms_frame(self) -> pd.DataFrame:
-        return histogram_frame({t: self._hist(self._of_tenant(t)) for t in self.tenants})
-
-    def _of_tenant(self, name: str) -> list[ProcessAgent]:
-        return [p for p in self.processes if p.tenant == name]
-
-    def _of_pair(self, tenant: str, group: str) -> list[ProcessAgent]:
-        return [p for p in self.processes if p.tenant == tenant and p.node.group == group]
-
-    @staticmethod
-    def _hist(procs) -> LatencyHistogram:
-        h = LatencyHistogram()
-        for p in procs:
-            h.merge(p.latency)
-        return h
-
-    @staticmethod
-    def _counters(procs) -> dict[str, float]:
-        total, longest = Counter(), 0.0
-        for p in procs:
-            c = p.counters()
-            longest = max(longest, c.pop("latency_max_s"))
-            total.update(c)
-        return {**total, "latency_max_s": longest}
-
-    def _vmstat(self) -> dict[str, float]:
-        """The fleet's kernel event counts: /proc/vmstat summed over the nodes."""
-        total = Counter()
-        for n in self.nodes:
-            total.update(n.kernel.vmstat)
-        return dict(total)
-
-    @staticmethod
-    def _own_events(procs) -> dict[str, float]:
-        """The replicas' own kernel event counts, every lifetime included.
-
-        ``thp_collapse_alloc`` is memory.stat of each replica's memcg leaf (charged to the memcg of the
-        collapsed pages); ``thp_split_pmd``, which Linux counts only in /proc/vmstat, is the sum of
-        ``vm_events`` of the tasks spawned in the leaf (each restart is a new task in the same leaf).
-        """
-        total = Counter()
-        leaves = {(id(p.node), p.cgroup): p.node.kernel.cgroup(p.cgroup) for p in procs}
-        for cg in leaves.values():
-            total["thp_collapse_alloc"] += cg.stat["thp_collapse_alloc"]
-            tasks = [t for t in cg.node.procs if t.memcg.path == cg.path]
-            total["thp_split_pmd"] += sum(t.vm_events["thp_split_pmd"] for t in tasks)
-        return dict(total)
+        return self.tables().latency_histograms
 
 
-def _full(c: dict) -> dict[str, float]:
-    return {k: float(c.get(k, 0.0)) for k in MEMORY_FIELDS}
+def _stack(rows: list[np.ndarray], shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
+    return np.array(rows, dtype=dtype).reshape(len(rows), *shape)
 
 
 # A tick allocates thousands of short-lived tuples and small arrays that hold no reference cycles; with
