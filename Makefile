@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test demo bench lint clean
+.PHONY: setup test demo plan-study plan-figure bench lint clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,14 @@ test: setup
 
 demo: setup
 	$(PY) experiments/demo.py
+
+# The shipped capacity plan (README, Capacity planning: plan): runs what is not yet stored, then draws
+# figures/plan-swap-density.png and prints the table; plan-figure only redraws from the stored results.
+plan-study: setup
+	$(PY) experiments/plan_study.py
+
+plan-figure: setup
+	$(PY) experiments/plan_study.py --draw-only
 
 bench: setup
 	$(PY) benchmarks/kernel_bench.py

@@ -17,6 +17,9 @@ _EXPORTS = {
     "ConfigError": "clustersim.experiments.errors",
     "RunResult": "clustersim.experiments.run",
     "RunFailed": "clustersim.experiments.run",
+    "plan": "clustersim.whatif.planner",
+    "compare": "clustersim.whatif.compare",
+    "diff": "clustersim.whatif.configdiff",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -1,4 +1,4 @@
-"""The ``clustersim`` command: run, check, sweep and plot.
+"""The ``clustersim`` command: run, check, sweep, plot, and the what-if commands plan, compare and diff.
 
     clustersim --version
     clustersim run CONFIG [--out DIR] [--force] [--set key.path=value ...] [--workers N] [--dask ADDRESS|local]
@@ -7,6 +7,9 @@
     clustersim sweep SWEEP.yaml --out DIR [--dry-run] [--workers N] [--dask ADDRESS|local] [--timeout S]
                                           [--rerun-failed] [--log FILE] [--json]
     clustersim plot DIR --x PARAM --y METRIC [--hue PARAM] [--col PARAM] --out FILE [--kind line|bar|cdf]
+    clustersim plan PLAN.yaml --out DIR [--workers N] [--dask ADDRESS|local] [--json]
+    clustersim compare A B --seeds N [--out DIR] [--workers N] [--dask ADDRESS|local] [--json]
+    clustersim diff A B [--json]
 
 Every command takes ``--quiet`` (only errors) and ``--progress`` (a progress bar even when stderr is not a
 terminal; by default bars are drawn only on a terminal). ``python -m clustersim`` is the same command.
@@ -28,6 +31,8 @@ from typing import Any
 
 import pandas as pd
 
+from clustersim.whatif.commands import add_parsers as add_whatif_parsers
+
 EXIT_INVALID = 2
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -43,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sweep_parser(sub.add_parser("sweep", help="run a sweep file (resumes an earlier sweep in DIR)",
                                  parents=[common]))
     _plot_parser(sub.add_parser("plot", help="plot stored results (never re-runs)", parents=[common]))
+    add_whatif_parsers(sub, common, _positive_int)
     return parser
 
 

@@ -162,3 +162,31 @@ def _histograms(tenants: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame
 simulate = FakeSimulate()
 # Each run sleeps a minute: a sweep that is surely still running when a test interrupts it.
 slow_simulate = FakeSimulate(sleep_s=60.0)
+
+
+@dataclass(frozen=True)
+class FakeDensity(FakeSimulate):
+    """The stand-in with a known threshold: every tenant's (and the fleet's) ``latency_p99_ms`` is the value
+    at key path ``knob`` in ms, plus ``seed_ms`` for seeds listed in ``slow_seeds``; values in ``quiet`` give
+    0 ms (a non-monotone case). ``oom_kills`` is 0. With an SLO ``latency_p99_ms <= T`` the largest passing
+    value is ``floor(T)``."""
+
+    knob: str = "tenants.0.replicas"
+    quiet: tuple[int, ...] = ()
+    slow_seeds: tuple[int, ...] = ()
+    seed_ms: float = 0.0
+
+    def __call__(self, config: RunConfig,
+                 progress: Callable[[float, float], None] | None = None) -> RunTables:
+        tables = super().__call__(config, progress)
+        value = get_path(resolved(config), self.knob)
+        p99 = 0.0 if value in self.quiet else float(value) + (self.seed_ms if config.seed in self.slow_seeds else 0)
+        for frame in (tables.tenants, tables.tenant_groups):
+            frame["latency_p99_ms"] = p99
+            frame["oom_kills"] = 0.0
+        tables.summary.update(latency_p99_ms=p99, oom_kills=0.0)
+        return tables
+
+
+# ``CLUSTERSIM_SIMULATE=clustersim.experiments.fake:density`` runs plans on the known-threshold stand-in.
+density = FakeDensity()
