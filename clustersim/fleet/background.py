@@ -175,9 +175,13 @@ def aged_key(kernel: dict[str, Any], cgroups: dict[str, dict], settings: dict[st
     return repr(({k: v for k, v in kernel.items() if k != "seed"}, seed_id, cgroups, settings))
 
 
-def start(node: Node, kernel: dict[str, Any], cgroups: dict[str, dict],
-          settings: dict[str, Any]) -> tuple[Node, NodeBackground]:
-    """``node`` (built from ``kernel`` with ``cgroups``) aged by its background, or the cached aged state."""
+def start(node: Node, kernel: dict[str, Any], cgroups: dict[str, dict], settings: dict[str, Any],
+          sample_every: float | None = None) -> tuple[Node, NodeBackground]:
+    """``node`` (built from ``kernel`` with ``cgroups``) aged by its background, or the cached aged state.
+
+    ``sample_every``: record ``NodeBackground.observe`` that often during a fresh burn-in (observing changes
+    nothing, so a cached state is the same either way and keeps the samples of the burn-in that made it).
+    """
     key = aged_key(kernel, cgroups, settings)
     if key in _AGED:
         _AGED.move_to_end(key)
@@ -186,7 +190,7 @@ def start(node: Node, kernel: dict[str, Any], cgroups: dict[str, dict],
     seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     child = np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, BACKGROUND_SPAWN_KEY))
     bg = NodeBackground(node, child, **settings)
-    bg.burn()
+    bg.burn(sample_every)
     if bg.burn_in_s > 0:
         _AGED[key] = copy.deepcopy((node, bg))
         while len(_AGED) > AGED_CACHE_ENTRIES:
