@@ -3,7 +3,9 @@ on it (experiments/aged-node.yaml, docs/linux-rules.md K22).
 
 1. The burn-in of the config's node (the same one its fleet runs start from, cached in memory): free
    pageblocks, blocks holding unmovable pages, mixed blocks, fragmentation score, page cache, slab and the
-   churn jobs' THP coverage every 5 simulated minutes; written to <out>/burn_in.csv.
+   churn jobs' THP coverage every 5 simulated minutes; then the same burn-in with jobs that advise
+   MADV_HUGEPAGE (``churn_hugepage``), whose coverage shows what THPs a new job gets as the node ages;
+   both written to <out>/burn_in.csv.
 2. Four 10-minute runs: a never-releasing tcmalloc tenant beside two releasing neighbours, legacy tcmalloc or
    Temeraire, on a fresh node (burn_in 0) or the aged one; each tenant's THP coverage and p99 latency are
    written to <out>/neighbours.csv, and each run's results to <out>/<run>/. Nothing is written elsewhere.
@@ -33,8 +35,10 @@ TEMERAIRE = {"kind": "temeraire", "madvise": "dontneed", "release_rate": 10 << 2
 SAMPLE_S = 300.0
 
 
-def burn_in(raw: dict) -> tuple[pd.DataFrame, float]:
+def burn_in(raw: dict, hugepage: bool) -> tuple[pd.DataFrame, float]:
     """The burn-in of node 0 as the fleet builds it (same seed chain), sampled; returns (series, wall s)."""
+    raw = copy.deepcopy(raw)
+    raw["nodes"][0]["background"]["churn_hugepage"] = hugepage
     config = load_config(raw)
     node_seq = np.random.SeedSequence(config.seed).spawn(3)[1]
     kwargs = build.nodes(config, node_seq)[0]
@@ -43,7 +47,7 @@ def burn_in(raw: dict) -> tuple[pd.DataFrame, float]:
         node.cgroup(path, **settings)
     t0 = time.perf_counter()
     _, bg = background.start(node, kwargs["kernel"], kwargs["cgroups"], kwargs["background"], SAMPLE_S)
-    return pd.DataFrame(bg.samples), time.perf_counter() - t0
+    return pd.DataFrame(bg.samples).assign(churn_hugepage=hugepage), time.perf_counter() - t0
 
 
 def neighbour_runs(raw: dict, out: Path) -> pd.DataFrame:
@@ -74,13 +78,17 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     raw = read_yaml(CONFIG)
-    series, wall = burn_in(raw)
-    series.to_csv(args.out / "burn_in.csv", index=False)
     hours = raw_hours(raw)
-    print(f"== burn-in: {hours:g} simulated h in {wall:.0f} s wall ({wall / hours:.0f} s per simulated hour) ==")
     cols = ["time_s", "free_pageblocks", "unmovable_blocks", "mixed_blocks", "fragmentation_score",
             "cached_bytes", "slab_bytes", "churn_thp_coverage", "jobs_run"]
-    print(series[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    frames = []
+    for hugepage in (False, True):
+        series, wall = burn_in(raw, hugepage)
+        frames.append(series)
+        print(f"== burn-in, churn_hugepage={hugepage}: {hours:g} simulated h in {wall:.0f} s wall "
+              f"({wall / hours:.0f} s per simulated hour) ==")
+        print(series[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    pd.concat(frames).to_csv(args.out / "burn_in.csv", index=False)
     if args.burn_in_only:
         return
     print("== neighbour effect: never-releasing tcmalloc beside legacy or Temeraire neighbours ==")

@@ -15,6 +15,7 @@ from .memcg import local_zswap
 from .mm import MM
 from .page_alloc import MOVABLE, UNMOVABLE
 from .pagetable import IS_PRESENT, NSTATES, PRESENT_STATES, SWAP, uniq
+from .slab import all_blocks
 
 
 def check_node(mm: MM) -> None:
@@ -55,7 +56,7 @@ def _check_blocks(mm: MM) -> None:
     used[folio_blocks] += HPAGE_PAGES
     used += np.bincount(pt.pt_block[:n][pt.pt[:n]], minlength=phys.nblocks)
     used += np.bincount(mm.swap.ram_blocks, minlength=phys.nblocks)
-    used += np.bincount(mm.slab_blocks, minlength=phys.nblocks)
+    used += np.bincount(all_blocks(mm), minlength=phys.nblocks)
     assert (used == phys.used).all(), "pageblock use != pages that live there"
     assert phys.nr_free == phys.total_pages - int(phys.used.sum()), "free pages are not conserved"
     assert (phys.used >= 0).all() and (phys.used <= HPAGE_PAGES).all(), "pageblock count out of range"

@@ -91,6 +91,7 @@ class MM:
     swap: SwapDevice
     boot_used: np.ndarray
     slab_blocks: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int32))   # slab.py's pages
+    stack_blocks: dict[int, np.ndarray] = field(default_factory=dict)   # each live task's kernel stack pages
     time: float = 0.0
     vmstat: Counter = field(default_factory=lambda: Counter({k: 0 for k in VMSTAT_KEYS}))
     cpu_s: Counter = field(default_factory=Counter)          # daemons' CPU seconds: kswapd, khugepaged, kcompactd

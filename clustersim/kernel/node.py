@@ -85,6 +85,7 @@ class Node:
         mm.next_pid += 1
         p = Process(self, pid, name or f"task{pid}", m, oom_score_adj, threads)
         mm.procs.append(p)
+        mm.cpu_s["kswapd"] += slab.alloc_stacks(mm, pid, threads)
         return p
 
     # --- time ----------------------------------------------------------------------------------------
