@@ -33,6 +33,7 @@ bench: setup
 	$(PY) benchmarks/kernel_bench.py
 	$(PY) benchmarks/fleet_bench.py
 	$(PY) benchmarks/sweep_bench.py
+	$(PY) benchmarks/background_bench.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from clustersim.experiments.config import (
+    Background,
     Glibc,
     Jemalloc,
     KernelConfig,
@@ -42,6 +43,7 @@ TABLES: dict[str, type[BaseModel]] = {
     "Top level": RunConfig,
     "`kernel`": KernelConfig,
     "`nodes[i]`": NodeGroup,
+    "`nodes[i].background`": Background,
     "memcg settings": Memcg,
     "`tenants[j]`": Tenant,
     "`tenants[j].workload`": Workload,

@@ -46,6 +46,7 @@ from .schema import (
     Workload,
 )
 from .sections import (
+    Background,
     Duration,
     Frequency,
     KernelConfig,
@@ -66,7 +67,7 @@ from .sections import (
 from .yamlfile import load_yaml
 
 __all__ = [
-    "SPAN_QUANTUM_DEFAULT", "TLB_SENSITIVITY_DEFAULT", "WORKLOAD_PROFILES", "Allocator", "AllocatorBase",
+    "SPAN_QUANTUM_DEFAULT", "TLB_SENSITIVITY_DEFAULT", "WORKLOAD_PROFILES", "Allocator", "AllocatorBase", "Background",
     "ConfigError", "Diurnal", "Duration", "Frequency", "Glibc", "Jemalloc", "KernelConfig", "Limit", "Memcg",
     "NodeGroup", "Rate", "Restarts", "RunConfig", "Section", "ServiceTime", "Size", "Spikes", "Startup", "Swap",
     "SwapDisk", "SwapNone", "SwapZram", "SwapZswap", "Tcmalloc", "Temeraire", "Tenant", "ThpConfig",

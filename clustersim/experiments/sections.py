@@ -14,7 +14,17 @@ import math
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from clustersim.kernel.costs import COST_NAMES
@@ -276,6 +286,38 @@ Swap = Annotated[
 SWAP_TAGS = frozenset({"none", "disk", "zram", "zswap"})
 
 
+class Background(Section):
+    """A node's own services and its aged start; off by default (no file set, no burn-in).
+
+    The services read ``file_set`` bytes of files in a cycle at ``file_rate``, in a memcg under ``cgroup``;
+    before the tenants are placed the node runs ``burn_in`` of that plus ``churn_jobs`` short-lived jobs at a
+    time (clustersim/fleet/background.py says what they are), in ticks of ``burn_in_tick``.
+    """
+
+    BOUNDS = {"burn_in": Bounds(0, 7 * 86400), "burn_in_tick": Bounds(0.1, 600), "churn_jobs": Bounds(0, 64),
+              "churn_size": Bounds(2 << 20, None), "churn_lifetime": Bounds(1, 86400)}
+    file_set: Size = 0
+    file_rate: Rate = 0.0
+    cgroup: CgroupPath = "system.slice"
+    burn_in: Duration = 0.0
+    burn_in_tick: Duration = 10.0
+    churn_jobs: int = 4
+    churn_size: Size = 512 << 20
+    churn_lifetime: Duration = 600.0
+    churn_hugepage: bool = False
+
+    @model_validator(mode="after")
+    def _rate_needs_files(self) -> Background:
+        if self.file_rate > 0 and self.file_set == 0:
+            raise PydanticCustomError("background", "file_rate > 0 needs a file_set > 0 to read")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """Anything to run: files to read or a burn-in."""
+        return (self.file_set > 0 and self.file_rate > 0) or self.burn_in > 0
+
+
 class NodeGroup(Section):
     """``count`` identical nodes: memory, swap, a memcg tree (path -> settings) and kernel overrides."""
 
@@ -286,6 +328,7 @@ class NodeGroup(Section):
     swap: Swap = Field(default_factory=SwapNone)
     cgroups: dict[CgroupPath, Memcg] = Field(default_factory=dict)
     kernel: KernelConfig = Field(default_factory=KernelConfig)
+    background: Background = Field(default_factory=Background)
 
     @field_validator("memory")
     @classmethod

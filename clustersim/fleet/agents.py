@@ -27,6 +27,7 @@ from ..workloads.tenants import (
     DEFAULT_TLB_SENSITIVITY,
     tlb_factor,
 )
+from .background import start as aged_start
 from .latency import LatencyHistogram
 from .queue import RequestQueue
 
@@ -44,7 +45,7 @@ class NodeAgent(mesa.Agent):
     """One machine: its kernel, its memcg tree and the group it belongs to."""
 
     def __init__(self, model: Fleet, *, group: str = "group0", index: int = 0, kernel: dict | None = None,
-                 cgroups: dict[str, dict] | None = None) -> None:
+                 cgroups: dict[str, dict] | None = None, background: dict | None = None) -> None:
         """Args:
             model: the fleet.
             group: the node group's name.
@@ -52,12 +53,17 @@ class NodeAgent(mesa.Agent):
             kernel: keyword arguments of the kernel model (``clustersim.kernel.Node``); None: its defaults.
             cgroups: memcg path -> memory.min/low/high/max and oom_group settings, created in this order
                 (missing parents are created without limits).
+            background: the node's own services and aged start (``background.NodeBackground`` keywords);
+                None: an empty node.
         """
         super().__init__(model)
         self.group, self.index = group, index
         self.kernel = Node(**(kernel or {}))
         for path, settings in (cgroups or {}).items():
             self.make_cgroup(path, settings)
+        self.background = None
+        if background is not None:
+            self.kernel, self.background = aged_start(self.kernel, kernel or {}, cgroups or {}, background)
         self.memory_bytes = self.kernel.meminfo["MemTotal"]
         self.daemon_s = 0.0
 
@@ -72,6 +78,8 @@ class NodeAgent(mesa.Agent):
     def advance(self, dt_s: float) -> None:
         """Let the kernel's time pass: khugepaged, kswapd, kcompactd."""
         before = sum(self.kernel.cpu_s.values())
+        if self.background is not None:
+            self.background.step(dt_s)
         self.kernel.advance(dt_s)
         self.daemon_s += sum(self.kernel.cpu_s.values()) - before
 

@@ -1,7 +1,8 @@
 """From a validated run config to the fleet's agents: plain keyword arguments for each node and process.
 
 This is the one place where the fleet reads the config's sections (``clustersim.experiments.config``):
-``nodes`` gives each NodeAgent its kernel's settings and memcg tree, ``processes`` places every tenant's
+``nodes`` gives each NodeAgent its kernel's settings, memcg tree and background (its own services and aged
+start, or None), ``processes`` places every tenant's
 replicas and gives each ProcessAgent its tenant name, memcg leaf and limits, workload, allocator options and
 generator. Agents then know nothing of the config, and the model nothing of the agents' options.
 """
@@ -64,7 +65,9 @@ def node_kwargs(group, index: int, seed: np.random.SeedSequence) -> dict[str, An
               "costs": dict(k.costs)}
     cgroups = {path: memcg_settings(group.cgroups[path].model_dump())
                for path in sorted(group.cgroups, key=lambda p: p.count("/"))}
-    return {"group": group.name, "index": index, "kernel": kernel, "cgroups": cgroups}
+    bg = group.background
+    background = bg.model_dump() if bg.enabled else None
+    return {"group": group.name, "index": index, "kernel": kernel, "cgroups": cgroups, "background": background}
 
 
 def processes(config, slots: list[Slot], seq: np.random.SeedSequence,

@@ -3,9 +3,14 @@
 Follows mm/compaction.c in spirit: the migration scanner takes the sparsest movable blocks, the free scanner
 fills holes in the densest ones; blocks holding any unmovable page cannot be emptied, so compaction fails
 when only such blocks are sparse. Direct compaction (THP faults per `defrag`, khugepaged, MADV_COLLAPSE)
-stalls the caller for every page moved; kcompactd's proactive mode (compaction_proactiveness) runs in the
-background when the fragmentation score passes its high mark. Left out: async vs sync modes, skip bits,
-deferred compaction backoff, zones.
+stalls the caller for every page moved, and after a failure is deferred: the next 1 << compact_defer_shift
+attempts are skipped, the shift growing by one per failure up to COMPACT_MAX_DEFER_SHIFT and reset by a
+success (compaction_deferred / defer_compaction / compaction_defer_reset, K20). kcompactd's proactive mode
+(compaction_proactiveness) runs in the background when the fragmentation score passes its high mark, with
+the low mark floored at 5, does a bounded amount of work per wake-up, and sleeps 64 times longer after a
+wake-up that did not lower the score (K21). Left out: async vs sync modes (the model's one direct attempt
+stands for the sync-priority one whose failure defers), skip bits, compact_order_failed (one order only),
+zones.
 """
 
 from __future__ import annotations
@@ -13,13 +18,17 @@ from __future__ import annotations
 import numpy as np
 
 from ..units import HPAGE_PAGES
-from .mm import MM
+from .mm import KCOMPACTD_INTERVAL_S, MM
+from .page_alloc import MOVABLE
 from .pagetable import IS_PRESENT
 
 # kcompactd works in bounded rounds per wake-up (each round up to 1/64 of the node's blocks) so that one
 # wake-up cannot monopolise a simulated second.
 PROACTIVE_ROUNDS = 8
 PROACTIVE_ROUND_BLOCKS_DIV = 64
+COMPACT_MAX_DEFER_SHIFT = 6          # include/linux/compaction.h
+PROACTIVE_WMARK_FLOOR = 5            # fragmentation_score_wmark(): the low mark is at least 5
+PROACTIVE_WMARK_LEEWAY = 10          # the high mark is the low mark + 10, at most 100
 
 
 def plan(mm: MM, want_blocks: int) -> np.ndarray:
@@ -29,7 +38,8 @@ def plan(mm: MM, want_blocks: int) -> np.ndarray:
     blocks by use; take a prefix as sources while the remaining blocks' free room can absorb them.
     """
     phys = mm.phys
-    movable = np.flatnonzero((phys.used > 0) & (phys.used < HPAGE_PAGES) & ~phys.thp & (phys.unmov == 0))
+    movable = np.flatnonzero((phys.used > 0) & (phys.used < HPAGE_PAGES) & ~phys.thp & (phys.unmov == 0)
+                             & (phys.mt == MOVABLE))
     if len(movable) < 2 or want_blocks <= 0:
         return movable[:0]
     order = movable[np.argsort(phys.used[movable], kind="stable")]
@@ -62,20 +72,58 @@ def compact(mm: MM, want_blocks: int) -> tuple[int, float]:
     return len(sources), len(flat) * mm.costs.migrate_page_s
 
 
+def compaction_deferred(mm: MM) -> bool:
+    """Skip this attempt? Counts it; after 1 << shift considered attempts the next one runs."""
+    limit = 1 << mm.compact_defer_shift
+    mm.compact_considered += 1
+    if mm.compact_considered >= limit:
+        mm.compact_considered = limit
+        return False
+    return True
+
+
+def defer_compaction(mm: MM) -> None:
+    """A failed attempt: skip the next 1 << shift attempts, the shift growing up to its maximum."""
+    mm.compact_considered = 0
+    mm.compact_defer_shift = min(mm.compact_defer_shift + 1, COMPACT_MAX_DEFER_SHIFT)
+
+
+def compaction_defer_reset(mm: MM) -> None:
+    """A successful attempt: no deferral."""
+    mm.compact_considered = 0
+    mm.compact_defer_shift = 0
+
+
 def direct_compact(mm: MM, want_blocks: int) -> tuple[int, float]:
-    """Compaction in the allocating context: counted as compact_stall, success or fail."""
+    """Compaction in the allocating context: counted as compact_stall, success or fail; a deferred attempt
+    does no work and counts as a stall that failed, as __alloc_pages_direct_compact() counts it."""
     mm.vmstat["compact_stall"] += 1
+    if compaction_deferred(mm):
+        mm.compact_deferred += 1
+        mm.vmstat["compact_fail"] += 1
+        return 0, 0.0
     freed, cost = compact(mm, want_blocks)
+    if freed:
+        compaction_defer_reset(mm)
+    else:
+        defer_compaction(mm)
     mm.vmstat["compact_success" if freed else "compact_fail"] += 1
     return freed, cost
 
 
+def score_wmarks(proactiveness: int) -> tuple[int, int]:
+    """fragmentation_score_wmark(): (low, high) marks of the fragmentation score."""
+    low = max(100 - proactiveness, PROACTIVE_WMARK_FLOOR)
+    return low, min(low + PROACTIVE_WMARK_LEEWAY, 100)
+
+
 def proactive(mm: MM) -> float:
-    """kcompactd's proactive compaction: above score 100-proactiveness+10, compact to below 100-proactiveness."""
+    """kcompactd's proactive compaction: above the high mark, compact until the score is at most the low
+    mark, in at most PROACTIVE_ROUNDS rounds of a 1/PROACTIVE_ROUND_BLOCKS_DIV share of the blocks."""
     p = mm.vm.compaction_proactiveness
     if p == 0:
         return 0.0
-    low, high = 100 - p, 100 - p + 10
+    low, high = score_wmarks(p)
     if mm.phys.fragmentation_score() <= high:
         return 0.0
     total = 0.0
@@ -87,3 +135,14 @@ def proactive(mm: MM) -> float:
         if not freed:
             break
     return total
+
+
+def kcompactd(mm: MM, now: float) -> float:
+    """One kcompactd wake-up at ``now``: proactive compaction, then the next wake-up; a wake-up that did not
+    lower the score sleeps 1 << COMPACT_MAX_DEFER_SHIFT intervals. Returns seconds of work."""
+    before = mm.phys.fragmentation_score()
+    ran = mm.vm.compaction_proactiveness > 0 and before > score_wmarks(mm.vm.compaction_proactiveness)[1]
+    cost = proactive(mm)
+    backoff = ran and mm.phys.fragmentation_score() >= before
+    mm.next_kcompactd = now + KCOMPACTD_INTERVAL_S * ((1 << COMPACT_MAX_DEFER_SHIFT) if backoff else 1)
+    return cost

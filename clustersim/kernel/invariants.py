@@ -13,7 +13,9 @@ import numpy as np
 from ..units import HPAGE_PAGES
 from .memcg import local_zswap
 from .mm import MM
+from .page_alloc import MOVABLE, UNMOVABLE
 from .pagetable import IS_PRESENT, NSTATES, PRESENT_STATES, SWAP, uniq
+from .slab import all_blocks
 
 
 def check_node(mm: MM) -> None:
@@ -54,12 +56,13 @@ def _check_blocks(mm: MM) -> None:
     used[folio_blocks] += HPAGE_PAGES
     used += np.bincount(pt.pt_block[:n][pt.pt[:n]], minlength=phys.nblocks)
     used += np.bincount(mm.swap.ram_blocks, minlength=phys.nblocks)
+    used += np.bincount(all_blocks(mm), minlength=phys.nblocks)
     assert (used == phys.used).all(), "pageblock use != pages that live there"
     assert phys.nr_free == phys.total_pages - int(phys.used.sum()), "free pages are not conserved"
     assert (phys.used >= 0).all() and (phys.used <= HPAGE_PAGES).all(), "pageblock count out of range"
     partial = (phys.used > 0) & (phys.used < HPAGE_PAGES) & ~phys.thp
-    assert (phys.partial_movable == (partial & (phys.unmov == 0))).all(), "partial movable flags are stale"
-    assert (phys.partial_unmovable == (partial & (phys.unmov > 0))).all(), "partial unmovable flags are stale"
+    assert (phys.partial_movable == (partial & (phys.mt == MOVABLE))).all(), "partial movable flags are stale"
+    assert (phys.partial_unmovable == (partial & (phys.mt == UNMOVABLE))).all(), "partial unmovable flags are stale"
     assert phys.nfree_blocks == int((phys.used == 0).sum()), "free block count is stale"
     assert not (phys.used[:phys.free_hint] == 0).any(), "a free block lies below free_hint"
     assert not phys.partial_movable[:phys.partial_hint[0]].any(), "a partly used block lies below its hint"

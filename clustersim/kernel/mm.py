@@ -90,6 +90,8 @@ class MM:
     memcgs: MemcgTree
     swap: SwapDevice
     boot_used: np.ndarray
+    slab_blocks: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int32))   # slab.py's pages
+    stack_blocks: dict[int, np.ndarray] = field(default_factory=dict)   # each live task's kernel stack pages
     time: float = 0.0
     vmstat: Counter = field(default_factory=lambda: Counter({k: 0 for k in VMSTAT_KEYS}))
     cpu_s: Counter = field(default_factory=Counter)          # daemons' CPU seconds: kswapd, khugepaged, kcompactd
@@ -100,6 +102,9 @@ class MM:
     next_region_id: int = 0
     next_khugepaged: float = 0.0                              # khugepaged's next wake-up (seconds)
     next_kcompactd: float = KCOMPACTD_INTERVAL_S              # kcompactd's next proactive check (seconds)
+    compact_considered: int = 0                               # direct compaction attempts since the last defer
+    compact_defer_shift: int = 0                              # skip up to 1 << shift attempts after failures
+    compact_deferred: int = 0                                 # direct compaction attempts skipped so far
     khugepaged_cursor: int = 0                                # first row of khugepaged's next scan
     khugepaged_regions: set[int] = field(default_factory=set)  # ids of VMAs on khugepaged's list
     thp_disabled_pids: set[int] = field(default_factory=set)   # tasks with PR_SET_THP_DISABLE set

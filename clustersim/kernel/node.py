@@ -2,7 +2,7 @@
 
 Builds the node's state (`mm.MM`: physical memory, the page table, memcgs, swap, tunables, counters), hands
 it to the mechanisms (reclaim, khugepaged, compaction) and exposes the observation files with Linux names
-(vmstat, meminfo, memory.current/stat/events). `advance()` lets time pass:
+(vmstat, meminfo, memory.current/stat/events). `advance()` lets time pass: the slab pool follows the load,
 khugepaged wakes every scan_sleep, kswapd reclaims below the low watermark, kcompactd compacts proactively.
 """
 
@@ -11,12 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..units import HPAGE_PAGES, PAGE_SIZE
-from . import compaction, khugepaged, psi, slowpath, vmscan
+from . import compaction, khugepaged, psi, slab, slowpath, vmscan
 from .costs import Costs
 from .errors import KernelError, duration_arg, size_arg
 from .invariants import check_node
 from .memcg import EVENTS, INF, LIMITS, Memcg, MemcgTree, memcg_stat, no_internal_process, parse_limit
-from .mm import KCOMPACTD_INTERVAL_S, MM
+from .mm import MM
 from .page_alloc import PhysMem, default_min_free_kbytes
 from .pagetable import CACHE, LAZY, PageTable
 from .profiles import DEFAULT_PROFILE, make_profile
@@ -85,6 +85,7 @@ class Node:
         mm.next_pid += 1
         p = Process(self, pid, name or f"task{pid}", m, oom_score_adj, threads)
         mm.procs.append(p)
+        mm.cpu_s["kswapd"] += slab.alloc_stacks(mm, pid, threads)
         return p
 
     # --- time ----------------------------------------------------------------------------------------
@@ -92,6 +93,7 @@ class Node:
         """Let ``duration`` pass: khugepaged scans, kswapd reclaims, kcompactd compacts, in time order."""
         mm = self.mm
         end = mm.time + duration_arg("duration", duration)
+        mm.cpu_s["kswapd"] += slab.resize(mm)
         while True:
             t = min(mm.next_khugepaged, mm.next_kcompactd, end)
             mm.time = max(mm.time, t)
@@ -99,8 +101,7 @@ class Node:
             if t >= mm.next_khugepaged and t <= end:
                 mm.cpu_s["khugepaged"] += khugepaged.scan(mm)
             if t >= mm.next_kcompactd and t <= end:
-                mm.cpu_s["kcompactd"] += compaction.proactive(mm)
-                mm.next_kcompactd = t + KCOMPACTD_INTERVAL_S
+                mm.cpu_s["kcompactd"] += compaction.kcompactd(mm, t)
             if t >= end:
                 break
         mm.time = end

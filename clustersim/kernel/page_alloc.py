@@ -1,12 +1,16 @@
 """Physical memory as 2 MiB pageblocks: the buddy allocator's placement rules and the zone watermarks.
 
-Each pageblock counts its pages in use and how many of them are unmovable (kernel) pages; a block that
-backs a THP is wholly in use. Pages are not tracked one by one here: callers hold, per page, the index of
-the block it lives in, and hand those indices back when they free. Follows mm/page_alloc.c (Linux 6.x):
-order-0 allocations are served from the smallest free fragments first, so partly used blocks fill before a
-free block is broken; unmovable allocations keep to unmovable blocks and steal a free block when they must
-(fallback to a movable block only when nothing else is left). Left out: zones, per-cpu lists, orders
-between 0 and 9 (mTHP), page isolation.
+Each pageblock counts its pages in use and how many of them are unmovable (kernel) pages, and has a
+migratetype (``mt``: MOVABLE or UNMOVABLE); a block that backs a THP is wholly in use. Pages are not tracked
+one by one here: callers hold, per page, the index of the block it lives in, and hand those indices back
+when they free. Follows mm/page_alloc.c (Linux 6.x): order-0 allocations are served from the smallest free
+fragments first, so partly used blocks of the request's migratetype fill before a free block is broken (a
+free block is taken whole and becomes the request's type); when neither is left the request falls back into
+the other type's blocks by the rule of __rmqueue_claim / __rmqueue_steal (Linux 6.15, K19): claim the block
+with the largest free room if its free plus compatible pages are at least half a pageblock, else steal pages
+from the fullest blocks, which stay of their type and become mixed. Left out: zones, per-cpu lists, orders
+between 0 and 9 (mTHP), page isolation, MIGRATE_RECLAIMABLE (reclaimable slab is treated as unmovable: both
+fall back into movable blocks alike and compaction moves neither).
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from ..units import HPAGE_PAGES
 # Boot-time slab and other unmovable kernel memory is grouped by migratetype into unmovable blocks, but
 # slab fragmentation leaves those blocks partly empty; half full is an estimate, not a measurement.
 KERNEL_BLOCK_FILL_PAGES = HPAGE_PAGES // 2
+MOVABLE, UNMOVABLE = 0, 1
+# try_to_claim_block(): a fallback claims the whole block when free + compatible pages reach half of it.
+CLAIM_PAGES = HPAGE_PAGES // 2
 
 
 def default_min_free_kbytes(total_bytes: int) -> int:
@@ -38,9 +45,14 @@ class PhysMem:
         self.used = np.zeros(self.nblocks, dtype=np.int32)
         self.unmov = np.zeros(self.nblocks, dtype=np.int32)
         self.thp = np.zeros(self.nblocks, dtype=bool)
+        self.mt = np.zeros(self.nblocks, dtype=np.int8)   # pageblock migratetype; free blocks keep their last
         self.nr_free = total_pages
+        # Fallbacks (trace event mm_page_alloc_extfrag): blocks claimed whole, pages stolen from a block of
+        # the other type without claiming it.
+        self.fallback_claims = 0
+        self.fallback_steal_pages = 0
         # Kept up to date for the blocks each call touches, so allocation never rescans every block's
-        # counters: partly used movable / unmovable blocks, and the number of entirely free blocks.
+        # counters: partly used blocks of type movable / unmovable, and the number of entirely free blocks.
         self.partial_movable = np.zeros(self.nblocks, dtype=bool)
         self.partial_unmovable = np.zeros(self.nblocks, dtype=bool)
         self.nfree_blocks = self.nblocks
@@ -62,7 +74,7 @@ class PhysMem:
 
     def _changed(self, blocks: np.ndarray, free_before: int) -> None:
         """Refresh the kept flags of distinct ``blocks`` whose counters just changed."""
-        nfree, lowest = _refresh(self.used, self.unmov, self.thp, self.partial_movable, self.partial_unmovable,
+        nfree, lowest = _refresh(self.used, self.mt, self.thp, self.partial_movable, self.partial_unmovable,
                                  self.partial_hint, blocks)
         if nfree:
             self.free_hint = min(self.free_hint, int(lowest))
@@ -83,6 +95,16 @@ class PhysMem:
         self.free_hint = int(blocks[0]) if len(blocks) else self.nblocks   # every block below is in use
         return blocks
 
+    def mixed_blocks(self) -> int:
+        """Blocks holding pages of both kinds that are not entirely unmovable: movable-type blocks with
+        unmovable pages in them (polluted by a steal), and unmovable-type blocks with movable pages."""
+        movable_pages = self.used - self.unmov - self.thp * HPAGE_PAGES
+        return int(np.count_nonzero((self.unmov > 0) & ((self.mt == MOVABLE) | (movable_pages > 0))))
+
+    def unmovable_blocks(self) -> int:
+        """Blocks holding at least one unmovable page: compaction can empty none of them."""
+        return int(np.count_nonzero(self.unmov > 0))
+
     def fragmentation_score(self) -> float:
         """Share of free pages (percent) that sit outside free pageblocks (unusable for order 9)."""
         if self.nr_free == 0:
@@ -95,13 +117,16 @@ class PhysMem:
         """Blocks for ``n`` order-0 pages (one entry per page), or an empty array if memory is short.
 
         Partly used blocks of the request's migratetype are filled first, lowest address first; then the
-        lowest entirely free blocks are broken; then the other migratetype's partly used blocks are used.
+        lowest entirely free blocks are broken; then the other migratetype's blocks are claimed or stolen
+        from (K19).
         """
         if n <= 0 or n > self.nr_free:
             return np.empty(0, dtype=np.int32)
-        pages, free_taken, hint = _alloc_order0(self.used, self.unmov, self.thp, self.partial_movable,
-                                                self.partial_unmovable, self.partial_hint, n, movable,
-                                                self.free_hint)
+        pages, free_taken, hint, claims, stolen = _alloc_order0(
+            self.used, self.unmov, self.mt, self.thp, self.partial_movable, self.partial_unmovable,
+            self.partial_hint, n, movable, self.free_hint)
+        self.fallback_claims += int(claims)
+        self.fallback_steal_pages += int(stolen)
         self.nr_free -= n
         self.nfree_blocks -= int(free_taken)
         self.free_hint = int(hint)
@@ -114,6 +139,7 @@ class PhysMem:
         blocks = self._lowest_free(k).astype(np.int32)
         self.used[blocks] = HPAGE_PAGES
         self.thp[blocks] = True
+        self.mt[blocks] = MOVABLE
         self.nr_free -= HPAGE_PAGES * len(blocks)
         self._changed(blocks, len(blocks))
         return blocks
@@ -129,6 +155,7 @@ class PhysMem:
         free_before = self._free_among(blocks)
         self.used[blocks] += per
         self.unmov[blocks] += per
+        self.mt[blocks] = UNMOVABLE
         self.nr_free -= pages
         self._changed(blocks, free_before)
 
@@ -137,7 +164,7 @@ class PhysMem:
         """Return order-0 pages, given the block of each page."""
         if len(blocks) == 0:
             return
-        ok, nfree, lowest = _free_order0(self.used, self.unmov, self.thp, self.partial_movable,
+        ok, nfree, lowest = _free_order0(self.used, self.unmov, self.mt, self.thp, self.partial_movable,
                                          self.partial_unmovable, self.partial_hint, blocks, movable, self._seen)
         assert ok, "freed pages never allocated"
         self.nr_free += len(blocks)
@@ -165,14 +192,14 @@ class PhysMem:
 
 # --- compiled loops over the blocks a call touches ------------------------------------------------------
 @njit
-def _flag(used, unmov, thp, pm, pu, hint, b) -> None:
-    """Refresh block b's partly-used flags from its counters; keep each kind's count (hint[2:]) and lower
-    its scan hint (hint[:2])."""
+def _flag(used, mt, thp, pm, pu, hint, b) -> None:
+    """Refresh block b's partly-used flags from its counters and type; keep each kind's count (hint[2:])
+    and lower its scan hint (hint[:2])."""
     hint[2] -= pm[b]
     hint[3] -= pu[b]
     partial = 0 < used[b] < HPAGE_PAGES and not thp[b]
-    pm[b] = partial and unmov[b] == 0
-    pu[b] = partial and unmov[b] > 0
+    pm[b] = partial and mt[b] == MOVABLE
+    pu[b] = partial and mt[b] == UNMOVABLE
     hint[2] += pm[b]
     hint[3] += pu[b]
     if pm[b]:
@@ -182,11 +209,11 @@ def _flag(used, unmov, thp, pm, pu, hint, b) -> None:
 
 
 @njit
-def _refresh(used, unmov, thp, pm, pu, hint, blocks):
+def _refresh(used, mt, thp, pm, pu, hint, blocks):
     """_flag() for distinct blocks; returns (how many are entirely free, the lowest free one)."""
     nfree, lowest = 0, used.shape[0]
     for b in blocks:
-        _flag(used, unmov, thp, pm, pu, hint, b)
+        _flag(used, mt, thp, pm, pu, hint, b)
         if used[b] == 0:
             nfree += 1
             lowest = min(lowest, b)
@@ -206,20 +233,20 @@ def _lowest_free(used, start, k):
 
 
 @njit
-def _take(used, unmov, thp, pm, pu, hint, b, out, got, n, movable):
+def _take(used, unmov, mt, thp, pm, pu, hint, b, out, got, n, movable):
     """Fill block b with as many of the remaining pages as it has room for; returns the pages placed."""
     k = min(HPAGE_PAGES - used[b], n - got)
     used[b] += k
     if not movable:
         unmov[b] += k
     out[got:got + k] = b
-    _flag(used, unmov, thp, pm, pu, hint, b)
+    _flag(used, mt, thp, pm, pu, hint, b)
     return got + k
 
 
 @njit
-def _fill_partial(used, unmov, thp, pm, pu, hint, kind, out, got, n, movable):
-    """Fill the partly used blocks of one kind (0 movable, 1 unmovable) in address order from its hint; the
+def _fill_partial(used, unmov, mt, thp, pm, pu, hint, kind, out, got, n, movable):
+    """Fill the partly used blocks of one type (0 movable, 1 unmovable) in address order from its hint; the
     first one found becomes the hint."""
     flags = pm if kind == 0 else pu
     left = hint[2 + kind]   # partly used blocks of this kind not yet visited
@@ -232,36 +259,77 @@ def _fill_partial(used, unmov, thp, pm, pu, hint, kind, out, got, n, movable):
     while got < n and left:
         if flags[b]:
             left -= 1
-            got = _take(used, unmov, thp, pm, pu, hint, b, out, got, n, movable)
+            got = _take(used, unmov, mt, thp, pm, pu, hint, b, out, got, n, movable)
         b += 1
     return got
 
 
 @njit
-def _alloc_order0(used, unmov, thp, pm, pu, hint, n, movable, free_hint):
+def _claimable(used, unmov, flags, movable):
+    """The other type's partly used block with the most free pages among those whose free plus compatible
+    pages reach CLAIM_PAGES (try_to_claim_block), or -1. Compatible: for a movable request the block's
+    movable pages, for an unmovable one its unmovable pages."""
+    best, room = -1, 0
+    for b in range(used.shape[0]):
+        if not flags[b]:
+            continue
+        free = HPAGE_PAGES - used[b]
+        alike = used[b] - unmov[b] if movable else unmov[b]
+        if free + alike >= CLAIM_PAGES and free > room:
+            best, room = b, free
+    return best
+
+
+@njit
+def _steal(used, unmov, mt, thp, pm, pu, hint, other, out, got, n, movable):
+    """__rmqueue_steal(): pages from the other type's partly used blocks, fullest first (the smallest free
+    fragments), without changing their type. Returns (pages placed, pages stolen)."""
+    flags = pm if other == 0 else pu
+    cand = np.flatnonzero(flags)
+    order = cand[np.argsort(-used[cand], kind="mergesort")]   # fullest first, lowest address on ties
+    start = got
+    for b in order:
+        if got >= n:
+            break
+        got = _take(used, unmov, mt, thp, pm, pu, hint, b, out, got, n, movable)
+    return got, got - start
+
+
+@njit
+def _alloc_order0(used, unmov, mt, thp, pm, pu, hint, n, movable, free_hint):
     """Place n order-0 pages: own migratetype's partly used blocks, then free blocks from ``free_hint``, then
-    the other migratetype's partly used blocks, each in address order. Returns (block per page, free blocks
-    broken, new free hint)."""
+    fallback (claim a block of the other type, repeatedly; else steal), each in address order. Returns (block
+    per page, free blocks broken, new free hint, blocks claimed, pages stolen)."""
     own = 0 if movable else 1
     out = np.empty(n, dtype=np.int32)
-    got = _fill_partial(used, unmov, thp, pm, pu, hint, own, out, 0, n, movable)
+    got = _fill_partial(used, unmov, mt, thp, pm, pu, hint, own, out, 0, n, movable)
     free_taken = 0
     if got < n:
         first_free, b, nb = used.shape[0], free_hint, used.shape[0]
         while got < n and b < nb:
             if used[b] == 0:
                 first_free = min(first_free, b)
-                got = _take(used, unmov, thp, pm, pu, hint, b, out, got, n, movable)
+                mt[b] = own   # a whole free block is claimed outright (order >= pageblock_order)
+                got = _take(used, unmov, mt, thp, pm, pu, hint, b, out, got, n, movable)
                 free_taken += 1
             b += 1
         free_hint = first_free
+    claims, stolen = 0, 0
+    other_flags = pm if own == 1 else pu
+    while got < n:
+        b = _claimable(used, unmov, other_flags, movable)
+        if b < 0:
+            break
+        mt[b] = own
+        claims += 1
+        got = _take(used, unmov, mt, thp, pm, pu, hint, b, out, got, n, movable)
     if got < n:
-        got = _fill_partial(used, unmov, thp, pm, pu, hint, 1 - own, out, got, n, movable)
-    return out, free_taken, free_hint
+        got, stolen = _steal(used, unmov, mt, thp, pm, pu, hint, 1 - own, out, got, n, movable)
+    return out, free_taken, free_hint, claims, stolen
 
 
 @njit
-def _free_order0(used, unmov, thp, pm, pu, hint, blocks, movable, seen):
+def _free_order0(used, unmov, mt, thp, pm, pu, hint, blocks, movable, seen):
     """Give back one page per entry of ``blocks``; returns (counters stayed >= 0, blocks now entirely
     free, the lowest of them)."""
     for b in blocks:
@@ -274,7 +342,7 @@ def _free_order0(used, unmov, thp, pm, pu, hint, blocks, movable, seen):
             continue
         seen[b] = 1
         ok = ok and used[b] >= 0 and unmov[b] >= 0
-        _flag(used, unmov, thp, pm, pu, hint, b)
+        _flag(used, mt, thp, pm, pu, hint, b)
         if used[b] == 0:
             nfree += 1
             lowest = min(lowest, b)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..units import HPAGE_PAGES, PAGE_SIZE
-from . import fault, khugepaged, madvise, psi
+from . import fault, khugepaged, madvise, psi, slab
 from .errors import KernelError, size_arg
 from .filemap import read_file
 from .memory import lru_add
@@ -112,6 +112,7 @@ class Process:
             psi.account(self.mm, self.memcg)   # the group loses a non-idle task: account the time before
             self.alive = False
             self.memcg.procs.remove(self)
+            slab.free_stacks(self.mm, self.pid)
 
     # --- memory access -------------------------------------------------------------------------------
     def touch(self, region: Region, offset: int | str = 0, length: int | str | None = None) -> float:

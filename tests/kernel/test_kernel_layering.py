@@ -15,7 +15,7 @@ KERNEL = Path(clustersim.kernel.__file__).parent
 LEAVES = {"errors", "mman", "pagetable", "page_alloc", "costs", "settings", "profiles"}
 STATE = {"mm"}
 MECHANISMS = {"vma", "ranges", "memory", "fault", "madvise", "vmscan", "compaction", "khugepaged", "huge_memory",
-              "filemap", "swap", "slowpath", "oom_kill", "invariants", "memcg", "psi"}
+              "filemap", "swap", "slowpath", "oom_kill", "invariants", "memcg", "psi", "slab"}
 LAYER = {**dict.fromkeys(LEAVES, 0), **dict.fromkeys(STATE, 1), **dict.fromkeys(MECHANISMS, 2),
          "task": 3, "node": 4, "__init__": 5}
 
