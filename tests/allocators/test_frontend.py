@@ -10,12 +10,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import clustersim
 from clustersim import kernel
 from clustersim.allocators import make_allocator
 from clustersim.allocators.arenas import ncached_max, slab_regions, tcache_bound_bytes
 from clustersim.allocators.base import HeapAllocator
 from clustersim.allocators.frontend import Frontend, ObjectCache, occupied_units, striped_runs
 from clustersim.allocators.tcmalloc import LegacyPageHeap
+from clustersim.kernel.errors import KernelError
 
 KiB, MiB = 1 << 10, 1 << 20
 HPAGE = 2 * MiB
@@ -123,3 +125,42 @@ def test_frontend_options_at_their_defaults_build_the_page_level_model_and_bad_v
         make_allocator("jemalloc", p, narenas=0)
     with pytest.raises(ValueError, match="cpu_caches=-1"):
         make_allocator("temeraire", p, cpu_caches=-1)
+
+
+@pytest.mark.parametrize(("u", "split"), [(0.5, False), (0.05, True)])
+def test_the_underused_thp_shrinker_splits_the_thps_of_spans_sparser_than_max_ptes_none(u, split):
+    # literature.md section 7: under reclaim, 6.12 splits a THP with more than max_ptes_none zero-filled
+    # subpages and frees them. 100 units of 32 spans of 8 KiB under THP always, max_ptes_none=409:
+    # u=0.5: 64 spans per unit each write 1 of 2 pages, 256 zero subpages per THP <= 409, nothing split;
+    # u=0.05: 640 spans per unit, the first 64 write one page each: at most 64 written per THP, so every
+    # THP is split and RSS falls to the 25 MiB of live pages.
+    node = kernel.Node(memory="1G", profile="linux-6.12", seed=0,
+                       thp={"enabled": "always", "max_ptes_none": 409}, swap={"kind": "none"})
+    cg = node.cgroup("A", max="max")
+    p = node.spawn(cgroup="A", name="svc")
+    a = make_allocator("tcmalloc", p, span_occupancy=u)
+    ids, nbytes, spans = small_units(range(100))
+    a.alloc(ids, nbytes, spans)
+    thps = p.smaps["AnonHugePages"] // HPAGE
+    with pytest.raises(KernelError):   # no swap: the heap's written pages cannot be reclaimed
+        cg.reclaim("1G")
+    node.check()
+    assert node.vmstat["thp_underused_split_page"] == (thps if split else 0)
+    assert p.smaps["Rss"] == (100 * 256 * KiB if split else thps * HPAGE)
+
+
+def test_a_sparse_fleet_run_is_the_same_twice_and_always_costs_more_than_madvise():
+    # Same seed, same results bit for bit. tcmalloc/beta's live heap is 99.9% small-object spans, so at
+    # span_occupancy 0.5 THP always backs about twice the written pages: the ratio of the RSS is below
+    # 1/u = 2 (free extents and cached units are written, so backed under both) and well above 1.
+    rss = {}
+    for enabled in ("madvise", "always", "always"):
+        cfg = {"name": "sparse", "seed": 3, "duration": "20s", "kernel": {"thp": {"enabled": enabled}},
+               "nodes": [{"name": "n", "count": 1, "memory": "2G", "swap": {"kind": "none"}}],
+               "tenants": [{"name": "svc", "replicas": 1,
+                            "allocator": {"kind": "jemalloc", "narenas": 4, "tcache": True, "span_occupancy": 0.5},
+                            "workload": {"kind": "service", "heap": "128M", "churn": "8MiB/s", "rps": 50}}]}
+        result = clustersim.run(cfg)
+        value = float(result.tenants["rss_bytes_mean"].iloc[0])
+        assert rss.setdefault(enabled, value) == value
+    assert 1.5 * rss["madvise"] < rss["always"] < 2.0 * rss["madvise"]
