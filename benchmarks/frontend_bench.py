@@ -3,8 +3,8 @@
 One process on a 16 GiB node (THP enabled=always, so unwritten pages are faulted as THPs) runs a 1 GiB
 tcmalloc/beta heap churning 64 MiB/s in 256 KiB units: the initial heap, then ``--ticks`` one-second ticks of
 alloc, free and background. Each configuration runs the same demand; reported: allocation units (allocs plus
-frees), wall seconds of the allocator calls, and microseconds per unit, for the page-level model alone and
-with each frontend mechanism on.
+frees), wall seconds of the allocator calls (kernel work included), and microseconds per unit, for the
+page-level model alone and with each frontend mechanism on, after one short warm-up run of each.
 
     python benchmarks/frontend_bench.py [--ticks 60]
 """
@@ -56,6 +56,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ticks", type=int, default=60)
     args = parser.parse_args()
+    for kind, options in CONFIGS.values():   # warm-up: compile every jitted path before timing
+        run(kind, options, 2)
     print(f"{'configuration':<48} {'units':>8} {'seconds':>9} {'us/unit':>9}")
     for name, (kind, options) in CONFIGS.items():
         units, wall = run(kind, options, args.ticks)

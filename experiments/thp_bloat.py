@@ -1,8 +1,9 @@
 """The THP-bloat study's table: RSS under THP `always` (and `always` with max_ptes_none=409) against `madvise`.
 
 Reads the results folder of `experiments/thp-bloat.yaml` and prints, per allocator configuration, the
-tenant's mean RSS under each THP setting, the change against `madvise` in percent, THP coverage, and the
-underused-THP splits the kernel made.
+run's mean RSS (the tenant's replicas together) under each THP setting, the change against `madvise` in
+percent, THP coverage, OOM kills (a kill restarts a replica with an empty heap, which lowers the mean RSS)
+and PMD splits.
 
     clustersim sweep experiments/thp-bloat.yaml --out results/thp-bloat
     python experiments/thp_bloat.py results/thp-bloat
@@ -26,17 +27,18 @@ def setting(row: pd.Series) -> str:
 
 
 def table(folder: str) -> pd.DataFrame:
-    """One row per allocator configuration and THP setting: RSS, change against madvise, coverage."""
-    results = clustersim.load(folder)
-    runs = results.tenants.merge(results.runs[["run_id", *([PTES] if PTES in results.runs else [])]],
-                                 on="run_id", how="left")
-    runs["allocator"] = runs[ALLOCATOR].astype(str)
+    """One row per allocator configuration and THP setting: RSS, change against madvise, coverage, OOM kills."""
+    runs = clustersim.load(folder).runs.copy()
+    runs["allocator"] = runs[ALLOCATOR].astype(str).str.replace('"', "")
+    if PTES not in runs:
+        runs[PTES] = float("nan")
     runs["thp"] = runs.apply(setting, axis=1)
-    cells = runs.groupby(["allocator", "thp"])[["rss_bytes_mean", "thp_coverage"]].mean().reset_index()
+    columns = ["rss_bytes_mean", "thp_coverage", "oom_kills", "thp_split_pmd"]
+    cells = runs.groupby(["allocator", "thp"])[columns].mean().reset_index()
     base = cells[cells["thp"] == "madvise"].set_index("allocator")["rss_bytes_mean"]
     cells["rss_GiB"] = cells["rss_bytes_mean"] / 2**30
     cells["vs_madvise_pct"] = 100 * (cells["rss_bytes_mean"] / cells["allocator"].map(base) - 1)
-    return cells[["allocator", "thp", "rss_GiB", "vs_madvise_pct", "thp_coverage"]]
+    return cells[["allocator", "thp", "rss_GiB", "vs_madvise_pct", "thp_coverage", "oom_kills", "thp_split_pmd"]]
 
 
 def main(argv: list[str]) -> int:
