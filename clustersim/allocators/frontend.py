@@ -160,7 +160,7 @@ class Frontend:
         self.process = self.backends[0].process
         self.span_occupancy = OCCUPANCY.check(span_occupancy, "span_occupancy")
         self.cache = cache
-        self._small = SpanTable()   # live small-object units (only bytes used) while caches are on
+        self._small = SpanTable()   # live small-object units and their bytes, while caches are on
         self._batch: tuple[np.ndarray, np.ndarray] | None = None   # (spans, span pages) of the call
         self._live_pages = np.empty(0, dtype=np.int64)              # written pages per unit of the call
         if self.span_occupancy < 1.0:
