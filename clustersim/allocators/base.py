@@ -15,8 +15,9 @@ What the allocator believes is not what the kernel did: a lazyfree page may have
 a DONTNEED'd range may have been re-collapsed by khugepaged. ``stats()`` reports the allocator's view; the
 kernel's smaps and memory.stat report the truth.
 
-Left out: per-CPU/thread caches and size-class slabs (spans arrive already page-sized), metadata memory,
-and the cost of the allocator's own code.
+Left out: size-class slabs (spans arrive already page-sized), metadata memory, and the cost of the
+allocator's own code. Per-CPU/thread caches, arenas and partly used spans are the frontend's (frontend.py),
+which reaches in through one hook: ``written_runs``, the pages of the placed spans the application writes.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class HeapAllocator(PageSpace):
 
     kind = "base"
     OPTIONS = BASE_OPTIONS
+    reads_object_spans = False  # a frontend (frontend.py) also takes each unit's size-class span length
 
     def __init__(self, process, *, release_advice: str = BASE_OPTIONS["release_advice"].default,
                  hugepage_advice: str = BASE_OPTIONS["hugepage_advice"].default,
@@ -107,6 +109,9 @@ class HeapAllocator(PageSpace):
         self._refused: set[MADV] = set()
         self._undo_lost_pages = 0
         self.reused_released_pages = 0  # cumulative released/lazyfree/queued pages handed out again
+        # Frontend hook (frontend.py): maps the placed spans to the page runs the application writes; None
+        # means every page of every span (a dense heap).
+        self.written_runs: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
 
     # ----------------------------------------------------------------------------------- heap VMAs
 
@@ -235,7 +240,9 @@ class HeapAllocator(PageSpace):
         reused = moved[PageState.RELEASED] + moved[PageState.LAZYFREE] + moved[PageState.QUEUED]
         self.reused_released_pages += reused
         seconds = self._reuse_calls(runs, moved)
-        seconds += self._touch(starts, npages)
+        # ---- frontend hook: only the pages the span's live objects occupy are written (frontend.py)
+        written = (starts, npages) if self.written_runs is None else self.written_runs(starts, npages)
+        seconds += self._touch(*written)
         return seconds + self._maybe_collapse(runs, reused)
 
     # ----------------------------------------------------------------------------------- public API

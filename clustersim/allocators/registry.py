@@ -14,7 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .arenas import JEMALLOC_FRONTEND_OPTIONS, jemalloc_frontend
 from .base import HeapAllocator
+from .frontend import TCMALLOC_FRONTEND_OPTIONS, Frontend, tcmalloc_frontend
 from .glibc import GlibcMalloc, MallocTrim
 from .huge_page_aware_allocator import HugePageAwareAllocator
 from .jemalloc import JemallocArena
@@ -41,6 +43,14 @@ SECTION_KEYWORDS: dict[str, dict[str, str]] = {
     "glibc": {"madvise": "release_advice", "trim_threshold": "trim_threshold",
               "mmap_threshold": "mmap_threshold"},
 }
+# The frontend's options (frontend.py, arenas.py) per kind: section key = keyword. At their defaults the kind's
+# page-level model is built alone (the dense heap); otherwise a Frontend over it.
+FRONTEND_OPTIONS: dict[str, dict[str, Option]] = {
+    "tcmalloc": TCMALLOC_FRONTEND_OPTIONS, "temeraire": TCMALLOC_FRONTEND_OPTIONS,
+    "jemalloc": JEMALLOC_FRONTEND_OPTIONS,
+}
+for _kind, _options in FRONTEND_OPTIONS.items():
+    SECTION_KEYWORDS[_kind].update({key: key for key in _options})
 # jemalloc has no release_advice or hugepage_advice: ``madvise`` is its lazy purge (``none``: no lazy purge)
 # and ``hugepage_advice: true`` is opt.thp ``always`` unless thp is set (options_from_section).
 _JEMALLOC_KEYS = ("madvise", "hugepage_advice")
@@ -73,7 +83,7 @@ SECTION_SWITCHES: dict[str, SectionSwitch] = {
 
 def section_options(kind: str) -> dict[str, Option]:
     """The declared option behind each section key of ``kind`` that passes unchanged to a keyword."""
-    options = ALLOCATORS[kind].OPTIONS
+    options = {**ALLOCATORS[kind].OPTIONS, **FRONTEND_OPTIONS.get(kind, {})}
     return {key: options[keyword] for key, keyword in SECTION_KEYWORDS[kind].items()}
 
 
@@ -106,13 +116,22 @@ def allowed_options(kind: str) -> tuple[str, ...]:
     return tuple(name for name, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY)
 
 
-def make_allocator(kind: str, process, **options) -> HeapAllocator:
-    """The allocator ``kind`` over ``process``; a ValueError names an unknown kind or option."""
+def make_allocator(kind: str, process, **options) -> HeapAllocator | Frontend:
+    """The allocator ``kind`` over ``process``; a ValueError names an unknown kind or option.
+
+    With every frontend option at its default this is the page-level model alone; otherwise a ``Frontend``.
+    """
     if kind not in ALLOCATORS:
         raise ValueError(f"allocator kind {kind!r} is unknown; allowed: {', '.join(ALLOCATORS)}")
-    allowed = allowed_options(kind)
+    declared = FRONTEND_OPTIONS.get(kind, {})
+    frontend = {key: options.pop(key) for key in list(options) if key in declared}
+    allowed = allowed_options(kind) + tuple(declared)
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ValueError(f"{kind} allocator: unknown option(s) {', '.join(unknown)}; "
                          f"allowed: {', '.join(allowed)}")
-    return ALLOCATORS[kind](process, **options)
+    if all(value == declared[key].default for key, value in frontend.items()):
+        return ALLOCATORS[kind](process, **options)
+    if kind == "jemalloc":
+        return jemalloc_frontend(process, **frontend, **options)
+    return tcmalloc_frontend(ALLOCATORS[kind](process, **options), **frontend)

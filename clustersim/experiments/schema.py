@@ -89,6 +89,9 @@ class Tcmalloc(AllocatorBase):
     prefer_split_hugepages: bool = _TC["prefer_split_hugepages"].default
     prefer_long_spans: bool = _TC["prefer_long_spans"].default
     refault_discount: bool = _TC["refault_discount"].default
+    span_occupancy: float = _TC["span_occupancy"].default
+    cpu_caches: int = _TC["cpu_caches"].default
+    cpu_cache_size: Size = _TC["cpu_cache_size"].default
 
 
 class Temeraire(AllocatorBase):
@@ -99,6 +102,9 @@ class Temeraire(AllocatorBase):
     release_rate: Rate = _TEM["release_rate"].default
     skip_subrelease_short: Duration = _TEM["skip_subrelease_short"].default
     skip_subrelease_long: Duration = _TEM["skip_subrelease_long"].default
+    span_occupancy: float = _TEM["span_occupancy"].default
+    cpu_caches: int = _TEM["cpu_caches"].default
+    cpu_cache_size: Size = _TEM["cpu_cache_size"].default
 
 
 class Jemalloc(AllocatorBase):
@@ -110,6 +116,9 @@ class Jemalloc(AllocatorBase):
     muzzy_decay_ms: int = _JE["muzzy_decay_ms"].default
     background_thread: bool = _JE["background_thread"].default
     thp: str = _JE["thp"].default
+    span_occupancy: float = _JE["span_occupancy"].default
+    narenas: int = _JE["narenas"].default
+    tcache: bool = _JE["tcache"].default
 
 
 class Glibc(AllocatorBase):

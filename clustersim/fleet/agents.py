@@ -178,7 +178,8 @@ class ProcessAgent(mesa.Agent):
 
     def _apply(self, events) -> float:
         """Allocations then frees of one demand step; returns the seconds they cost the process."""
-        cost = self._call(self.allocator.alloc, events.alloc_ids, events.alloc_bytes)
+        spans = (events.alloc_span_bytes,) if self.allocator.reads_object_spans else ()
+        cost = self._call(self.allocator.alloc, events.alloc_ids, events.alloc_bytes, *spans)
         if len(events.free_ids):
             cost += self._call(self.allocator.free, events.free_ids)
         return cost

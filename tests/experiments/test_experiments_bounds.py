@@ -16,7 +16,13 @@ import pytest
 import yaml
 
 from clustersim.allocators import ALLOCATORS, make_allocator
-from clustersim.allocators.registry import SECTION_KEYWORDS, SECTION_SWITCHES, options_from_section, section_options
+from clustersim.allocators.registry import (
+    FRONTEND_OPTIONS,
+    SECTION_KEYWORDS,
+    SECTION_SWITCHES,
+    options_from_section,
+    section_options,
+)
 from clustersim.cli import main
 from clustersim.experiments import ConfigError, load_config
 from clustersim.experiments.config import (
@@ -177,6 +183,8 @@ def test_every_section_key_translates_and_a_default_section_gives_the_constructo
     opts = options_from_section(SECTIONS[kind]().model_dump(), None)
     defaults = {k: p.default for k, p in inspect.signature(ALLOCATORS[kind]).parameters.items()
                 if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    # the frontend's options (frontend.py, arenas.py) are keywords of make_allocator, not of the model
+    defaults |= {k: o.default for k, o in FRONTEND_OPTIONS.get(kind, {}).items()}
     # jemalloc's madvise is the run file's common release advice (dontneed); its constructor's own
     # muzzy_advice default is jemalloc's lazy purge (free), unused while muzzy_decay_ms is 0.
     differ = {k for k in opts if opts[k] != defaults[k]}
