@@ -31,7 +31,7 @@ plan-figure: setup
 
 bench: setup
 	$(PY) benchmarks/kernel_bench.py
-	$(PY) benchmarks/fleet_bench.py
+	$(PY) benchmarks/fleet_bench.py --growth --memory
 	$(PY) benchmarks/sweep_bench.py
 	$(PY) benchmarks/background_bench.py
 

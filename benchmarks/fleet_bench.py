@@ -1,69 +1,165 @@
-"""Fleet benchmark: one 64 GiB node with 16 service processes for a simulated hour at 1 s ticks, then
-fleets of 1..100 such nodes for ten simulated minutes; reports wall time, agent-steps per second and how
-time grows with nodes and processes.
+"""Fleet benchmark: seconds of one core per simulated node-hour for the loads users run, and how time grows.
 
-The hot loops are compiled by numba on first use and cached on disk, so the first run on a machine pays
-the compilation once. A small warm-up fleet runs first and its time is reported separately; the timed runs
-then measure the simulator, not the compiler.
+Cases (one 64 GiB node, 1 s ticks, each timed over ``--minutes`` simulated minutes after a warm-up fleet that
+loads numba's compiled code, and scaled to the hour):
 
-    python benchmarks/fleet_bench.py [--quick]
+- ``light``: 16 services of 1 GiB heaps at 4 MiB/s churn, half Temeraire and half legacy tcmalloc, swapless;
+- ``temeraire-3g``: 16 Temeraire services of 3 GiB heaps at the default churn (a heap turnover a minute),
+  swapless;
+- ``temeraire-3g-zram``: the same on 16G of zram with a 0.3 diurnal amplitude over a one-hour period, so the
+  timed window sees the node reclaim and swap;
+- ``mixed-32``: 32 services of 1.5 GiB, half legacy tcmalloc and half Temeraire, swapless.
+
+For each: wall seconds per node-hour, allocation units (spans placed plus spans freed) and microseconds per
+unit, and the peak memory of a fresh process running the case less that of one that only imports (memory
+per node). ``--growth`` then times one variable at a time (nodes, processes per node, heap size, churn)
+around the ``temeraire-3g`` case: microseconds per allocation unit should stay flat. ``--profile CASE``
+prints where one case's time goes. The sharded rows (workers, Dask) are in ``shard_bench.py``.
+
+    python benchmarks/fleet_bench.py [--minutes 5] [--cases a,b] [--growth] [--profile CASE]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
+import json
+import pstats
+import subprocess
+import sys
 import time
 
+from clustersim.allocators.base import HeapAllocator
 from clustersim.experiments.config import load_config
 from clustersim.fleet import Fleet
 
+GIB = 1 << 30
+HUGEPAGE_AWARE = {"kind": "temeraire", "hugepage_advice": True, "release_rate": "2MiB/s"}
+LEGACY = {"kind": "tcmalloc", "hugepage_advice": True, "release_rate": "2MiB/s"}
 
-def config(nodes: int, procs_per_node: int, duration: str) -> dict:
-    """A swapless fleet of 64 GiB nodes, each running ``procs_per_node`` Temeraire/tcmalloc services."""
-    half = procs_per_node // 2
-    tenant = {"cgroup": "workload.slice", "placement": "spread",
-              "workload": {"kind": "service", "profile": "tcmalloc/beta", "heap": "1G", "churn": "4MiB/s",
-                           "rps": 1000}}
-    return {"name": "bench", "seed": 1, "duration": duration, "tick": "1s",
+
+def fleet(tenants: list[dict], *, nodes: int = 1, swap: dict | None = None, minutes: float = 5) -> dict:
+    """A run config of ``nodes`` 64 GiB nodes with the given tenants (replicas per node, spread)."""
+    return {"name": "bench", "seed": 1, "duration": f"{minutes * 60:g}s", "tick": "1s",
             "kernel": {"thp": {"enabled": "madvise"}},
-            "nodes": [{"name": "n", "count": nodes, "memory": "64G"}],
-            "tenants": [
-                {**tenant, "name": "hugepage-aware", "replicas": nodes * half,
-                 "allocator": {"kind": "temeraire", "hugepage_advice": True, "release_rate": "2MiB/s"}},
-                {**tenant, "name": "legacy", "replicas": nodes * (procs_per_node - half),
-                 "allocator": {"kind": "tcmalloc", "hugepage_advice": True, "release_rate": "2MiB/s"}},
-            ]}
+            "nodes": [{"name": "n", "count": nodes, "memory": "64G", "swap": swap or {"kind": "none"}}],
+            "tenants": [{**t, "replicas": t["replicas"] * nodes, "placement": "spread"} for t in tenants]}
 
 
-def measure(nodes: int, procs: int, duration: str) -> tuple[float, float, float]:
-    """(wall seconds, simulated seconds, process-steps per wall second)."""
-    cfg = load_config(config(nodes, procs, duration))
-    gc.collect()   # the previous run's fleet is freed here, not inside this run's timing
-    start = time.perf_counter()
-    fleet = Fleet(cfg)
-    fleet.run()
-    wall = time.perf_counter() - start
-    steps = len(fleet.processes) * fleet.duration_s / fleet.tick_s
-    return wall, fleet.duration_s, steps / wall
+def service(name: str, allocator: dict, replicas: int, heap: str, **workload) -> dict:
+    return {"name": name, "replicas": replicas, "allocator": allocator,
+            "workload": {"kind": "service", "heap": heap, "rps": 1000, **workload}}
+
+
+def case(name: str, minutes: float, *, nodes: int = 1, procs: int = 16, heap: str = "3G",
+         churn: str | None = None) -> dict:
+    """The named case's config; ``nodes``, ``procs``, ``heap`` and ``churn`` vary the 3 GiB cases."""
+    extra = {"churn": churn} if churn else {}
+    if name == "light":
+        half = procs // 2
+        return fleet([service("hugepage-aware", HUGEPAGE_AWARE, half, "1G", profile="tcmalloc/beta", churn="4MiB/s"),
+                      service("legacy", LEGACY, procs - half, "1G", profile="tcmalloc/beta", churn="4MiB/s")],
+                     nodes=nodes, minutes=minutes)
+    if name == "temeraire-3g":
+        return fleet([service("svc", {"kind": "temeraire"}, procs, heap, **extra)], nodes=nodes, minutes=minutes)
+    if name == "temeraire-3g-zram":
+        diurnal = {"amplitude": 0.3, "period": "1h"}
+        return fleet([service("svc", {"kind": "temeraire"}, procs, heap, diurnal=diurnal, **extra)], nodes=nodes,
+                     swap={"kind": "zram", "size": "16G"}, minutes=minutes)
+    if name == "mixed-32":
+        return fleet([service("legacy", LEGACY, 16, "1536M"), service("hugepage-aware", HUGEPAGE_AWARE, 16, "1536M")],
+                     nodes=nodes, minutes=minutes)
+    raise SystemExit(f"unknown case {name!r}; cases: {', '.join(CASES)}")
+
+
+CASES = ("light", "temeraire-3g", "temeraire-3g-zram", "mixed-32")
+
+
+class UnitCounter:
+    """Counts the spans every heap hands out and takes back (wraps HeapAllocator.alloc and free)."""
+
+    def __init__(self) -> None:
+        self.units = 0
+        self._alloc, self._free = HeapAllocator.alloc, HeapAllocator.free
+
+    def __enter__(self) -> UnitCounter:
+        counter, alloc, free = self, self._alloc, self._free
+
+        def counted_alloc(heap, span_ids, span_bytes):
+            counter.units += len(span_ids)
+            return alloc(heap, span_ids, span_bytes)
+
+        def counted_free(heap, span_ids):
+            counter.units += len(span_ids)
+            return free(heap, span_ids)
+
+        HeapAllocator.alloc, HeapAllocator.free = counted_alloc, counted_free
+        return self
+
+    def __exit__(self, *exc) -> None:
+        HeapAllocator.alloc, HeapAllocator.free = self._alloc, self._free
+
+
+def timed(cfg: dict) -> tuple[float, float, int, int]:
+    """(wall seconds, simulated seconds, allocation units, nodes) of one fleet run."""
+    config = load_config(cfg)
+    gc.collect()
+    with UnitCounter() as counter:
+        start = time.perf_counter()
+        model = Fleet(config)
+        model.run()
+        wall = time.perf_counter() - start
+    return wall, model.duration_s, counter.units, len(model.nodes)
+
+
+def peak_mib(name: str, minutes: float) -> float:
+    """Peak resident MiB of a fresh process that runs the case (or only imports, for name '')."""
+    code = ("import json, sys; sys.path.insert(0, 'benchmarks'); import fleet_bench as b\n"
+            f"if {name!r}: b.timed(b.case({name!r}, {minutes}))\n"
+            "kb = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+            "print(json.dumps(int(kb) / 1024))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def row(label: str, cfg: dict) -> None:
+    wall, sim, units, nodes = timed(cfg)
+    print(f"{label:<34} {wall * 3600 / sim / nodes:10.1f} {units:>11,} {wall / units * 1e6:9.2f}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="shorter runs (for a smoke check)")
+    parser.add_argument("--minutes", type=float, default=5, help="simulated minutes per timed run (default 5)")
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated cases (default: all)")
+    parser.add_argument("--growth", action="store_true", help="also time nodes, processes, heap and churn")
+    parser.add_argument("--memory", action="store_true", help="also measure memory per node (fresh processes)")
+    parser.add_argument("--profile", metavar="CASE", help="print a cProfile top-20 of one case instead")
     args = parser.parse_args()
-    hour = "10m" if args.quick else "1h"
-    wall, _, _ = measure(1, 2, "30s")
-    print(f"warm-up (compiles the hot loops on a machine's first run, then loads them): {wall:.1f} s")
-    wall, sim, rate = measure(1, 16, hour)
-    print(f"1 node x 16 processes, {sim / 60:.0f} simulated min: {wall:.1f} s wall, {rate:,.0f} process-steps/s")
-    print(f"{'nodes':>5} {'procs':>6} {'wall s':>8} {'steps/s':>10} {'s per node':>10}")
-    for nodes in ((1, 2, 4) if args.quick else (1, 10, 100)):
-        wall, _, rate = measure(nodes, 16, "2m" if args.quick else "10m")
-        print(f"{nodes:>5} {nodes * 16:>6} {wall:8.1f} {rate:10,.0f} {wall / nodes:10.2f}")
-    for procs in (4, 8, 16, 32):
-        wall, _, rate = measure(1, procs, "2m" if args.quick else "10m")
-        print(f"{1:>5} {procs:>6} {wall:8.1f} {rate:10,.0f} {wall / procs:10.3f} s per process")
+    wall, *_ = timed(case("temeraire-3g", 0.5, procs=2))
+    print(f"warm-up (compiles on a machine's first run, then loads the cache): {wall:.1f} s")
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.runcall(timed, case(args.profile, args.minutes))
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
+        return
+    print(f"{'case':<34} {'s/node-h':>10} {'units':>11} {'us/unit':>9}")
+    for name in args.cases.split(","):
+        row(name, case(name, args.minutes))
+    if args.memory:
+        base = peak_mib("", 0)
+        for name in args.cases.split(","):
+            print(f"memory per node, {name}: {peak_mib(name, 1) - base:.0f} MiB above an idle interpreter")
+    if args.growth:
+        short = min(args.minutes, 2)
+        for nodes in (1, 2, 4):
+            row(f"temeraire-3g nodes={nodes}", case("temeraire-3g", short, nodes=nodes))
+        for procs in (4, 8, 16):
+            row(f"temeraire-3g procs={procs}", case("temeraire-3g", short, procs=procs))
+        for heap in ("1G", "2G", "3G"):
+            row(f"temeraire-3g heap={heap}", case("temeraire-3g", short, heap=heap))
+        for churn in ("25MiB/s", "51MiB/s", "102MiB/s"):
+            row(f"temeraire-3g churn={churn}", case("temeraire-3g", short, churn=churn))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 from dask.distributed import Client, LocalCluster
-from fleet_bench import config
+from fleet_bench import case
 
 import clustersim
 from clustersim.experiments.config import load_config, resolved
@@ -30,6 +30,11 @@ from clustersim.experiments.runners import PoolRunner
 from clustersim.experiments.sharded import ShardTask, execute_shard
 from clustersim.fleet.simulate import merge, shards, simulate
 from clustersim.results_contract import TABLES
+
+
+def config(nodes: int, procs: int, duration: str) -> dict:
+    """fleet_bench's light case (16 services of 1 GiB heaps per 64 GiB node) with ``nodes`` nodes."""
+    return {**case("light", 1, nodes=nodes, procs=procs), "duration": duration}
 
 
 def digest(tables) -> str:
