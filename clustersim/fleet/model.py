@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from mesa.time import Priority, Schedule
 
+from ..daemons.senpai import SENPAI_TICK_S, Senpai
 from ..results_contract import MEMORY_FIELDS, SUMMARY_KEYS, TENANT_GROUP_KEYS
 from . import build
 from .agents import NodeAgent, ProcessAgent
@@ -47,6 +48,7 @@ class Fleet(mesa.Model):
         self.tick_s, self.duration_s = float(config.tick), float(config.duration)
         self.nodes = [NodeAgent(self, **kwargs) for kwargs in build.nodes(config, node_seq)]
         self.processes = self._place_processes(proc_seq)
+        self.senpais = {p: Senpai(p.node.kernel, p.cgroup, opts) for p, opts in build.senpais(config, self.processes)}
         self._set_up_metrics([t.name for t in config.tenants], config.sample_interval)
         self._set_up_tenant_groups()
         self._schedule_events()
@@ -79,6 +81,9 @@ class Fleet(mesa.Model):
         self.schedule_recurring(self.background, Schedule(interval=BACKGROUND_INTERVAL_S, start=BACKGROUND_INTERVAL_S),
                                 priority=Priority.LOW)
         self.schedule_recurring(self.sample, Schedule(interval=self.sample_s, start=0.0), priority=Priority.LOW)
+        if self.senpais:   # senpai.py's loop: one tick a second on every replica's leaf
+            self.schedule_recurring(self.senpai_tick, Schedule(interval=SENPAI_TICK_S, start=SENPAI_TICK_S),
+                                    priority=Priority.LOW)
 
     def _clock(self) -> float:
         return float(self.time)
@@ -93,6 +98,10 @@ class Fleet(mesa.Model):
 
     def background(self) -> None:
         self._processes_do("background")
+
+    def senpai_tick(self) -> None:
+        for controller in self.senpais.values():
+            controller.tick()
 
     def _processes_do(self, method: str, shuffle: bool = False) -> None:
         """Call ``method`` on every process; a fleet without tenants (idle nodes) has none."""
@@ -193,13 +202,12 @@ class Fleet(mesa.Model):
             h.merge(p.latency)
         return h
 
-    @staticmethod
-    def _counters(procs) -> dict[str, float]:
+    def _counters(self, procs) -> dict[str, float]:
         total, longest = Counter(), 0.0
         for p in procs:
             c = p.counters()
             longest = max(longest, c.pop("latency_max_s"))
-            total.update(c)
+            total.update({**c, **(self.senpais[p].counters() if p in self.senpais else {})})
         return {**total, "latency_max_s": longest}
 
     def _vmstat(self) -> dict[str, float]:
