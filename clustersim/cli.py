@@ -132,7 +132,14 @@ def _plot_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hue", help="parameter drawn as colours")
     parser.add_argument("--col", help="parameter drawn as columns of panels")
     parser.add_argument("--tenant", help="use this tenant's rows instead of fleet-wide results")
-    parser.add_argument("--kind", choices=("line", "bar", "cdf"), default="line")
+    parser.add_argument("--kind", choices=("line", "bar", "cdf", "timeseries"), default="line",
+                        help="timeseries: --y is a time-series field, drawn over time with its band over seeds")
+    parser.add_argument("--style", choices=("paper", "screen"), default="paper",
+                        help="paper (default): print sizes and fonts, TrueType fonts embedded in the PDF")
+    parser.add_argument("--size", choices=("one-column", "two-column"), default="one-column")
+    parser.add_argument("--xlabel", help="x axis label instead of the label table's")
+    parser.add_argument("--ylabel", help="y axis label instead of the label table's")
+    parser.add_argument("--legend-title", help="legend title instead of the hue parameter's label")
     parser.add_argument("--out", type=Path, required=True, help="figure file; its stem gets .pdf and .png")
     parser.set_defaults(func=cmd_plot)
 
@@ -250,7 +257,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from clustersim.figures.plot import plot
 
     paths = plot(args.results, x=args.x, y=args.y, hue=args.hue, col=args.col, out=args.out,
-                 kind=args.kind, tenant=args.tenant)
+                 kind=args.kind, tenant=args.tenant, style=args.style, size=args.size, xlabel=args.xlabel,
+                 ylabel=args.ylabel, legend_title=args.legend_title)
     if not args.quiet:
         print("\n".join(str(p) for p in paths))
     return 0
