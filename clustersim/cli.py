@@ -5,7 +5,9 @@
     clustersim check CONFIG [--set key.path=value ...] [--json]
     clustersim sweep SWEEP.yaml --out DIR [--dry-run] [--workers N] [--dask ADDRESS|local] [--timeout S]
                                           [--rerun-failed] [--log FILE] [--json]
-    clustersim plot DIR --x PARAM --y METRIC [--hue PARAM] [--col PARAM] --out FILE [--kind line|bar|cdf]
+    clustersim plot DIR --x PARAM --y METRIC [--hue PARAM] [--col PARAM] --out FILE
+                        [--kind line|bar|cdf|timeseries] [--style paper|screen] [--size one-column|two-column]
+    clustersim validate --out DIR [--quick] [--only CLAIM ...] [--report FILE [--figures DIR]]
 
 Every command takes ``--quiet`` (only errors) and ``--progress`` (a progress bar even when stderr is not a
 terminal; by default bars are drawn only on a terminal). ``python -m clustersim`` is the same command.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -27,6 +30,8 @@ from typing import Any
 
 import pandas as pd
 
+# The repository's claims folder (the validation suite); a checkout runs it from its root.
+CLAIMS_DIR = Path(__file__).resolve().parent.parent / "experiments" / "validation"
 EXIT_INVALID = 2
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -42,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     _sweep_parser(sub.add_parser("sweep", help="run a sweep file (resumes an earlier sweep in DIR)",
                                  parents=[common]))
     _plot_parser(sub.add_parser("plot", help="plot stored results (never re-runs)", parents=[common]))
+    _validate_parser(sub.add_parser("validate", help="run the validation suite's published claims",
+                                    parents=[common]))
     return parser
 
 
@@ -142,6 +149,17 @@ def _plot_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--legend-title", help="legend title instead of the hue parameter's label")
     parser.add_argument("--out", type=Path, required=True, help="figure file; its stem gets .pdf and .png")
     parser.set_defaults(func=cmd_plot)
+
+
+def _validate_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, required=True, help="folder for validation.parquet, figures, runs")
+    parser.add_argument("--quick", action="store_true", help="one seed and short runs per claim (CI)")
+    parser.add_argument("--claims", type=Path, default=CLAIMS_DIR, help="folder of claim files")
+    parser.add_argument("--only", nargs="+", metavar="CLAIM", help="run only these claims")
+    parser.add_argument("--workers", type=_positive_int, default=2)
+    parser.add_argument("--report", type=Path, help="also write the report here (docs/validation.md)")
+    parser.add_argument("--figures", type=Path, help="with --report: copy the claims' figures here")
+    parser.set_defaults(func=cmd_validate)
 
 
 # ---- commands ------------------------------------------------------------------------------------------
@@ -261,6 +279,27 @@ def cmd_plot(args: argparse.Namespace) -> int:
                  ylabel=args.ylabel, legend_title=args.legend_title)
     if not args.quiet:
         print("\n".join(str(p) for p in paths))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from clustersim.experiments.validation import load_claims, report, validate
+
+    say = None if args.quiet else print
+    table = validate(args.claims, args.out, quick=args.quick, workers=args.workers, only=args.only, progress=say)
+    if args.report is not None:
+        figures = args.figures or args.report.parent / "figures"
+        figures.mkdir(parents=True, exist_ok=True)
+        for name in table["figure"]:
+            if name:
+                for suffix in (".png", ".pdf"):
+                    source = (args.out / name).with_suffix(suffix)
+                    (figures / source.name).write_bytes(source.read_bytes())
+        claims = {c.name: c for c, _ in load_claims(args.claims)}
+        link = os.path.relpath(figures, args.report.parent)
+        args.report.write_text(report(table, claims, args.quick, figures=link))
+    if not args.quiet:
+        print(table[["claim", "measured", "low", "high", "verdict"]].to_string(index=False))
     return 0
 
 
