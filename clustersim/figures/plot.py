@@ -150,7 +150,8 @@ def _summary(data: Results, x: str | None, y: str | None, hue: str | None, col: 
     common = {"data": frame, "x": x, "y": y, "hue": hue, "col": col, "errorbar": CI, "seed": BOOTSTRAP_SEED,
               **colours, **_facets(frame, col, size)}
     if kind == "bar":
-        grid = sns.catplot(kind="bar", saturation=1.0, **common)   # the palette exactly, not desaturated
+        # the palette exactly, not desaturated; a hue that is the x parameter colours bars in place
+        grid = sns.catplot(kind="bar", saturation=1.0, dodge=hue is not None and hue != x, **common)
     else:
         grid = sns.relplot(kind="line", marker="o", **common)
     grid.set_axis_labels(label(str(x)), label(str(y)))
