@@ -5,7 +5,7 @@ one metric table), a time-series field, or a run-file key path such as ``tenants
 Key paths are looked up with their list indices removed (``tenants.allocator.madvise``), so every tenant's
 and node group's key shares one row. A key path the table lacks is shown as its last component in words
 (``release_rate`` -> ``release rate``), never as the path. Values of categorical parameters get their
-names as the kernel or allocator spells them (``dontneed`` -> ``MADV_DONTNEED``).
+names as the kernel or allocator spells them (``dontneed`` -> ``DONTNEED``).
 """
 
 from __future__ import annotations
@@ -58,8 +58,9 @@ SERIES: dict[str, Metric] = {
 }
 # Values of categorical parameters as the sources spell them.
 VALUES: dict[str, str] = {
-    "dontneed": "MADV_DONTNEED", "free": "MADV_FREE", "splittable": "MADV_SPLITTABLE",
-    "free_undo": "MADV_FREE_UNDO", "none": "none", "zram": "zram", "zswap": "zswap", "disk": "disk",
+    # madvise advice without the MADV_ prefix, which the axis or legend title ("madvise policy") carries
+    "dontneed": "DONTNEED", "free": "FREE", "splittable": "SPLITTABLE", "free_undo": "FREE_UNDO", "none": "none",
+    "zram": "zram", "zswap": "zswap", "disk": "disk",
 }
 _INDEX = re.compile(r"\.\d+(?=\.|$)")
 
@@ -74,13 +75,21 @@ def label(column: str, *, timeseries: bool = False) -> str:
     if timeseries and column in SERIES:
         return SERIES[column].axis_label
     if column in METRICS:
-        return METRICS[column].axis_label
+        return short(METRICS[column])
     if column in RUN_COLUMNS:
         return RUN_COLUMNS[column].axis_label
     key = parameter_key(column)
     if key in PARAMETERS:
         return PARAMETERS[key]
     return key.rsplit(".", 1)[-1].replace("_", " ")
+
+
+def short(m: Metric) -> str:
+    """A metric's axis label for a figure: its name without the qualifier after a comma, its unit without
+    the words after a leading %: ``THP coverage, time mean (% of anon heap RSS)`` -> ``THP coverage (%)``.
+    The full definition stays in the metric table and docs/model.md."""
+    unit = "%" if m.unit.startswith("%") else m.unit
+    return f"{m.label.split(',')[0]} ({unit})"
 
 
 def scale(column: str, *, timeseries: bool = False) -> float:

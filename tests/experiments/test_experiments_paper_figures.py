@@ -56,10 +56,10 @@ def figures(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 def test_labels_come_from_the_table_never_key_paths():
     assert parameter_key(MADVISE) == "tenants.allocator.madvise"
     assert label(MADVISE) == "madvise policy" and label("nodes.1.swap.kind") == "swap"
-    assert label("thp_coverage") == "THP coverage, time mean (% of anon heap RSS)"
+    assert label("thp_coverage") == "THP coverage (%)"
     assert label("thp_coverage", timeseries=True) == "THP coverage (%)"
     assert label("tenants.3.allocator.skip_subrelease_long") == "skip subrelease long"   # no row: words
-    assert value_label("free") == "MADV_FREE"
+    assert value_label("free") == "FREE"
 
 
 def test_bar_figure_axes_legend_and_colours(results: Path, tmp_path: Path, figures: list[Any]):
@@ -67,10 +67,10 @@ def test_bar_figure_axes_legend_and_colours(results: Path, tmp_path: Path, figur
     (fig,) = figures
     ax = fig.axes[0]
     assert ax.get_xlabel() == "heap per process (bytes)"
-    assert ax.get_ylabel() == "THP coverage, time mean (% of anon heap RSS)"
+    assert ax.get_ylabel() == "THP coverage (%)"
     legend = fig.legends[0]
     assert legend.get_title().get_text() == "madvise policy"
-    assert [t.get_text() for t in legend.get_texts()] == ["MADV_DONTNEED", "MADV_FREE", "MADV_SPLITTABLE"]
+    assert [t.get_text() for t in legend.get_texts()] == ["DONTNEED", "FREE", "SPLITTABLE"]
     # 3 policies x 2 heaps bars; each policy's bars in its palette colour
     bar_colours = {to_hex(p.get_facecolor()) for p in ax.patches if p.get_height() > 0}
     assert bar_colours == {POLICY_COLOURS["dontneed"].lower(), POLICY_COLOURS["free"].lower(),
@@ -79,13 +79,13 @@ def test_bar_figure_axes_legend_and_colours(results: Path, tmp_path: Path, figur
 
 def test_the_same_policy_has_the_same_colour_in_two_figures(results: Path, tmp_path: Path,
                                                             figures: list[Any]):
-    # A bar chart and a latency CDF, both hued by madvise policy: MADV_FREE is #D55E00 in both.
+    # A bar chart and a latency CDF, both hued by madvise policy: FREE is #D55E00 in both.
     plot(results, x=HEAP, y="latency_p99_ms", hue=MADVISE, kind="bar", out=tmp_path / "a")
     plot(results, hue=MADVISE, kind="cdf", out=tmp_path / "b")
     for fig in figures:
         handles = {t.get_text(): h for t, h in zip(fig.legends[0].get_texts(), fig.legends[0].legend_handles,
                                                     strict=True)}
-        free = handles["MADV_FREE"]
+        free = handles["FREE"]
         shown = free.get_facecolor() if hasattr(free, "get_height") else free.get_color()
         assert to_hex(shown) == "#d55e00"
     assert colour("some-new-policy") == colour("some-new-policy") and colour("some-new-policy") in OKABE_ITO
@@ -110,7 +110,7 @@ def test_per_axis_overrides_and_legend_title(results: Path, tmp_path: Path, figu
          legend_title="release advice")
     fig = figures[0]
     assert fig.axes[0].get_xlabel() == "Heap (GiB)"
-    assert fig.axes[0].get_ylabel() == "THP coverage, time mean (% of anon heap RSS)"
+    assert fig.axes[0].get_ylabel() == "THP coverage (%)"
     assert fig.legends[0].get_title().get_text() == "release advice"
 
 
