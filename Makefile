@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test demo plan-study plan-figure bench lint clean
+.PHONY: setup test demo plan-study plan-figure bench lint clean validate
 
 setup: $(STAMP)
 
@@ -40,3 +40,7 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache results
+
+# The validation suite from a full run (resumable): docs/validation.md and figures/validation/.
+validate: setup
+	$(PY) -m clustersim validate --out results/validation --report docs/validation.md --figures figures/validation

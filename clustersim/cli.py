@@ -6,10 +6,12 @@
     clustersim check CONFIG [--set key.path=value ...] [--json]
     clustersim sweep SWEEP.yaml --out DIR [--dry-run] [--workers N] [--dask ADDRESS|local] [--timeout S]
                                           [--rerun-failed] [--log FILE] [--json]
-    clustersim plot DIR --x PARAM --y METRIC [--hue PARAM] [--col PARAM] --out FILE [--kind line|bar|cdf]
+    clustersim plot DIR --x PARAM --y METRIC [--hue PARAM] [--col PARAM] --out FILE
+                        [--kind line|bar|cdf|timeseries] [--style paper|screen] [--size one-column|two-column]
     clustersim plan PLAN.yaml --out DIR [--workers N] [--dask ADDRESS|local] [--json]
     clustersim compare A B --seeds N [--out DIR] [--workers N] [--dask ADDRESS|local] [--json]
     clustersim diff A B [--json]
+    clustersim validate --out DIR [--quick] [--only CLAIM ...] [--report FILE [--figures DIR]]
 
 Every command takes ``--quiet`` (only errors) and ``--progress`` (a progress bar even when stderr is not a
 terminal; by default bars are drawn only on a terminal). ``python -m clustersim`` is the same command.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -33,6 +36,8 @@ import pandas as pd
 
 from clustersim.whatif.commands import add_parsers as add_whatif_parsers
 
+# The repository's claims folder (the validation suite); a checkout runs it from its root.
+CLAIMS_DIR = Path(__file__).resolve().parent.parent / "experiments" / "validation"
 EXIT_INVALID = 2
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -49,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                                  parents=[common]))
     _plot_parser(sub.add_parser("plot", help="plot stored results (never re-runs)", parents=[common]))
     add_whatif_parsers(sub, common, _positive_int)
+    _validate_parser(sub.add_parser("validate", help="run the validation suite's published claims",
+                                    parents=[common]))
     return parser
 
 
@@ -143,9 +150,27 @@ def _plot_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hue", help="parameter drawn as colours")
     parser.add_argument("--col", help="parameter drawn as columns of panels")
     parser.add_argument("--tenant", help="use this tenant's rows instead of fleet-wide results")
-    parser.add_argument("--kind", choices=("line", "bar", "cdf"), default="line")
+    parser.add_argument("--kind", choices=("line", "bar", "cdf", "timeseries"), default="line",
+                        help="timeseries: --y is a time-series field, drawn over time with its band over seeds")
+    parser.add_argument("--style", choices=("paper", "screen"), default="paper",
+                        help="paper (default): print sizes and fonts, TrueType fonts embedded in the PDF")
+    parser.add_argument("--size", choices=("one-column", "two-column"), default="one-column")
+    parser.add_argument("--xlabel", help="x axis label instead of the label table's")
+    parser.add_argument("--ylabel", help="y axis label instead of the label table's")
+    parser.add_argument("--legend-title", help="legend title instead of the hue parameter's label")
     parser.add_argument("--out", type=Path, required=True, help="figure file; its stem gets .pdf and .png")
     parser.set_defaults(func=cmd_plot)
+
+
+def _validate_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, required=True, help="folder for validation.parquet, figures, runs")
+    parser.add_argument("--quick", action="store_true", help="one seed and short runs per claim (CI)")
+    parser.add_argument("--claims", type=Path, default=CLAIMS_DIR, help="folder of claim files")
+    parser.add_argument("--only", nargs="+", metavar="CLAIM", help="run only these claims")
+    parser.add_argument("--workers", type=_positive_int, default=2)
+    parser.add_argument("--report", type=Path, help="also write the report here (docs/validation.md)")
+    parser.add_argument("--figures", type=Path, help="with --report: copy the claims' figures here")
+    parser.set_defaults(func=cmd_validate)
 
 
 # ---- commands ------------------------------------------------------------------------------------------
@@ -261,9 +286,31 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from clustersim.figures.plot import plot
 
     paths = plot(args.results, x=args.x, y=args.y, hue=args.hue, col=args.col, out=args.out,
-                 kind=args.kind, tenant=args.tenant)
+                 kind=args.kind, tenant=args.tenant, style=args.style, size=args.size, xlabel=args.xlabel,
+                 ylabel=args.ylabel, legend_title=args.legend_title)
     if not args.quiet:
         print("\n".join(str(p) for p in paths))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from clustersim.experiments.validation import load_claims, report, validate
+
+    say = None if args.quiet else print
+    table = validate(args.claims, args.out, quick=args.quick, workers=args.workers, only=args.only, progress=say)
+    if args.report is not None:
+        figures = args.figures or args.report.parent / "figures"
+        figures.mkdir(parents=True, exist_ok=True)
+        for name in table["figure"]:
+            if name:
+                for suffix in (".png", ".pdf"):
+                    source = (args.out / name).with_suffix(suffix)
+                    (figures / source.name).write_bytes(source.read_bytes())
+        claims = {c.name: c for c, _ in load_claims(args.claims)}
+        link = os.path.relpath(figures, args.report.parent)
+        args.report.write_text(report(table, claims, args.quick, figures=link))
+    if not args.quiet:
+        print(table[["claim", "measured", "low", "high", "verdict"]].to_string(index=False))
     return 0
 
 

@@ -29,7 +29,8 @@ SUMMARY_KEYS = (
     "latency_mean_ms", "latency_max_ms", "throughput_rps", "requests_timed_out", "utilisation", "oom_kills",
     "rss_bytes_mean", "lazyfree_bytes_mean", "swap_bytes_mean",
     "allocator_free_bytes_mean", "faults_4k", "faults_thp", "thp_split_pmd", "thp_collapse_alloc",
-    "madvise_calls", "reclaim_stall_s", "cpu_kernel_s",
+    "madvise_calls", "reclaim_stall_s", "cpu_kernel_s", "senpai_cpu_s", "senpai_reclaim_cpu_s",
+    "senpai_reclaimed_bytes",
 )
 # A process's memory as observed once per tick (smaps and the allocator's stats), in bytes.
 MEMORY_FIELDS = ("rss", "anon_huge", "lazyfree", "swap", "allocator_free", "heap_live")

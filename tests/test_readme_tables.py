@@ -24,6 +24,7 @@ from clustersim.experiments.config import (
     Memcg,
     NodeGroup,
     RunConfig,
+    Senpai,
     SwapDisk,
     SwapZram,
     SwapZswap,
@@ -47,13 +48,14 @@ TABLES: dict[str, type[BaseModel]] = {
     "memcg settings": Memcg,
     "`tenants[j]`": Tenant,
     "`tenants[j].workload`": Workload,
+    "`tenants[j].senpai`": Senpai,
 }
 ALLOCATORS: dict[str, type[BaseModel]] = {"tcmalloc": Tcmalloc, "temeraire": Temeraire, "jemalloc": Jemalloc,
                                           "glibc": Glibc}
 SUBSECTIONS = {(KernelConfig, "thp"): ThpConfig, (KernelConfig, "vm"): VmConfig}
 SWAP_KINDS = (SwapDisk, SwapZram, SwapZswap)
 # Rows whose default column is prose, not a value: the defaults are described in their own tables.
-PROSE_DEFAULTS = {"kernel", "nodes", "tenants", "cgroups", "limits", "allocator", "workload", "name"}
+PROSE_DEFAULTS = {"kernel", "nodes", "tenants", "cgroups", "limits", "allocator", "workload", "name", "senpai"}
 # Fields documented in prose rather than a table row.
 PROSE_FIELDS = {(Tenant, "allocator"), (Tenant, "workload"), (NodeGroup, "swap")}   # swap: its `swap.*` rows
 

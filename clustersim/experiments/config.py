@@ -37,6 +37,7 @@ from .schema import (
     Jemalloc,
     Restarts,
     RunConfig,
+    Senpai,
     ServiceTime,
     Spikes,
     Startup,
@@ -69,8 +70,8 @@ from .yamlfile import load_yaml
 __all__ = [
     "SPAN_QUANTUM_DEFAULT", "TLB_SENSITIVITY_DEFAULT", "WORKLOAD_PROFILES", "Allocator", "AllocatorBase", "Background",
     "ConfigError", "Diurnal", "Duration", "Frequency", "Glibc", "Jemalloc", "KernelConfig", "Limit", "Memcg",
-    "NodeGroup", "Rate", "Restarts", "RunConfig", "Section", "ServiceTime", "Size", "Spikes", "Startup", "Swap",
-    "SwapDisk", "SwapNone", "SwapZram", "SwapZswap", "Tcmalloc", "Temeraire", "Tenant", "ThpConfig",
+    "NodeGroup", "Rate", "Restarts", "RunConfig", "Section", "Senpai", "ServiceTime", "Size", "Spikes",
+    "Startup", "Swap", "SwapDisk", "SwapNone", "SwapZram", "SwapZswap", "Tcmalloc", "Temeraire", "Tenant", "ThpConfig",
     "VmConfig", "Workload", "config_hash", "config_warnings", "deep_merge", "load_config", "raw_config",
     "read_yaml", "resolved", "validate_config",
 ]

@@ -50,6 +50,9 @@ METRICS: dict[str, Metric] = {
     "madvise_calls": Metric("madvise calls", "count"),
     "reclaim_stall_s": Metric("Reclaim stall time", "s"),
     "cpu_kernel_s": Metric("Kernel CPU time", "s"),
+    "senpai_cpu_s": Metric("senpai CPU time", "s"),
+    "senpai_reclaim_cpu_s": Metric("Reclaim CPU of senpai's writes", "s"),
+    "senpai_reclaimed_bytes": Metric("Memory reclaimed by senpai", "GiB", 1 / GIB),
 }
 
 # The summary keys of the contract, in their declared order.

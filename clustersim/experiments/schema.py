@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, Tag, field_validator
+from pydantic import Field, Tag, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from clustersim.allocators.options import BASE_OPTIONS
 from clustersim.allocators.registry import SECTION_SWITCHES, section_options
+from clustersim.daemons.senpai import DEFAULTS as SENPAI
+from clustersim.daemons.senpai import KNOBS
 from clustersim.units import PAGE_SIZE
 from clustersim.workloads import list_profiles
 from clustersim.workloads.access import DEFAULT_HOT_SHARE
@@ -221,6 +223,32 @@ class Workload(Section):
         return value
 
 
+class Senpai(Section):
+    """senpai on each replica's memcg leaf: its parameters as senpai.py names them (clustersim.daemons.senpai)."""
+
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"knob": KNOBS}
+    BOUNDS: ClassVar[dict[str, Bounds]] = {
+        "min_size": Bounds(PAGE_SIZE, None), "max_size": Bounds(PAGE_SIZE, None), "interval": Bounds(1, None),
+        "pressure": Bounds(1, None), "max_probe": Bounds(0.0, 1.0, lo_open=True),
+        "max_backoff": Bounds(0.0, None, lo_open=True), "coeff_probe": Bounds(1, None),
+        "coeff_backoff": Bounds(1, None)}
+    min_size: Size = SENPAI["min_size"]
+    max_size: Size = SENPAI["max_size"]
+    interval: int = SENPAI["interval"]
+    pressure: int = SENPAI["pressure"]
+    max_probe: float = SENPAI["max_probe"]
+    max_backoff: float = SENPAI["max_backoff"]
+    coeff_probe: int = SENPAI["coeff_probe"]
+    coeff_backoff: int = SENPAI["coeff_backoff"]
+    knob: str = SENPAI["knob"]
+
+    @model_validator(mode="after")
+    def _sizes_ordered(self) -> Senpai:
+        if self.min_size > self.max_size:
+            raise PydanticCustomError("bounds", f"min_size={self.min_size} <= max_size={self.max_size}")
+        return self
+
+
 class Tenant(Section):
     """``replicas`` processes of one service, each in its own memcg leaf ``<cgroup>/<name>-<i>``.
 
@@ -238,6 +266,7 @@ class Tenant(Section):
     limits: Memcg = Field(default_factory=Memcg)
     allocator: Allocator = Field(default_factory=Tcmalloc)
     workload: Workload = Field(default_factory=Workload)
+    senpai: Senpai | None = None
 
     @field_validator("placement", mode="before")
     @classmethod

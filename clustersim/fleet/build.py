@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..allocators.registry import options_from_section
+from ..daemons.senpai import SenpaiOptions
 from ..units import PAGE_SIZE
 from ..workloads import Diurnal, Modulation, Restarts, Spikes, Startup
 from .placement import Slot, place
@@ -99,6 +100,13 @@ def process_kwargs(tenant, replica: int, rng: np.random.Generator, clock: Callab
         "file_rate": w.file_rate, "file_set_bytes": w.file_set, "refill_rate": w.refill_rate,
         "restart_delay_s": w.restarts.delay, "threads": w.threads, "timeout_s": w.timeout, "rng": rng,
     }
+
+
+def senpais(config, processes) -> list[tuple[Any, SenpaiOptions]]:
+    """(process, senpai options) for every replica of a tenant with a ``senpai`` section, in process order."""
+    sections = {t.name: t.senpai for t in config.tenants}
+    return [(p, SenpaiOptions(**sections[p.tenant].model_dump())) for p in processes
+            if sections[p.tenant] is not None]
 
 
 def memcg_settings(settings: dict[str, Any]) -> dict[str, Any]:

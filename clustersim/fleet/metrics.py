@@ -8,6 +8,8 @@ mean and maximum response are exact (summed and taken per request), ``utilisatio
 time (service of the requests they served, stalls included) over their time up, ``requests_timed_out`` the
 requests dropped after waiting longer than the workload's timeout.
 ``reclaim_stall_s`` is PSI-style memory stall time (reclaim, compaction, memory.high throttling, swap-in).
+``senpai_cpu_s`` is senpai's own CPU, ``senpai_reclaim_cpu_s`` the kernel reclaim its writes ran and
+``senpai_reclaimed_bytes`` what that reclaim took (clustersim.daemons.senpai); all zero without senpai.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ def summarise(acc: Accumulator, hist: LatencyHistogram, counters: dict[str, floa
         "madvise_calls": float(counters.get("madvise_calls", 0)),
         "reclaim_stall_s": float(counters.get("reclaim_stall_s", 0.0)),
         "cpu_kernel_s": float(counters.get("cpu_kernel_s", 0.0)),
+        **{k: float(counters.get(k, 0.0)) for k in ("senpai_cpu_s", "senpai_reclaim_cpu_s", "senpai_reclaimed_bytes")},
     }
 
 

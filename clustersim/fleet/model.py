@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from mesa.time import Priority, Schedule
 
+from ..daemons.senpai import SENPAI_TICK_S, Senpai
 from ..results_contract import MEMORY_FIELDS, RunTables
 from . import build
 from .agents import NodeAgent, ProcessAgent
@@ -56,6 +57,7 @@ class Fleet(mesa.Model):
         self.tick_s, self.duration_s = float(config.tick), float(config.duration)
         self.nodes = [NodeAgent(self, **kwargs) for kwargs in build.nodes(config, node_seq, self.shard.nodes)]
         self.processes = self._place_processes(proc_seq)
+        self.senpais = {p: Senpai(p.node.kernel, p.cgroup, opts) for p, opts in build.senpais(config, self.processes)}
         self._set_up_metrics(config.sample_interval)
         self._schedule_events()
 
@@ -93,6 +95,9 @@ class Fleet(mesa.Model):
         self.schedule_recurring(self.background, Schedule(interval=BACKGROUND_INTERVAL_S, start=BACKGROUND_INTERVAL_S),
                                 priority=Priority.LOW)
         self.schedule_recurring(self.sample, Schedule(interval=self.sample_s, start=0.0), priority=Priority.LOW)
+        if self.senpais:   # senpai.py's loop: one tick a second on every replica's leaf
+            self.schedule_recurring(self.senpai_tick, Schedule(interval=SENPAI_TICK_S, start=SENPAI_TICK_S),
+                                    priority=Priority.LOW)
 
     def _clock(self) -> float:
         return float(self.time)
@@ -122,6 +127,10 @@ class Fleet(mesa.Model):
     def background(self) -> None:
         for p in self.processes:
             p.background()
+
+    def senpai_tick(self) -> None:
+        for controller in self.senpais.values():
+            controller.tick()
 
     def sample(self) -> None:
         """Per time-series row (node group, tenant): memory totals, processes up, latency counts so far."""
@@ -169,11 +178,16 @@ class Fleet(mesa.Model):
             sample_times=times, sample_memory=_stack([s[1] for s in self.samples], (keys, len(MEMORY_FIELDS))),
             sample_up=_stack([s[2] for s in self.samples], (keys,), np.int64),
             sample_hist=_stack([s[3] for s in self.samples], (keys, NBUCKETS)), pair_hist=pair_hist,
-            processes=[ProcessRecord(i, p.tenant, j, (n, p.cgroup), p.counters())
+            processes=[ProcessRecord(i, p.tenant, j, (n, p.cgroup), self._counters_of(p))
                        for i, n, p, j in zip(self.positions, self.node_positions, self.processes, self.pair_index,
                                              strict=True)],
             leaves=self._leaves(), daemon_s=[n.daemon_s for n in self.nodes],
             vmstat=[dict(n.kernel.vmstat) for n in self.nodes])
+
+    def _counters_of(self, p: ProcessAgent) -> dict[str, float]:
+        """A process's counters, with those of the senpai on its leaf (its CPU and the reclaim it caused)."""
+        senpai = self.senpais.get(p)
+        return {**p.counters(), **senpai.counters()} if senpai is not None else p.counters()
 
     def _leaves(self) -> dict[tuple[int, str], tuple[int, int]]:
         """Each replica's memcg leaf: ``thp_collapse_alloc`` of its memory.stat (charged to the memcg of the

@@ -229,16 +229,34 @@ class Cgroup:
 
     def reclaim(self, nbytes: int | str) -> int:
         """memory.reclaim: reclaim from this subtree ignoring its own protection; EAGAIN if short."""
+        return self._reclaim(nbytes)[0]
+
+    def _reclaim(self, nbytes: int | str) -> tuple[int, float]:
         want = size_arg("reclaim", nbytes) // PAGE_SIZE
-        got = 0
+        got, cost_s = 0, 0.0
         for _ in range(vmscan.MAX_RECLAIM_RETRIES):   # memory_reclaim(), mm/memcontrol.c
             sc = vmscan.memcg_reclaim(self.node.mm, self.memcg, want - got)
-            got += sc.nr_reclaimed
+            got, cost_s = got + sc.nr_reclaimed, cost_s + sc.cost_s
             if got >= want or sc.nr_reclaimed == 0:
                 break
         if got < want:
-            raise KernelError("EAGAIN", f"memory.reclaim: reclaimed {got * PAGE_SIZE} of {want * PAGE_SIZE} bytes")
-        return got * PAGE_SIZE
+            err = KernelError("EAGAIN", f"memory.reclaim: reclaimed {got * PAGE_SIZE} of {want * PAGE_SIZE} bytes")
+            err.cost_s = cost_s
+            raise err
+        return got * PAGE_SIZE, cost_s
+
+    def write(self, name: str, value: int | str) -> float:
+        """Write memory.high (``high``) or memory.reclaim (``reclaim``) as a userspace controller does.
+
+        Returns the CPU seconds of the reclaim the write ran: Linux reclaims in the writing task's context
+        (memory_high_write(), memory_reclaim(), mm/memcontrol.c), so a controller pays for it. A
+        memory.reclaim that falls short raises EAGAIN with that CPU in the error's ``cost_s``.
+        """
+        if name == "reclaim":
+            return self._reclaim(value)[1]
+        if name != "high":
+            raise KernelError("EINVAL", f"Cgroup.write({name!r}): high or reclaim; other files via Node.cgroup")
+        return slowpath.memory_high_write(self.node.mm, self.memcg, parse_limit("high", value))
 
 
 

@@ -93,15 +93,20 @@ def memory_max_write(mm: MM, m: Memcg, max_pages: float) -> None:
             break
 
 
-def memory_high_write(mm: MM, m: Memcg, high_pages: float) -> None:
-    """memory_high_write(): set memory.high, then reclaim the excess; never kills."""
+def memory_high_write(mm: MM, m: Memcg, high_pages: float) -> float:
+    """memory_high_write(): set memory.high, then reclaim the excess; never kills. Returns the reclaim's
+    CPU seconds, spent in the writer's context."""
     m.high = high_pages
     retries = MAX_RECLAIM_RETRIES
+    cost_s = 0.0
     while m.usage > m.high:
-        if not _reclaimed(mm, m, m.high):
+        before = m.usage
+        cost_s += memcg_reclaim(mm, m, int(m.usage - m.high)).cost_s
+        if not m.usage < before:
             if not retries:
                 break
             retries -= 1
+    return cost_s
 
 
 def _reclaimed(mm: MM, m: Memcg, limit: float) -> bool:
