@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test demo plan-study plan-figure bench lint clean validate
+.PHONY: setup test demo plan-study plan-figure figures bench lint clean validate
 
 setup: $(STAMP)
 
@@ -28,6 +28,10 @@ plan-study: setup
 
 plan-figure: setup
 	$(PY) experiments/plan_study.py --draw-only
+
+# Every figure the README shows or links, from its own runs (resumable): the demo's two, the shipped plan's,
+# and the validation suite's (docs/validation.md and figures/validation/).
+figures: demo plan-study validate
 
 bench: setup
 	$(PY) benchmarks/kernel_bench.py
