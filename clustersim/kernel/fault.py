@@ -17,16 +17,19 @@ from ..units import HPAGE_PAGES
 from .compaction import direct_compact
 from .huge_memory import vma_allows_thp
 from .memcg import INF
-from .memory import charging, ensure_page_tables, lru_add_pages, map_pages
+from .memory import charging, ensure_page_tables, lru_add_pages, lru_add_ranges, map_pages
 from .mm import MM, Task
 from .pagetable import (
     ADV_HUGEPAGE,
     DATA,
     LAZY,
     NONE,
+    NSTATES,
     SWAP,
     ZERO,
     count_states,
+    disjoint_ascending,
+    expand_ranges,
     in_rows,
     in_sorted,
     pages_in,
@@ -41,10 +44,41 @@ def touch(mm: MM, p: Task, flat: np.ndarray) -> float:
     """Write the pages at ``flat`` (sorted, distinct); returns the seconds the task spent."""
     if not p.alive or len(flat) == 0:
         return 0.0
-    pt = mm.pt
     # One count of the states instead of a mask per state: most writes find no lazyfree, zero-filled or
     # swapped page at all, and their branches are skipped without scanning the pages again.
-    nstate = count_states(pt.flat_state, flat)
+    return _write(mm, p, flat, count_states(mm.pt.flat_state, flat))
+
+
+def touch_ranges(mm: MM, p: Task, first: np.ndarray, n: np.ndarray) -> float:
+    """touch() of the pages of ranges given as first flat page and page count (as expand_ranges takes them).
+
+    Disjoint ranges, as a batch of allocator spans is, are read in place in address order: one compiled pass
+    counts their states and lists the pages to fault, and the recency stamp is per range, so the batch's
+    pages are never listed one by one. Overlapping ranges are expanded (and merged) first.
+    """
+    if not p.alive:
+        return 0.0
+    pt = mm.pt
+    first, n, disjoint, nstate, need = _scan_ranges(pt.flat_state, first, n)
+    if not disjoint:
+        return touch(mm, p, expand_ranges(first, n))
+    total = int(nstate.sum())
+    if total == 0:
+        return 0.0
+    cost = total * mm.costs.write_page_s
+    if nstate[LAZY]:
+        cost += _reuse_lazy(mm, _ranges_in(pt.flat_state, first, n, LAZY))
+    if nstate[ZERO]:
+        pt.set_states(_ranges_in(pt.flat_state, first, n, ZERO), DATA)
+    if len(need):
+        cost += _fault(mm, p, need, swapped=bool(nstate[SWAP]))
+    lru_add_ranges(mm, first, n)
+    return cost
+
+
+def _write(mm: MM, p: Task, flat: np.ndarray, nstate: np.ndarray) -> float:
+    """touch() of ``flat`` whose pages in each state are ``nstate`` (count_states)."""
+    pt = mm.pt
     cost = len(flat) * mm.costs.write_page_s
     if nstate[LAZY]:
         cost += _reuse_lazy(mm, pages_in(pt.flat_state, flat, LAZY, LAZY))
@@ -57,6 +91,41 @@ def touch(mm: MM, p: Task, flat: np.ndarray) -> float:
         cost += _fault(mm, p, pages_in(pt.flat_state, flat, NONE, SWAP if swapped else NONE), swapped=swapped)
     lru_add_pages(mm, flat)
     return cost
+
+
+@njit
+def _scan_ranges(flat_state, first, n):
+    """The ranges in address order (first, n), whether they are disjoint, and when they are, the pages per
+    state and the NONE and SWAP pages in order; overlapping ranges are not read."""
+    counts = np.zeros(NSTATES, dtype=np.int64)
+    if not disjoint_ascending(first, n):
+        order = np.argsort(first, kind="mergesort")
+        first, n = first[order], n[order]
+        if not disjoint_ascending(first, n):
+            return first, n, False, counts, np.empty(0, dtype=np.int64)
+    need = np.empty(n.sum(), dtype=np.int64)
+    k = 0
+    for i in range(first.shape[0]):
+        for f in range(first[i], first[i] + n[i]):
+            s = flat_state[f]
+            counts[s] += 1
+            if s in (NONE, SWAP):
+                need[k] = f
+                k += 1
+    return first, n, True, counts, need[:k]
+
+
+@njit
+def _ranges_in(flat_state, first, n, state):
+    """The pages of disjoint ascending ranges that are in ``state``, in order."""
+    out = np.empty(n.sum(), dtype=np.int64)
+    k = 0
+    for i in range(first.shape[0]):
+        for f in range(first[i], first[i] + n[i]):
+            if flat_state[f] == state:
+                out[k] = f
+                k += 1
+    return out[:k]
 
 
 def _reuse_lazy(mm: MM, lazy: np.ndarray) -> float:
