@@ -59,7 +59,7 @@ def touch_ranges(mm: MM, p: Task, first: np.ndarray, n: np.ndarray) -> float:
     if not p.alive:
         return 0.0
     pt = mm.pt
-    first, n, disjoint, nstate, need = _scan_ranges(pt.flat_state, first, n)
+    first, n, disjoint, nstate, need, rows = _scan_ranges(pt.flat_state, first, n)
     if not disjoint:
         return touch(mm, p, expand_ranges(first, n))
     total = int(nstate.sum())
@@ -71,7 +71,7 @@ def touch_ranges(mm: MM, p: Task, first: np.ndarray, n: np.ndarray) -> float:
     if nstate[ZERO]:
         pt.set_states(_ranges_in(pt.flat_state, first, n, ZERO), DATA)
     if len(need):
-        cost += _fault(mm, p, need, swapped=bool(nstate[SWAP]))
+        cost += _fault(mm, p, need, swapped=bool(nstate[SWAP]), rows=rows)
     lru_add_ranges(mm, first, n)
     return cost
 
@@ -96,15 +96,17 @@ def _write(mm: MM, p: Task, flat: np.ndarray, nstate: np.ndarray) -> float:
 @njit
 def _scan_ranges(flat_state, first, n):
     """The ranges in address order (first, n), whether they are disjoint, and when they are, the pages per
-    state and the NONE and SWAP pages in order; overlapping ranges are not read."""
+    state, the NONE and SWAP pages in order and their sorted distinct rows (uniq_rows of them); overlapping
+    ranges are not read."""
     counts = np.zeros(NSTATES, dtype=np.int64)
     if not disjoint_ascending(first, n):
         order = np.argsort(first, kind="mergesort")
         first, n = first[order], n[order]
         if not disjoint_ascending(first, n):
-            return first, n, False, counts, np.empty(0, dtype=np.int64)
+            return first, n, False, counts, np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     need = np.empty(n.sum(), dtype=np.int64)
-    k = 0
+    rows = np.empty(n.sum() // HPAGE_PAGES + 2 * first.shape[0], dtype=np.int64)   # <= pages // 512 + 2
+    k = m = 0                                                                      # rows per range
     for i in range(first.shape[0]):
         for f in range(first[i], first[i] + n[i]):
             s = flat_state[f]
@@ -112,7 +114,11 @@ def _scan_ranges(flat_state, first, n):
             if s in (NONE, SWAP):
                 need[k] = f
                 k += 1
-    return first, n, True, counts, need[:k]
+                r = f // HPAGE_PAGES
+                if m == 0 or rows[m - 1] != r:
+                    rows[m] = r
+                    m += 1
+    return first, n, True, counts, need[:k], rows[:m]
 
 
 @njit
@@ -138,11 +144,15 @@ def _reuse_lazy(mm: MM, lazy: np.ndarray) -> float:
     return updates * mm.costs.ad_bit_update_s
 
 
-def _fault(mm: MM, p: Task, need: np.ndarray, *, swapped: bool) -> float:
-    """Fault in ``need`` (sorted NONE/SWAP pages; ``swapped`` whether any is SWAP). Only present pages
-    change state under reclaim, so these pages keep their states throughout."""
+def _fault(mm: MM, p: Task, need: np.ndarray, *, swapped: bool, rows: np.ndarray | None = None) -> float:
+    """Fault in ``need`` (sorted NONE/SWAP pages; ``swapped`` whether any is SWAP; ``rows`` their
+    uniq_rows if the caller has them). Only present pages change state under reclaim, so these pages keep
+    their states throughout."""
     pt = mm.pt
-    rows, unmapped = _rows_to_fault(pt.cnt, need)
+    if rows is None:
+        rows, unmapped = _rows_to_fault(pt.cnt, need)
+    else:
+        unmapped = _unmapped_rows(pt.cnt, rows)
     cost = 0.0
     cand = _thp_candidates(mm, unmapped)
     if len(cand):
@@ -161,13 +171,19 @@ def _rows_to_fault(cnt, need):
     """Sorted distinct rows of pages ``need`` (as uniq_rows), and those of them that are wholly unmapped (the
     only ones that can take a THP fault; most faults land in rows already in use)."""
     rows = uniq_rows(need)
+    return rows, _unmapped_rows(cnt, rows)
+
+
+@njit
+def _unmapped_rows(cnt, rows):
+    """The ``rows`` that are wholly unmapped, in order."""
     unmapped = np.empty(rows.shape[0], dtype=np.int64)
     k = 0
     for r in rows:
         if cnt[r, NONE] == HPAGE_PAGES:
             unmapped[k] = r
             k += 1
-    return rows, unmapped[:k]
+    return unmapped[:k]
 
 
 def _thp_candidates(mm: MM, rows: np.ndarray) -> np.ndarray:
