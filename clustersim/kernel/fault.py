@@ -17,16 +17,19 @@ from ..units import HPAGE_PAGES
 from .compaction import direct_compact
 from .huge_memory import vma_allows_thp
 from .memcg import INF
-from .memory import charging, ensure_page_tables, lru_add_pages, map_pages
+from .memory import charging, ensure_page_tables, lru_add_pages, lru_add_ranges, map_pages
 from .mm import MM, Task
 from .pagetable import (
     ADV_HUGEPAGE,
     DATA,
     LAZY,
     NONE,
+    NSTATES,
     SWAP,
     ZERO,
     count_states,
+    disjoint_ascending,
+    expand_ranges,
     in_rows,
     in_sorted,
     pages_in,
@@ -41,10 +44,41 @@ def touch(mm: MM, p: Task, flat: np.ndarray) -> float:
     """Write the pages at ``flat`` (sorted, distinct); returns the seconds the task spent."""
     if not p.alive or len(flat) == 0:
         return 0.0
-    pt = mm.pt
     # One count of the states instead of a mask per state: most writes find no lazyfree, zero-filled or
     # swapped page at all, and their branches are skipped without scanning the pages again.
-    nstate = count_states(pt.flat_state, flat)
+    return _write(mm, p, flat, count_states(mm.pt.flat_state, flat))
+
+
+def touch_ranges(mm: MM, p: Task, first: np.ndarray, n: np.ndarray) -> float:
+    """touch() of the pages of ranges given as first flat page and page count (as expand_ranges takes them).
+
+    Disjoint ranges, as a batch of allocator spans is, are read in place in address order: one compiled pass
+    counts their states and lists the pages to fault, and the recency stamp is per range, so the batch's
+    pages are never listed one by one. Overlapping ranges are expanded (and merged) first.
+    """
+    if not p.alive:
+        return 0.0
+    pt = mm.pt
+    first, n, disjoint, nstate, need, rows = _scan_ranges(pt.flat_state, first, n)
+    if not disjoint:
+        return touch(mm, p, expand_ranges(first, n))
+    total = int(nstate.sum())
+    if total == 0:
+        return 0.0
+    cost = total * mm.costs.write_page_s
+    if nstate[LAZY]:
+        cost += _reuse_lazy(mm, _ranges_in(pt.flat_state, first, n, LAZY))
+    if nstate[ZERO]:
+        pt.set_states(_ranges_in(pt.flat_state, first, n, ZERO), DATA)
+    if len(need):
+        cost += _fault(mm, p, need, swapped=bool(nstate[SWAP]), rows=rows)
+    lru_add_ranges(mm, first, n)
+    return cost
+
+
+def _write(mm: MM, p: Task, flat: np.ndarray, nstate: np.ndarray) -> float:
+    """touch() of ``flat`` whose pages in each state are ``nstate`` (count_states)."""
+    pt = mm.pt
     cost = len(flat) * mm.costs.write_page_s
     if nstate[LAZY]:
         cost += _reuse_lazy(mm, pages_in(pt.flat_state, flat, LAZY, LAZY))
@@ -59,6 +93,47 @@ def touch(mm: MM, p: Task, flat: np.ndarray) -> float:
     return cost
 
 
+@njit
+def _scan_ranges(flat_state, first, n):
+    """The ranges in address order (first, n), whether they are disjoint, and when they are, the pages per
+    state, the NONE and SWAP pages in order and their sorted distinct rows (uniq_rows of them); overlapping
+    ranges are not read."""
+    counts = np.zeros(NSTATES, dtype=np.int64)
+    if not disjoint_ascending(first, n):
+        order = np.argsort(first, kind="mergesort")
+        first, n = first[order], n[order]
+        if not disjoint_ascending(first, n):
+            return first, n, False, counts, np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    need = np.empty(n.sum(), dtype=np.int64)
+    rows = np.empty(n.sum() // HPAGE_PAGES + 2 * first.shape[0], dtype=np.int64)   # <= pages // 512 + 2
+    k = m = 0                                                                      # rows per range
+    for i in range(first.shape[0]):
+        for f in range(first[i], first[i] + n[i]):
+            s = flat_state[f]
+            counts[s] += 1
+            if s in (NONE, SWAP):
+                need[k] = f
+                k += 1
+                r = f // HPAGE_PAGES
+                if m == 0 or rows[m - 1] != r:
+                    rows[m] = r
+                    m += 1
+    return first, n, True, counts, need[:k], rows[:m]
+
+
+@njit
+def _ranges_in(flat_state, first, n, state):
+    """The pages of disjoint ascending ranges that are in ``state``, in order."""
+    out = np.empty(n.sum(), dtype=np.int64)
+    k = 0
+    for i in range(first.shape[0]):
+        for f in range(first[i], first[i] + n[i]):
+            if flat_state[f] == state:
+                out[k] = f
+                k += 1
+    return out[:k]
+
+
 def _reuse_lazy(mm: MM, lazy: np.ndarray) -> float:
     """A write to a surviving lazyfree page: set the dirty bit per PTE, or once per PMD for a THP."""
     pt = mm.pt
@@ -69,11 +144,15 @@ def _reuse_lazy(mm: MM, lazy: np.ndarray) -> float:
     return updates * mm.costs.ad_bit_update_s
 
 
-def _fault(mm: MM, p: Task, need: np.ndarray, *, swapped: bool) -> float:
-    """Fault in ``need`` (sorted NONE/SWAP pages; ``swapped`` whether any is SWAP). Only present pages
-    change state under reclaim, so these pages keep their states throughout."""
+def _fault(mm: MM, p: Task, need: np.ndarray, *, swapped: bool, rows: np.ndarray | None = None) -> float:
+    """Fault in ``need`` (sorted NONE/SWAP pages; ``swapped`` whether any is SWAP; ``rows`` their
+    uniq_rows if the caller has them). Only present pages change state under reclaim, so these pages keep
+    their states throughout."""
     pt = mm.pt
-    rows, unmapped = _rows_to_fault(pt.cnt, need)
+    if rows is None:
+        rows, unmapped = _rows_to_fault(pt.cnt, need)
+    else:
+        unmapped = _unmapped_rows(pt.cnt, rows)
     cost = 0.0
     cand = _thp_candidates(mm, unmapped)
     if len(cand):
@@ -92,13 +171,19 @@ def _rows_to_fault(cnt, need):
     """Sorted distinct rows of pages ``need`` (as uniq_rows), and those of them that are wholly unmapped (the
     only ones that can take a THP fault; most faults land in rows already in use)."""
     rows = uniq_rows(need)
+    return rows, _unmapped_rows(cnt, rows)
+
+
+@njit
+def _unmapped_rows(cnt, rows):
+    """The ``rows`` that are wholly unmapped, in order."""
     unmapped = np.empty(rows.shape[0], dtype=np.int64)
     k = 0
     for r in rows:
         if cnt[r, NONE] == HPAGE_PAGES:
             unmapped[k] = r
             k += 1
-    return rows, unmapped[:k]
+    return unmapped[:k]
 
 
 def _thp_candidates(mm: MM, rows: np.ndarray) -> np.ndarray:

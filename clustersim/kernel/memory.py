@@ -85,14 +85,28 @@ def map_pages(mm: MM, flat: np.ndarray, state: int, blocks: np.ndarray, *, all_n
     ``all_none``: the caller knows no page is SWAP (REQUIRES), so no swap slot is looked for.
     """
     pt = mm.pt
-    if all_none:
-        pt.move_states(flat, NONE, state)
-    else:
-        old = pt.set_states(flat, state)
-        was_swap = old == SWAP
-        if was_swap.any():
-            mm.swap.release(mm, flat[was_swap])
+    if all_none:   # move_states(flat, NONE, state) and the blocks written in the same compiled pass
+        _place_none(pt.flat_state, pt.cnt, pt.npres, PRESENT_I32, pt.flat_block, flat, state, blocks)
+        return
+    old = pt.set_states(flat, state)
+    was_swap = old == SWAP
+    if was_swap.any():
+        mm.swap.release(mm, flat[was_swap])
     pt.flat_block[flat] = blocks
+
+
+@njit
+def _place_none(fs, cnt, npres, present, blk, flat, state, blocks):
+    """NONE pages ``flat`` become ``state`` on ``blocks`` (PageTable.move_states, then the blocks)."""
+    gain = present[state] - present[NONE]
+    for i in range(flat.shape[0]):
+        f = flat[i]
+        r = f // HPAGE_PAGES
+        cnt[r, NONE] -= 1
+        cnt[r, state] += 1
+        npres[r] += gain
+        fs[f] = state
+        blk[f] = blocks[i]
 
 
 def unmap_pages(mm: MM, flat: np.ndarray, new_state: int = NONE) -> np.ndarray:
@@ -188,6 +202,18 @@ def lru_add_pages(mm: MM, flat: np.ndarray) -> None:
 def _stamp_rows(atime, flat, t):
     for f in flat:
         atime[f // HPAGE_PAGES] = t
+
+
+def lru_add_ranges(mm: MM, first: np.ndarray, n: np.ndarray) -> None:
+    """lru_add_pages() for the pages of ranges (first flat page, page count): each row they cover."""
+    _stamp_ranges(mm.pt.atime, first, n, mm.time)
+
+
+@njit
+def _stamp_ranges(atime, first, n, t):
+    for i in range(first.shape[0]):
+        if n[i] > 0:
+            atime[first[i] // HPAGE_PAGES:(first[i] + n[i] - 1) // HPAGE_PAGES + 1] = t
 
 
 def lru_add(mm: MM, rows: np.ndarray, *, active: bool = False) -> None:

@@ -128,9 +128,12 @@ class Process:
         """touch_many() over several mappings at once: ``batch`` is (region, offsets, lengths) triples.
 
         One kernel entry for a whole allocation batch, as the fault path costs the same either way but the
-        simulator's per-call work is paid once.
+        simulator's per-call work is paid once. The ranges' pages are listed and their states counted in
+        one pass (fault.touch_ranges).
         """
-        return self._touch(batch_flat(self, batch))
+        first, n = batch_pages(self, batch, aligned=False)
+        check_alive(self)
+        return fault.touch_ranges(self.mm, self, first, n)
 
     def _touch(self, flat: np.ndarray) -> float:
         check_alive(self)
