@@ -6,7 +6,8 @@ shrinker at max_ptes_none=409 55.9 GB (+2.4%, +1.7%). The bloat comes from heaps
 each hugepage: the run (meta_thp_shrinker.yaml, the thp-bloat study's sparse jemalloc heap: 8 arenas,
 thread caches, small-object spans 90% full; docs/model.md "Sparse heaps") runs the three settings on one
 16G node with four 3G services. Measured: the mean RSS under always+409 over madvise's, minus 1, in percent,
-mean over seeds; the figure shows all three settings' RSS.
+mean over seeds. The figure shows all three settings' RSS: always without the shrinker is measured too, so
+a reader sees whether the shrinker or a smaller bloat puts always+409 where it lands.
 """
 
 from clustersim.experiments.validation import Claim, cell
