@@ -27,11 +27,11 @@ def rss(results, enabled: str, shrinker: bool) -> float:
 def measure(ctx) -> float:
     results = ctx.sweep("meta_thp_shrinker.yaml")
     values = {"madvise": rss(results, "madvise", False), "always": rss(results, "always", False),
-              "always, max_ptes_none 409": rss(results, "always", True)}
+              "always +\nshrinker (409)": rss(results, "always", True)}
     base = values["madvise"]
     bars({k: v / 2**30 for k, v in values.items()}, "RSS (GiB)", ctx.figure)
-    ctx.notes.append(", ".join(f"{k}: {100 * (v / base - 1):+.3g}%" for k, v in values.items()))
-    return 100 * (values["always, max_ptes_none 409"] / base - 1)
+    ctx.notes.append(", ".join(f"{k}: {100 * (v / base - 1):+.3g}%".replace("\n", " ") for k, v in values.items()))
+    return 100 * (values["always +\nshrinker (409)"] / base - 1)
 
 
 CLAIM = Claim(

@@ -27,11 +27,12 @@ def coverage(results, tenant: str, kind: str) -> float:
 
 def measure(ctx) -> float:
     results = ctx.sweep(SWEEP)
-    values = {f"{tenant}, {kind}": coverage(results, tenant, kind)
-              for tenant in ("release", "norelease") for kind in ("tcmalloc", "temeraire")}
+    values = {f"{label}\n{kind}": coverage(results, tenant, kind)
+              for tenant, label in (("release", "release-on"), ("norelease", "release-off"))
+              for kind in ("tcmalloc", "temeraire")}
     bars(values, "THP coverage (%)", ctx.figure)
-    ctx.notes.append(", ".join(f"{k}: {v:.3g}%" for k, v in values.items()))
-    return values["release, temeraire"]
+    ctx.notes.append(", ".join(f"{k}: {v:.3g}%".replace("\n", " ") for k, v in values.items()))
+    return values["release-on\ntemeraire"]
 
 
 CLAIM = Claim(
