@@ -11,7 +11,8 @@ source's setup fixes (kernel, allocator, workload), never a model constant.
 
 ``validate(claims_dir, out, quick)`` writes ``out/validation.parquet`` (columns COLUMNS), one figure per
 claim under ``out/figures/`` and ``out/validation.md``; sweeps are stored under ``out/runs/<claim>/`` and
-resume when run again. ``--quick`` shortens each sweep to its claim's ``quick_duration`` with one seed.
+resume when run again. ``--quick`` shortens each sweep to its claim's ``quick_duration`` with one seed, and
+applies its ``quick_set`` overrides (a shorter burn-in, say).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ class Claim:
     lacks: str = ""                   # what the model lacks, should the claim not be reproduced
     needs: tuple[str, ...] = ()       # run-file keys (dotted, list indices as 0) the run needs
     quick_duration: str = "60s"
+    quick_set: Mapping[str, Any] = field(default_factory=dict)   # --quick ``set`` overrides (path -> value)
 
     def verdict(self, measured: float) -> str:
         if math.isnan(measured):
@@ -75,7 +77,7 @@ class Context:
         spec = yaml.safe_load((self.folder / filename).read_text())
         if self.quick:
             spec["seeds"] = 1
-            spec.setdefault("set", {})["duration"] = self.claim.quick_duration
+            spec.setdefault("set", {}).update({"duration": self.claim.quick_duration, **self.claim.quick_set})
         out = self.out / Path(filename).stem
         sweep(spec, out, workers=self.workers, progress=False)
         return load(out)

@@ -14,7 +14,9 @@ import pandas as pd
 import pytest
 
 from clustersim.cli import CLAIMS_DIR, main
-from clustersim.experiments.validation import COLUMNS, Claim, load_claims, missing_keys, validate
+from clustersim.experiments import validation
+from clustersim.experiments.keypath import get_path
+from clustersim.experiments.validation import COLUMNS, Claim, Context, load_claims, missing_keys, validate
 
 FAKE_CLAIMS = '''
 from clustersim.experiments.validation import Claim
@@ -34,7 +36,7 @@ def claims(tmp_path: Path) -> Path:
     folder = tmp_path / "claims"
     folder.mkdir()
     for name, low, high, needs in (("a_inside", 1.5, 2.5, ()), ("b_outside", 3.0, 4.0, ()),
-                                   ("c_needs", 0.0, 1.0, ("nodes.0.background",))):
+                                   ("c_needs", 0.0, 1.0, ("tenants.0.workload.sparsity",))):
         (folder / f"{name}.py").write_text(FAKE_CLAIMS.format(name=name, low=low, high=high, needs=needs))
     return folder
 
@@ -46,8 +48,8 @@ def test_verdict_is_computed_from_the_band_inclusive():
 
 
 def test_missing_keys_are_those_the_schema_lacks():
-    assert missing_keys(("nodes.0.background", "tenants.0.senpai.pressure", "nodes.0.swap")) == [
-        "nodes.0.background"]
+    assert missing_keys(("tenants.0.workload.sparsity", "tenants.0.senpai.pressure", "nodes.0.background")) == [
+        "tenants.0.workload.sparsity"]
 
 
 def test_validate_writes_the_table_the_report_and_a_figure_per_claim(claims: Path, tmp_path: Path):
@@ -55,7 +57,7 @@ def test_validate_writes_the_table_the_report_and_a_figure_per_claim(claims: Pat
     table = validate(claims, out)
     stored = pd.read_parquet(out / "validation.parquet")
     assert tuple(stored.columns) == COLUMNS
-    assert stored["verdict"].tolist() == ["reproduced", "not reproduced", "not run: needs nodes.0.background"]
+    assert stored["verdict"].tolist() == ["reproduced", "not reproduced", "not run: needs tenants.0.workload.sparsity"]
     assert stored["measured"].iloc[0] == 2.0 and math.isnan(stored["measured"].iloc[2])
     assert (out / "figures" / "a_inside.png").exists() and (out / "figures" / "a_inside.pdf").exists()
     assert table["figure"].tolist() == ["figures/a_inside.png", "figures/b_outside.png", ""]
@@ -83,6 +85,24 @@ def test_shipped_claims_are_well_formed():
         assert claim.measure is not None or claim.needs, claim.name
         if not math.isnan(claim.published) and not claim.needs:
             assert claim.low <= claim.published <= claim.high, claim.name
+
+
+def test_every_shipped_claim_runs():
+    """No shipped claim waits on a missing run-file key: each has a measure and the schema has what it needs."""
+    for claim, _ in load_claims(CLAIMS_DIR):
+        assert claim.measure is not None and not missing_keys(claim.needs), claim.name
+
+
+def test_quick_applies_the_claims_quick_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """--quick: one seed, the claim's quick duration and its ``quick_set`` (the aged nodes' shorter burn-in)."""
+    seen = {}
+    monkeypatch.setattr(validation, "sweep", lambda spec, out, **kw: seen.update(spec))
+    monkeypatch.setattr(validation, "load", lambda out: None)
+    claim = {c.name: (c, f) for c, f in load_claims(CLAIMS_DIR)}["temeraire_fleet_ab"]
+    Context(claim[0], claim[1], tmp_path, tmp_path / "fig", quick=True).sweep("temeraire_fleet_ab.yaml")
+    assert seen["seeds"] == 1
+    assert seen["set"] == {"duration": "120s", "nodes.0.background.burn_in": "10m"}
+    assert get_path(seen["base"], "nodes.0.background.burn_in") == "1h"
 
 
 def test_kernel_level_claims_reproduce(tmp_path: Path):
