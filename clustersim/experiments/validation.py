@@ -130,6 +130,14 @@ def _inner_model(annotation: Any) -> Any:
     return None
 
 
+def tenant_mean(results, tenant: str, metric: str, key: str, needle: str) -> float:
+    """Mean ``metric`` of ``tenant`` over a sweep's ok runs whose column ``key`` contains ``needle`` (NaN if
+    none): a claim's number from the runs of one alternative."""
+    runs = results.runs[(results.runs["status"] == "ok") & results.runs[key].astype(str).str.contains(needle)]
+    rows = results.tenants[(results.tenants["tenant"] == tenant) & results.tenants["run_id"].isin(runs["run_id"])]
+    return float(rows[metric].mean()) if len(rows) else float("nan")
+
+
 def load_claims(folder: Path) -> list[tuple[Claim, Path]]:
     """Every ``CLAIM`` of the claims folder's modules, in file name order."""
     claims = []

@@ -11,7 +11,7 @@ Temeraire neighbours, in percent, mean over seeds.
 
 import dataclasses
 
-from clustersim.experiments.validation import Claim
+from clustersim.experiments.validation import Claim, tenant_mean
 from clustersim.figures.claims import bars
 
 SWEEP = "temeraire_fleet_ab.yaml"
@@ -20,10 +20,7 @@ ALLOCATOR = "tenants.1.allocator"
 
 def coverage(results, tenant: str, kind: str) -> float:
     """Mean THP coverage (%) of ``tenant`` over the ok runs whose releasing binaries run allocator ``kind``."""
-    runs = results.runs[(results.runs["status"] == "ok")
-                        & results.runs[ALLOCATOR].astype(str).str.contains(f'"kind": "{kind}"')]
-    rows = results.tenants[(results.tenants["tenant"] == tenant) & results.tenants["run_id"].isin(runs["run_id"])]
-    return 100 * float(rows["thp_coverage"].mean()) if len(rows) else float("nan")
+    return 100 * tenant_mean(results, tenant, "thp_coverage", ALLOCATOR, f'"kind": "{kind}"')
 
 
 def measure(ctx) -> float:
