@@ -6,6 +6,12 @@ times over; one compiled loop over the pages pays one dispatch instead. Function
 loops over numpy arrays with the same integer arithmetic as the numpy code they replace, so results do not
 change. Compiled code is cached next to the sources (``__pycache__``), so only the first run on a machine
 compiles. ``NUMBA_DISABLE_JIT=1`` runs the same functions as Python, for debugging.
+
+Small helpers that a compiled loop calls once per item (a page, a span, a list entry) are marked ``inline``:
+numba then compiles their body into each caller. A call between separately compiled functions updates the
+reference count of every array it passes, on the way in and out, and for a helper that reads a few words
+that bookkeeping costs several times the work itself; inlined, the counts are pruned away. Larger functions
+stay separate, since inlining them everywhere multiplies compile time.
 """
 
 from __future__ import annotations
@@ -18,4 +24,9 @@ def njit(fn):
     return numba.njit(cache=True, nogil=True)(fn)
 
 
-__all__ = ["njit"]
+def inline(fn):
+    """``njit`` for a small per-item helper: compiled into each compiled caller (and on its own for Python)."""
+    return numba.njit(cache=True, nogil=True, inline="always")(fn)
+
+
+__all__ = ["inline", "njit"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from clustersim.jit import njit
+from clustersim.jit import inline, njit
 
 from .best_fit import MAX_PAGES
 from .sorted_blocks import (
@@ -49,7 +49,7 @@ EMPTY = 1 << 62                      # head of a class with no extent
 INSERTS_PER_EXTENT_CHANGE = 3        # an insert or a fit adds at most one extent to each map
 
 
-@njit
+@inline
 def class_floor(n):
     """Index of the largest class <= n (n >= 1), from n's top bits."""
     if n < 4:
@@ -60,7 +60,7 @@ def class_floor(n):
     return 3 + (lg - 2) * 4 + ((n >> (lg - 2)) & 3)
 
 
-@njit
+@inline
 def class_ceil(n):
     """Index of the smallest class >= n."""
     c = class_floor(n)
@@ -76,7 +76,7 @@ NCLASSES = 3 + (_LG_MAX - 2) * 4 + 4   # class_floor(MAX_PAGES - 1) + 1
 
 
 # --- compiled operations on a view ------------------------------------------------------------------------
-@njit
+@inline
 def _add(v, start, n):
     """Record extent [start, start+n) as the newest (no neighbour in this set)."""
     seq = v.extra[NEXT_SEQ]
@@ -89,7 +89,7 @@ def _add(v, start, n):
     v.extra[NPAGES] += n
 
 
-@njit
+@inline
 def _drop(v, start):
     """Remove the extent starting at ``start``; returns its pages."""
     n = remove(v, BY_START, start)
@@ -103,10 +103,11 @@ def _drop(v, start):
     return n
 
 
-@njit
+@inline
 def insert_extent(v, start, n):
     """Add an extent, merged with neighbours of this set; it becomes the newest. Returns the merge."""
-    p, i = before(v, BY_START, *lower_bound(v, BY_START, start))
+    p, i = lower_bound(v, BY_START, start)
+    p, i = before(v, BY_START, p, i)
     if p >= 0:
         prev = key_at(v, BY_START, p, i)
         if prev + val_at(v, BY_START, p, i) == start:

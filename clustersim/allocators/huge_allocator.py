@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from clustersim.jit import njit
+from clustersim.jit import inline, njit
 
 START, LEN, KEY = 0, 1, 2        # planes of rs[k]
 NRANGES, NGROUPS = 0, 1          # out_n[] of a release plan
@@ -38,7 +38,7 @@ def new_range_sets(rows: int, capacity: int) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros((rows, 3, capacity), dtype=np.int64), np.zeros((rows, 2), dtype=np.int64)
 
 
-@njit
+@inline
 def _bisect(rs, k, plane, count, x):
     """First index i < count with rs[k, plane, i] >= x (count if none)."""
     lo, hi = 0, count
@@ -62,7 +62,7 @@ def _shift(rs, k, plane, i, count, by):
             rs[k, plane, j] = rs[k, plane, j + 1]
 
 
-@njit
+@inline
 def _key_add(rs, k, nkeys, start, n):
     """Insert the key of range (start, n) among the first ``nkeys`` keys of set ``k``."""
     key = n << START_BITS | start
@@ -71,7 +71,7 @@ def _key_add(rs, k, nkeys, start, n):
     rs[k, KEY, i] = key
 
 
-@njit
+@inline
 def _key_drop(rs, k, nkeys, start, n):
     """Remove the key of range (start, n) from the first ``nkeys`` keys of set ``k``."""
     _shift(rs, k, KEY, _bisect(rs, k, KEY, nkeys, n << START_BITS | start), nkeys, -1)
@@ -113,7 +113,7 @@ def rs_insert(rs, rs_n, k, start, n):
     rs_n[k, TOTAL] += n
 
 
-@njit
+@inline
 def _take(rs, rs_n, k, start, length, n):
     """Allocate the first ``n`` of the free range at ``start`` (``length`` long): its tail stays free."""
     count = rs_n[k, COUNT]
@@ -130,7 +130,7 @@ def _take(rs, rs_n, k, start, length, n):
     rs_n[k, TOTAL] -= n
 
 
-@njit
+@inline
 def rs_best_fit(rs, rs_n, k, n):
     """Take ``n`` from the shortest range of set ``k`` that holds them (lowest start on ties): its start,
     or -1 when no range is long enough (nothing changes then)."""
@@ -144,7 +144,7 @@ def rs_best_fit(rs, rs_n, k, n):
     return start
 
 
-@njit
+@inline
 def rs_take_largest(rs, rs_n, k):
     """Remove the longest range of set ``k`` (highest start on ties): (start, length). REQUIRES: non-empty."""
     key = rs[k, KEY, rs_n[k, COUNT] - 1]
@@ -158,14 +158,14 @@ def rs_take_largest(rs, rs_n, k):
 # in ``out[:, :out_n[NRANGES]]``, cut into groups that end at ``ends[:out_n[NGROUPS]]``. Each group is one
 # release call of the heap (HeapAllocator.release_ranges), made in order once the compiled call returns.
 
-@njit
+@inline
 def emit_range(out, out_n, start, n):
     """Append the range [start, start+n) (4 KiB pages) to the current group."""
     out[0, out_n[NRANGES]], out[1, out_n[NRANGES]] = start, n
     out_n[NRANGES] += 1
 
 
-@njit
+@inline
 def end_group(ends, out_n):
     """Close the current group of ranges."""
     ends[out_n[NGROUPS]] = out_n[NRANGES]

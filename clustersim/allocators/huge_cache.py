@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from clustersim.jit import njit
+from clustersim.jit import inline, njit
 from clustersim.units import HPAGE_PAGES
 
 from .huge_allocator import COUNT, TOTAL, emit_range, end_group, rs_best_fit, rs_insert, rs_take_largest
@@ -72,7 +72,7 @@ def limit_hp(epochs, cache_n):
     return high - low
 
 
-@njit
+@inline
 def cache_get(rs, rs_n, epochs, cache_n, n_hp, epoch):
     """First vhp of ``n_hp`` contiguous hugepages: cached (backed) if possible, else unbacked; -1 (and
     nothing changed) when the heap must grow first."""
@@ -115,7 +115,7 @@ def cache_shrink(rs, rs_n, epochs, cache_n, counts, epoch, out, ends, out_n):
     return cache_release(rs, rs_n, counts, surplus, out, ends, out_n) if surplus > 0 else 0
 
 
-@njit
+@inline
 def cache_put(rs, rs_n, epochs, cache_n, counts, start, n_hp, epoch, out, ends, out_n):
     """Return ``n_hp`` empty backed hugepages at vhp ``start``; the surplus over the limit is released."""
     cache_n[USAGE] -= n_hp

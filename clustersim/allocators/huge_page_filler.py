@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from clustersim.jit import njit
+from clustersim.jit import inline, njit
 
 from .page_space import PageState
 from .page_tracker import (
@@ -67,13 +67,13 @@ def new_lists() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 # ----------------------------------------------------------------------------------- lists
 
-@njit
+@inline
 def list_index(hp, v):
     """The list of tracker ``v``: lower LFR first, then more allocations first."""
     return hp[v, LONGEST] * ALLOC_CHUNKS + CHUNK_RANK[hp[v, NALLOCS]]
 
 
-@njit
+@inline
 def lists_add(hp, lists, nonempty, kind, v):
     """Prepend tracker ``v`` to its list of ``kind`` (HintedTrackerLists::Add)."""
     i = list_index(hp, v)
@@ -88,7 +88,7 @@ def lists_add(hp, lists, nonempty, kind, v):
     hp[v, KIND], hp[v, KEY] = kind, i
 
 
-@njit
+@inline
 def lists_remove(hp, lists, nonempty, v):
     """Unlink tracker ``v`` from its list (HintedTrackerLists::Remove)."""
     kind, i, nxt, prv = hp[v, KIND], hp[v, KEY], hp[v, NEXT], hp[v, PREV]
@@ -105,7 +105,7 @@ def lists_remove(hp, lists, nonempty, v):
     hp[v, KIND] = -1
 
 
-@njit
+@inline
 def lists_least(lists, nonempty, kind, first):
     """Head of the first non-empty list of ``kind`` at index ``first`` or later; -1 if none (GetLeast)."""
     i = first
@@ -137,13 +137,13 @@ def lists_in_order(hp, lists, nonempty, kind, out, n):
 
 # ----------------------------------------------------------------------------------- filler
 
-@njit
+@inline
 def still_released(counts, v):
     """Whether vhp ``v`` still holds released, lazyfree or queued pages (the allocator's page states)."""
     return counts[v, _RELEASED] + counts[v, _LAZYFREE] + counts[v, _QUEUED] > 0
 
 
-@njit
+@inline
 def filler_add(hp, lists, nonempty, counts, v):
     """(Re)insert tracker ``v`` in the list its state says; a released hugepage whose released pages were
     all reused counts as regular again."""
@@ -153,7 +153,7 @@ def filler_add(hp, lists, nonempty, counts, v):
     lists_add(hp, lists, nonempty, kind, v)
 
 
-@njit
+@inline
 def filler_try_get(hp, lists, nonempty, fill, counts, n):
     """Place ``n`` tcmalloc pages on an existing hugepage: (vhp, first tcmalloc page), or (-1, -1).
 
@@ -186,7 +186,7 @@ def filler_try_get(hp, lists, nonempty, fill, counts, n):
     return v, start
 
 
-@njit
+@inline
 def filler_contribute(hp, lists, nonempty, fill, counts, v, donated):
     """Add the hugepage of tracker ``v`` (new, or a large allocation's donated tail) to the filler."""
     hp[v, DONATED] = donated
@@ -196,7 +196,7 @@ def filler_contribute(hp, lists, nonempty, fill, counts, v, donated):
     filler_add(hp, lists, nonempty, counts, v)
 
 
-@njit
+@inline
 def filler_put(hp, lists, nonempty, fill, counts, v, start, n):
     """Free a span of ``n`` tcmalloc pages at ``start`` of vhp ``v``; True when the hugepage became empty
     and left the filler."""

@@ -23,7 +23,7 @@ only if that is not enough subreleases partly used filler hugepages (the caller'
 
 from __future__ import annotations
 
-from clustersim.jit import njit
+from clustersim.jit import inline, njit
 from clustersim.units import HPAGE_PAGES
 
 from .huge_allocator import emit_range, end_group, rs_insert
@@ -34,13 +34,13 @@ from .huge_region import NEED_SPACE, NREGIONS, REGION_HUGEPAGES, region_alloc, r
 from .page_tracker import REGION, RELEASED, TC_PAGE_PAGES, TC_PAGES_PER_HUGEPAGE, tracker_mark, tracker_reset
 
 
-@njit
+@inline
 def need_space(n_hp):
     """The answer of a placement that needs ``n_hp`` more unbacked hugepages (NEED_ROW is the other)."""
     return -2 - n_hp
 
 
-@njit
+@inline
 def _alloc_large(hp, lists, nonempty, fill, rs, rs_n, epochs, cache_n, counts, npages, epoch):
     """AllocRawHugepages: whole hugepages from the cache; the last one's slack is donated to the filler."""
     n_hp = -(-npages // HPAGE_PAGES)
@@ -56,7 +56,7 @@ def _alloc_large(hp, lists, nonempty, fill, rs, rs_n, epochs, cache_n, counts, n
     return first_vhp * HPAGE_PAGES
 
 
-@njit
+@inline
 def _place(hp, lists, nonempty, fill, rs, rs_n, epochs, cache_n, regions, counts, npages, epoch):
     """First 4 KiB page of a span of ``npages`` (a multiple of TC_PAGE_PAGES), or a need answer."""
     if npages >= HPAGE_PAGES:
@@ -90,7 +90,7 @@ def place_spans(hp, lists, nonempty, fill, rs, rs_n, epochs, cache_n, regions, c
     return len(npages), 0
 
 
-@njit
+@inline
 def _return_hugepage(hp, rs, rs_n, epochs, cache_n, counts, v, epoch, out, ends, out_n):
     """An emptied filler hugepage goes to the cache; a subreleased one is released whole instead (it is
     partly unbacked already, and the cache holds backed hugepages) and goes back to the HugeAllocator."""
@@ -103,7 +103,7 @@ def _return_hugepage(hp, rs, rs_n, epochs, cache_n, counts, v, epoch, out, ends,
         cache_put(rs, rs_n, epochs, cache_n, counts, v, 1, epoch, out, ends, out_n)
 
 
-@njit
+@inline
 def _free_filler(hp, lists, nonempty, fill, rs, rs_n, epochs, cache_n, counts, v, start_tc, n_tc, epoch,
                  out, ends, out_n):
     if filler_put(hp, lists, nonempty, fill, counts, v, start_tc, n_tc):

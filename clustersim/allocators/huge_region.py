@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from clustersim.jit import njit
+from clustersim.jit import inline, njit
 from clustersim.units import HPAGE_PAGES
 
 from .huge_allocator import emit_range, end_group, rs_best_fit, rs_insert
@@ -60,7 +60,7 @@ def region_alloc(hp, rs, rs_n, regions, npages):
     return rs_best_fit(rs, rs_n, FIRST_ROW + r, npages)
 
 
-@njit
+@inline
 def region_put(hp, rs, rs_n, start, npages):
     """Take back a span of its region."""
     rs_insert(rs, rs_n, FIRST_ROW + hp[start // HPAGE_PAGES, REGION], start, npages)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from clustersim.jit import njit
+from clustersim.jit import inline, njit
 from clustersim.units import HPAGE_PAGES
 
 TC_PAGES_PER_HUGEPAGE = 256        # 2 MiB / 8 KiB tcmalloc pages
@@ -42,7 +42,7 @@ def new_hugepages(rows: int) -> np.ndarray:
     return hp
 
 
-@njit
+@inline
 def ctz(x):
     """Index of the lowest set bit of a non-zero 32-bit word."""
     n = 0
@@ -63,7 +63,7 @@ def ctz(x):
     return n
 
 
-@njit
+@inline
 def msb(x):
     """Index of the highest set bit of a non-zero 32-bit word."""
     n = 0
@@ -84,7 +84,7 @@ def msb(x):
     return n
 
 
-@njit
+@inline
 def find_page(hp, v, i, used):
     """First page at or after ``i`` that is used (``used`` true) or free; TC_PAGES_PER_HUGEPAGE if none."""
     while i < TC_PAGES_PER_HUGEPAGE:
@@ -99,7 +99,7 @@ def find_page(hp, v, i, used):
     return TC_PAGES_PER_HUGEPAGE
 
 
-@njit
+@inline
 def _last_used_before(hp, v, i):
     """Last used page before ``i``; -1 if none."""
     while i > 0:
@@ -111,7 +111,7 @@ def _last_used_before(hp, v, i):
     return -1
 
 
-@njit
+@inline
 def _set_pages(hp, v, i, n, used):
     """Mark pages [i, i+n) used or free."""
     end = i + n
@@ -126,7 +126,7 @@ def _set_pages(hp, v, i, n, used):
         i = (w << 5) + hi
 
 
-@njit
+@inline
 def tracker_reset(hp, v):
     """A fresh tracker on vhp ``v``: every page free, in no list."""
     hp[v, USED] = hp[v, NALLOCS] = hp[v, DONATED] = hp[v, RELEASED] = hp[v, MEMBER] = 0
@@ -136,7 +136,7 @@ def tracker_reset(hp, v):
         hp[v, BITS + w] = 0
 
 
-@njit
+@inline
 def _longest_free(hp, v):
     longest, i = 0, find_page(hp, v, 0, False)
     while i < TC_PAGES_PER_HUGEPAGE:
@@ -146,7 +146,7 @@ def _longest_free(hp, v):
     return longest
 
 
-@njit
+@inline
 def tracker_get(hp, v, n):
     """FindAndMark: mark the best-fit free range of ``n`` pages used; returns its first page.
 
@@ -173,7 +173,7 @@ def tracker_get(hp, v, n):
     return best
 
 
-@njit
+@inline
 def tracker_mark(hp, v, start, n):
     """Mark [start, start+n) used as one allocation (the head of a donated tail). REQUIRES: free pages."""
     _set_pages(hp, v, start, n, True)
@@ -182,7 +182,7 @@ def tracker_mark(hp, v, start, n):
     hp[v, NALLOCS] += 1
 
 
-@njit
+@inline
 def tracker_put(hp, v, start, n):
     """Free [start, start+n); the LFR grows to the merged free range if that is longer."""
     _set_pages(hp, v, start, n, False)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from clustersim.jit import njit
+from clustersim.jit import inline, njit
 from clustersim.units import HPAGE_PAGES, PAGE_SIZE
 
 VHP_SHIFT = HPAGE_PAGES.bit_length() - 1
@@ -85,7 +85,7 @@ def runs_with(runs: Runs, states: tuple[int, ...]) -> tuple[list[int], list[int]
 
 
 # --- compiled loops -------------------------------------------------------------------------------------
-@njit
+@inline
 def _append(out_s, out_l, k, s, n):
     """Append run (s, n) to the first k entries, merged into the last if adjacent; returns the new k."""
     if k and out_s[k - 1] + out_l[k - 1] == s:

@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from clustersim.jit import njit
+from clustersim.jit import inline, njit
 
 # Keys per block: a block shift moves at most 64 keys and 64 values (1 KiB), and a map of n keys has about
 # n/32 to n/64 blocks, so the index stays a short binary search.
@@ -133,7 +133,7 @@ def view(buf):
     return Blocks(buf[:_HEADER], nblocks, nkeys, extra, free, size, order, last, keys, vals)
 
 
-@njit
+@inline
 def _block_at_or_after(v, m, key):
     """First position in map ``m``'s index whose block's largest key is >= ``key`` (nblocks if none)."""
     lo, hi = 0, v.nblocks[m]
@@ -146,7 +146,7 @@ def _block_at_or_after(v, m, key):
     return lo
 
 
-@njit
+@inline
 def _index_in_block(v, b, key):
     """First index in block ``b`` whose key is >= ``key`` (the block's size if none)."""
     lo, hi = 0, v.size[b]
@@ -159,7 +159,7 @@ def _index_in_block(v, b, key):
     return lo
 
 
-@njit
+@inline
 def lower_bound(v, m, key):
     """Position (p, i) of the first key >= ``key`` in map ``m``: block order[m, p], index i. p is
     nblocks[m] when every key is smaller."""
@@ -169,7 +169,7 @@ def lower_bound(v, m, key):
     return p, _index_in_block(v, v.order[m, p], key)
 
 
-@njit
+@inline
 def find(v, m, key):
     """Position of ``key`` in map ``m``, or (-1, 0) when absent."""
     p, i = lower_bound(v, m, key)
@@ -178,22 +178,22 @@ def find(v, m, key):
     return p, i
 
 
-@njit
+@inline
 def key_at(v, m, p, i):
     return v.keys[v.order[m, p], i]
 
 
-@njit
+@inline
 def val_at(v, m, p, i):
     return v.vals[v.order[m, p], i]
 
 
-@njit
+@inline
 def set_val(v, m, p, i, val):
     v.vals[v.order[m, p], i] = val
 
 
-@njit
+@inline
 def before(v, m, p, i):
     """The position before (p, i) in map ``m``; p is -1 before the first key."""
     if i > 0:
@@ -203,7 +203,7 @@ def before(v, m, p, i):
     return p - 1, v.size[v.order[m, p - 1]] - 1
 
 
-@njit
+@inline
 def after(v, m, p, i):
     """The position after (p, i) in map ``m``; p is nblocks[m] after the last key."""
     if i + 1 < v.size[v.order[m, p]]:
@@ -211,7 +211,7 @@ def after(v, m, p, i):
     return p + 1, 0
 
 
-@njit
+@inline
 def last_pos(v, m):
     """Position of the largest key of map ``m`` (p is -1 when the map is empty)."""
     nb = v.nblocks[m]
@@ -236,7 +236,7 @@ def _open_position(v, m, p):
     return b
 
 
-@njit
+@inline
 def _close_position(v, m, p):
     """Return the (empty) block at position p of map ``m`` to the pool."""
     v.free[v.head[3]] = v.order[m, p]
@@ -263,7 +263,7 @@ def _split(v, m, p):
     v.last[m, p] = v.keys[b, half - 1]
 
 
-@njit
+@inline
 def insert(v, m, key, val):
     """Add ``key`` (not present) with ``val`` to map ``m``."""
     if v.nblocks[m] == 0:
@@ -287,7 +287,7 @@ def insert(v, m, key, val):
     v.nkeys[m] += 1
 
 
-@njit
+@inline
 def remove_at(v, m, p, i):
     """Remove the key at position (p, i) of map ``m``; returns its value."""
     b = v.order[m, p]
@@ -305,7 +305,7 @@ def remove_at(v, m, p, i):
     return val
 
 
-@njit
+@inline
 def remove(v, m, key):
     """Remove ``key`` (present) from map ``m``; returns its value."""
     p, i = find(v, m, key)
