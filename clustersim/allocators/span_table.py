@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from clustersim.jit import njit
+from clustersim.jit import inline, njit
 
 _MIN_CAPACITY = 1024
 
@@ -150,7 +150,7 @@ def _positions(table_ids, live, n, ids):
     return pos, found
 
 
-@njit
+@inline
 def _search(a, n, x):
     """np.searchsorted(a[:n], x) (leftmost insertion point). Ids are handed out in order, so a row's id is
     close to linear in the row: the search starts at the interpolated row and gallops out from it, touching
@@ -174,4 +174,10 @@ def _search(a, n, x):
             hi -= step
             step *= 2
         lo = max(hi - step + 1, 0)
-    return lo + np.searchsorted(a[lo:hi], x)
+    while lo < hi:   # bisection of [lo, hi) in place (a slice would be a new array object per id)
+        mid = (lo + hi) >> 1
+        if a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
