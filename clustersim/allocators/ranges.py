@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from clustersim.jit import inline, njit
+from clustersim.kernel.pagetable import is_sorted
 from clustersim.units import HPAGE_PAGES, PAGE_SIZE
 
 VHP_SHIFT = HPAGE_PAGES.bit_length() - 1
@@ -207,14 +208,6 @@ def _runs_with(rs, rn, ro, mask):
     return out_s[:k], out_l[:k]
 
 
-@inline
-def _non_decreasing(a):
-    for i in range(1, a.shape[0]):
-        if a[i] < a[i - 1]:
-            return False
-    return True
-
-
 @njit
 def split_by_vma(starts, lengths, bounds):
     """Cut page ranges at the bounds of the heap's VMAs (``bounds``: first and end page of each, ascending):
@@ -248,7 +241,7 @@ def split_by_vma(starts, lengths, bounds):
             j += 1
             a += piece
             k += 1
-    if not _non_decreasing(pseg):   # a batch within one VMA (most) is grouped already
+    if not is_sorted(pseg):   # a batch within one VMA (most) is grouped already
         order = np.argsort(pseg, kind="mergesort")
         pseg, pstart, plen = pseg[order], pstart[order], plen[order]
     groups = np.empty(npieces, dtype=np.int64)
