@@ -76,7 +76,7 @@ NCLASSES = 3 + (_LG_MAX - 2) * 4 + 4   # class_floor(MAX_PAGES - 1) + 1
 
 
 # --- compiled operations on a view ------------------------------------------------------------------------
-@inline
+@njit
 def _add(v, start, n):
     """Record extent [start, start+n) as the newest (no neighbour in this set)."""
     seq = v.extra[NEXT_SEQ]
@@ -89,7 +89,7 @@ def _add(v, start, n):
     v.extra[NPAGES] += n
 
 
-@inline
+@njit
 def _drop(v, start):
     """Remove the extent starting at ``start``; returns its pages."""
     n = remove(v, BY_START, start)
@@ -103,7 +103,7 @@ def _drop(v, start):
     return n
 
 
-@inline
+@njit
 def insert_extent(v, start, n):
     """Add an extent, merged with neighbours of this set; it becomes the newest. Returns the merge."""
     p, i = lower_bound(v, BY_START, start)

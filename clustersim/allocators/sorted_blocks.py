@@ -236,7 +236,7 @@ def _open_position(v, m, p):
     return b
 
 
-@inline
+@njit
 def _close_position(v, m, p):
     """Return the (empty) block at position p of map ``m`` to the pool."""
     v.free[v.head[3]] = v.order[m, p]
@@ -263,7 +263,7 @@ def _split(v, m, p):
     v.last[m, p] = v.keys[b, half - 1]
 
 
-@inline
+@njit
 def insert(v, m, key, val):
     """Add ``key`` (not present) with ``val`` to map ``m``."""
     if v.nblocks[m] == 0:
@@ -287,7 +287,7 @@ def insert(v, m, key, val):
     v.nkeys[m] += 1
 
 
-@inline
+@njit
 def remove_at(v, m, p, i):
     """Remove the key at position (p, i) of map ``m``; returns its value."""
     b = v.order[m, p]
@@ -305,7 +305,7 @@ def remove_at(v, m, p, i):
     return val
 
 
-@inline
+@njit
 def remove(v, m, key):
     """Remove ``key`` (present) from map ``m``; returns its value."""
     p, i = find(v, m, key)
