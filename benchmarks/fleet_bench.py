@@ -11,10 +11,12 @@ loads numba's compiled code, and scaled to the hour):
 - ``mixed-32``: 32 services of 1.5 GiB, half legacy tcmalloc and half Temeraire, swapless.
 
 For each: wall seconds per node-hour, allocation units (spans placed plus spans freed) and microseconds per
-unit, and the peak memory of a fresh process running the case less that of one that only imports (memory
-per node). ``--growth`` then times one variable at a time (nodes, processes per node, heap size, churn)
-around the ``temeraire-3g`` case: microseconds per allocation unit should stay flat. ``--profile CASE``
-prints where one case's time goes. The sharded rows (workers, Dask) are in ``shard_bench.py``.
+unit, and memory: the peak of a fresh process running the case with two nodes less that with one (memory
+per node, what sizing a worker needs), and what a one-node run holds beyond an idle interpreter besides
+its node (the compiled code it loads, once per process). ``--growth`` then times one variable at a time
+(nodes, processes per node, heap size, churn) around the ``temeraire-3g`` case: microseconds per
+allocation unit should stay flat. ``--profile CASE`` prints where one case's time goes. The sharded rows
+(workers, Dask) are in ``shard_bench.py``.
 
     python benchmarks/fleet_bench.py [--minutes 5] [--cases a,b] [--growth] [--profile CASE]
 """
@@ -113,10 +115,11 @@ def timed(cfg: dict) -> tuple[float, float, int, int]:
     return wall, model.duration_s, counter.units, len(model.nodes)
 
 
-def peak_mib(name: str, minutes: float) -> float:
-    """Peak resident MiB of a fresh process that runs the case (or only imports, for name '')."""
+def peak_mib(name: str, minutes: float, nodes: int = 1) -> float:
+    """Peak resident MiB of a fresh process that runs the case on ``nodes`` nodes (or only imports, for
+    name '')."""
     code = ("import json, sys; sys.path.insert(0, 'benchmarks'); import fleet_bench as b\n"
-            f"if {name!r}: b.timed(b.case({name!r}, {minutes}))\n"
+            f"if {name!r}: b.timed(b.case({name!r}, {minutes}, nodes={nodes}))\n"
             "kb = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
             "print(json.dumps(int(kb) / 1024))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -149,7 +152,9 @@ def main() -> None:
     if args.memory:
         base = peak_mib("", 0)
         for name in args.cases.split(","):
-            print(f"memory per node, {name}: {peak_mib(name, 1) - base:.0f} MiB above an idle interpreter")
+            one, two = peak_mib(name, 1), peak_mib(name, 1, nodes=2)
+            print(f"memory, {name}: {two - one:.0f} MiB per node, plus {one - base - (two - one):.0f} MiB "
+                  "per process (compiled code loaded) above an idle interpreter")
     if args.growth:
         short = min(args.minutes, 2)
         for nodes in (1, 2, 4):

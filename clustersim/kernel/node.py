@@ -167,7 +167,7 @@ def _boot(total: int, profile: str, seed, thp: dict | None, swap: dict | None, v
     phys = PhysMem(total_pages, min_kb, vm_settings.watermark_scale_factor)
     phys.reserve_kernel(int(total_pages * vm_settings.kernel_share), rng)
     return MM(profile=profile_, thp=thp_settings, vm=vm_settings, costs=cost_table, rng=rng, phys=phys,
-              pt=PageTable(), memcgs=MemcgTree(), swap=SwapDevice(swap_settings, total_pages),
+              pt=PageTable(nblocks=phys.nblocks), memcgs=MemcgTree(), swap=SwapDevice(swap_settings, total_pages),
               boot_used=phys.used.copy(), next_khugepaged=thp_settings.scan_sleep)
 
 

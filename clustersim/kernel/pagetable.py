@@ -152,15 +152,18 @@ ADV_NONE, ADV_HUGEPAGE, ADV_NOHUGEPAGE, ADV_STRADDLE = range(4)
 class PageTable:
     """Structure-of-arrays page table for all processes and files of one node."""
 
-    def __init__(self, capacity: int = 64) -> None:
+    def __init__(self, capacity: int = 64, nblocks: int = 1 << 31) -> None:
         self.nrows = 0
         self.holes: list[tuple[int, int]] = []
+        # A page's pageblock id is only ever an index, so it is kept in the narrowest type that holds the
+        # node's blocks and -1: int16 up to 64 GiB (32,768 blocks), which halves the largest per-page array.
+        self.block_dtype = np.int16 if nblocks <= np.iinfo(np.int16).max + 1 else np.int32
         self._alloc(capacity)
 
     def _alloc(self, cap: int) -> None:
         self.cap = cap
         self.state = np.zeros((cap, HPAGE_PAGES), dtype=np.uint8)
-        self.block = np.full((cap, HPAGE_PAGES), -1, dtype=np.int32)
+        self.block = np.full((cap, HPAGE_PAGES), -1, dtype=self.block_dtype)
         self.cnt = np.zeros((cap, NSTATES), dtype=np.int32)
         self.npres = np.zeros(cap, dtype=np.int32)          # present pages per row (sum of cnt columns)
         self.region = np.full(cap, -1, dtype=np.int32)
