@@ -72,6 +72,9 @@ def describe_pydantic(err: dict[str, Any], allowed_keys: Sequence[str] | None = 
         keys = ", ".join(allowed_keys or ())
         return f"not a key here; allowed keys: {keys}" if keys else "not a key here"
     template = _ALLOWED_BY_TYPE.get(kind)
+    if kind == "string_type" and isinstance(err.get("input"), bool):
+        # YAML 1.1, which PyYAML follows, reads unquoted yes/no/on/off (any case) as booleans.
+        return "a string (unquoted yes, no, on and off are YAML booleans: quote it: 'off')"
     if template is None:
         return str(err.get("msg", kind)).removeprefix("Value error, ")
     ctx = {k: _plain(v) for k, v in (err.get("ctx") or {}).items()}

@@ -47,6 +47,8 @@ RUN_CASES: list[tuple[str, str, str]] = [
     ("tenant-name-dotdot", "tenants: [{name: '..'}]", "tenants.0.name: '..' -> a name"),
     ("tenant-name-nul", 'tenants: [{name: "a\\0b"}]', "tenants.0.name: "),
     ("tenant-name-empty", "tenants: [{name: ''}]", "tenants.0.name: '' -> a name"),
+    ("tenant-name-yaml-bool", "tenants: [{name: off}]",
+     "tenants.0.name: False -> a string (unquoted yes, no, on and off are YAML booleans: quote it: 'off')"),
     ("group-name-space", "nodes: [{name: 'a b'}]", "nodes.0.name: 'a b' -> a name"),
     ("cgroup-dotdot", "tenants: [{cgroup: ../escape}]", "tenants.0.cgroup: '../escape' -> a cgroup path"),
     ("cgroup-empty-part", "tenants: [{cgroup: a//b}]", "tenants.0.cgroup: 'a//b' -> a cgroup path"),
