@@ -21,6 +21,8 @@ import numpy as np
 
 from clustersim.jit import inline, njit
 
+from .bisection import first_at_least
+
 START, LEN, KEY = 0, 1, 2        # planes of rs[k]
 NRANGES, NGROUPS = 0, 1          # out_n[] of a release plan
 COUNT, TOTAL = 0, 1              # columns of rs_n[k]
@@ -41,14 +43,7 @@ def new_range_sets(rows: int, capacity: int) -> tuple[np.ndarray, np.ndarray]:
 @inline
 def _bisect(rs, k, plane, count, x):
     """First index i < count with rs[k, plane, i] >= x (count if none)."""
-    lo, hi = 0, count
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if rs[k, plane, mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    return first_at_least(rs[k, plane], 0, count, x)
 
 
 @njit

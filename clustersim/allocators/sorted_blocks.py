@@ -29,6 +29,8 @@ import numpy as np
 
 from clustersim.jit import inline, njit
 
+from .bisection import first_at_least
+
 # Keys per block: a block shift moves at most 64 keys and 64 values (1 KiB), and a map of n keys has about
 # n/32 to n/64 blocks, so the index stays a short binary search.
 BLOCK_KEYS = 64
@@ -136,27 +138,13 @@ def view(buf):
 @inline
 def _block_at_or_after(v, m, key):
     """First position in map ``m``'s index whose block's largest key is >= ``key`` (nblocks if none)."""
-    lo, hi = 0, v.nblocks[m]
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if v.last[m, mid] < key:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    return first_at_least(v.last[m], 0, v.nblocks[m], key)
 
 
 @inline
 def _index_in_block(v, b, key):
     """First index in block ``b`` whose key is >= ``key`` (the block's size if none)."""
-    lo, hi = 0, v.size[b]
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if v.keys[b, mid] < key:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    return first_at_least(v.keys[b], 0, v.size[b], key)
 
 
 @inline

@@ -13,6 +13,8 @@ import numpy as np
 
 from clustersim.jit import inline, njit
 
+from .bisection import first_at_least
+
 _MIN_CAPACITY = 1024
 
 
@@ -174,10 +176,4 @@ def _search(a, n, x):
             hi -= step
             step *= 2
         lo = max(hi - step + 1, 0)
-    while lo < hi:   # bisection of [lo, hi) in place (a slice would be a new array object per id)
-        mid = (lo + hi) >> 1
-        if a[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    return first_at_least(a, lo, hi, x)
