@@ -23,11 +23,12 @@ from clustersim.jit import inline, njit
 from clustersim.units import HPAGE_PAGES
 
 from .huge_allocator import COUNT, TOTAL, emit_range, end_group, rs_best_fit, rs_insert, rs_take_largest
+from .min_max_tracker import HIGH, LOW, track_min_max
 from .page_space import PageState
 
 ALLOC, CACHE = 0, 1              # range-set rows: unbacked address space, cached backed hugepages
 USAGE, NEPOCHS = 0, 1            # cache_n[]: hugepages handed out and not returned, window entries
-EPOCH, LOW, HIGH = 0, 1, 2       # columns of epochs[]
+# epochs[] is a min_max_tracker table: per epoch, the least and the most hugepages in use
 # The demand window is kept as per-epoch (min, max) pairs; 8 epochs per 2 s window bound the error of the
 # window edges to a quarter second, well below the 1 s background tick.
 WINDOW_EPOCHS = 8
@@ -45,19 +46,7 @@ def record_usage(epochs, cache_n, epoch):
 
     REQUIRES: room for one more entry.
     """
-    n, usage = cache_n[NEPOCHS], cache_n[USAGE]
-    if n and epochs[n - 1, EPOCH] == epoch:
-        epochs[n - 1, LOW] = min(epochs[n - 1, LOW], usage)
-        epochs[n - 1, HIGH] = max(epochs[n - 1, HIGH], usage)
-    else:
-        epochs[n, EPOCH], epochs[n, LOW], epochs[n, HIGH] = epoch, usage, usage
-        n += 1
-    old = 0
-    while old < n and epochs[old, EPOCH] <= epoch - WINDOW_EPOCHS:
-        old += 1
-    for i in range(old, n):
-        epochs[i - old] = epochs[i]
-    cache_n[NEPOCHS] = n - old
+    cache_n[NEPOCHS] = track_min_max(epochs, cache_n[NEPOCHS], epoch, cache_n[USAGE], epoch - WINDOW_EPOCHS + 1)
 
 
 @njit

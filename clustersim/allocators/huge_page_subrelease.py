@@ -35,11 +35,12 @@ from .huge_page_filler import (
     lists_in_order,
     lists_remove,
 )
+from .min_max_tracker import HIGH, LOW, SLOT, track_min_max
 from .page_space import PageState
 from .page_tracker import MEMBER, NALLOCS, RELEASED, TC_PAGE_PAGES, TC_PAGES_PER_HUGEPAGE, USED, emit_free_ranges
 
 _FREE_BACKED = int(PageState.FREE_BACKED)
-SECOND, LOW, HIGH = 0, 1, 2       # columns of demand[]: second, min and max used tcmalloc pages
+# demand[] is a min_max_tracker table: per second, the least and the most used tcmalloc pages
 
 
 def new_demand(capacity: int = 64) -> np.ndarray:
@@ -53,19 +54,7 @@ def record_demand(demand, fill, second, horizon_s):
 
     REQUIRES: room for one more entry.
     """
-    n, used = fill[DEMAND_N], fill[USED_TC]
-    if n and demand[n - 1, SECOND] == second:
-        demand[n - 1, LOW] = min(demand[n - 1, LOW], used)
-        demand[n - 1, HIGH] = max(demand[n - 1, HIGH], used)
-    else:
-        demand[n, SECOND], demand[n, LOW], demand[n, HIGH] = second, used, used
-        n += 1
-    old = 0
-    while old < n and demand[old, SECOND] < horizon_s:
-        old += 1
-    for i in range(old, n):
-        demand[i - old] = demand[i]
-    fill[DEMAND_N] = n - old
+    fill[DEMAND_N] = track_min_max(demand, fill[DEMAND_N], second, fill[USED_TC], horizon_s)
 
 
 @njit
@@ -76,12 +65,12 @@ def required_tc(demand, fill, short_s, long_s):
     n = fill[DEMAND_N]
     if n == 0 or (short_s <= 0 and long_s <= 0):
         return 0
-    newest = demand[n - 1, SECOND]
+    newest = demand[n - 1, SLOT]
     fluctuation, trend = 0, 0
     for i in range(n):
-        if demand[i, SECOND] > newest - short_s:
+        if demand[i, SLOT] > newest - short_s:
             fluctuation = max(fluctuation, demand[i, HIGH] - demand[i, LOW])
-        if demand[i, SECOND] > newest - long_s:
+        if demand[i, SLOT] > newest - long_s:
             trend = max(trend, demand[i, LOW])
     return fluctuation + trend
 
