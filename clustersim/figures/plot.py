@@ -160,18 +160,24 @@ def _summary(data: Results, x: str | None, y: str | None, hue: str | None, col: 
     return grid
 
 
+def _of_tenant(table: pd.DataFrame, tenant: str | None, plural: str, singular: str) -> pd.DataFrame:
+    """``table``, or its rows of ``tenant``; a PlotError names what is missing when nothing is left to draw."""
+    if table.empty:
+        raise PlotError(f"the results hold no {plural}")
+    if tenant is None:
+        return table
+    rows = table[table["tenant"] == tenant]
+    if rows.empty:
+        raise PlotError(f"tenant {tenant!r} has no {singular}")
+    return rows
+
+
 def _timeseries(data: Results, y: str | None, hue: str | None, col: str | None, tenant: str | None,
                 size: str) -> Any:
     """``y`` (a time-series field) over time: per run the fleet's (or one tenant's) value, mean and band over
     seeds. Byte fields and processes are summed over tenants and node groups, THP coverage is recomputed
     from the sums, latency p99 is the mean of the groups' (an approximation: p99s do not add)."""
-    series = data.timeseries
-    if series.empty:
-        raise PlotError("the results hold no time series")
-    if tenant is not None:
-        series = series[series["tenant"] == tenant]
-        if series.empty:
-            raise PlotError(f"tenant {tenant!r} has no time series")
+    series = _of_tenant(data.timeseries, tenant, "time series", "time series")
     _need(series, "y", y)
     if y not in SERIES:
         raise PlotError(f"--y {y!r} -> a time-series field: {', '.join(SERIES)}")
@@ -193,13 +199,7 @@ def _timeseries(data: Results, y: str | None, hue: str | None, col: str | None, 
 
 
 def _cdf(data: Results, hue: str | None, col: str | None, tenant: str | None, size: str) -> Any:
-    hist = data.latency_histograms
-    if hist.empty:
-        raise PlotError("the results hold no latency histograms")
-    if tenant is not None:
-        hist = hist[hist["tenant"] == tenant]
-        if hist.empty:
-            raise PlotError(f"tenant {tenant!r} has no latency histogram")
+    hist = _of_tenant(data.latency_histograms, tenant, "latency histograms", "latency histogram")
     for role, column in (("hue", hue), ("col", col)):
         _need(hist, role, column, required=False)
     order = {c: _order(hist, c) for c in (hue, col) if c is not None}
