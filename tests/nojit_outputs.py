@@ -4,18 +4,21 @@
 and requires identical text. Covered: the kernel's golden scenarios (every syscall path), the legacy
 tcmalloc, jemalloc, glibc and Temeraire syscall traces (the allocators' range loops, the page heaps' batch
 loops, Temeraire's compiled placement, freeing, cache, region and subrelease calls), the latency histogram's
-bucket loop, the request queue's recursion (stalls, freezes, timeouts) and the workloads' live-unit table and
-hot-set hash.
+bucket loop, the request queue's recursion (stalls, freezes, timeouts), the compiled PCG64 draws and the
+workloads' live-unit table and hot-set hash.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from golden_scenarios import CONFIGS, allocator_scenario, scenario, timeline
 from test_syscall_trace import CASES, trace_lines
 
+from clustersim.bits import float_bits, mul_hi
 from clustersim.fleet.latency import GAMMA, HI_S, LO_S, LatencyHistogram, bucket_of
 from clustersim.fleet.queue import RequestQueue
+from clustersim.pcg64 import State, next_double, poisson, standard_exponential, standard_normal
 from clustersim.workloads import HeapDemand
 from clustersim.workloads.access import AccessPattern
 
@@ -83,6 +86,31 @@ def hot_set_lines() -> list[str]:
     return lines
 
 
+def draw_lines() -> list[str]:
+    """The compiled draws (numpy's PCG64 and ziggurats) and the two machine operations under them."""
+    state = State(np.random.default_rng(4))
+    w = state.load()
+    lines = [f"uniform {[float(next_double(w)) for _ in range(300)]!r}",
+             f"exponential {[float(standard_exponential(w)) for _ in range(3000)]!r}",
+             f"normal {[float(standard_normal(w)) for _ in range(3000)]!r}"]
+    lines += [f"poisson {lam} {[int(poisson(w, lam)) for _ in range(300)]!r}" for lam in (0.0, 2.5, 10.0, 640.0)]
+    words = [int(v) for v in w]
+    pairs = [(np.uint64(2**64 - 1 - 7 * k), np.uint64(3**k % 2**64)) for k in range(40)]
+    lines.append(f"state {words} mul_hi {[int(_mul_hi(a, b)) for a, b in pairs]}")
+    lines.append(f"float_bits {[int(_float_bits(float(v))) for v in (0.0, 1e-300, 0.5, 3.0, 1e300)]}")
+    return lines
+
+
+@numba.njit
+def _mul_hi(a, b):
+    return mul_hi(a, b)
+
+
+@numba.njit
+def _float_bits(x):
+    return float_bits(x)
+
+
 def outputs() -> dict[str, list[str]]:
     return {**kernel_outputs(), **trace_outputs(), "latency": latency_lines(), "workloads/demand": demand_lines(),
-            "workloads/hot_set": hot_set_lines()}
+            "workloads/hot_set": hot_set_lines(), "draws": draw_lines()}

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..bits import float_bits
 from ..jit import njit
 
 REL_ERR = 0.01
@@ -36,13 +37,16 @@ def _exact_bucket(x: float) -> int:
     return int(np.searchsorted(EDGES_S, x, side="right")) - 1
 
 
-# First guesses without a logarithm: a value's binary exponent and the top bits of its mantissa
-# (math.frexp) pick a cell of a table; each cell spans 1/_CELLS_PER_OCTAVE of an octave, finer than a bucket
-# (about 35 per octave), and holds the bucket of its lower end, so the edges move the guess at most one
-# bucket up. HdrHistogram finds its buckets from the same bits.
+# First guesses without a logarithm: a value's binary exponent and the top bits of its mantissa pick a
+# cell of a table; each cell spans 1/_CELLS_PER_OCTAVE of an octave, finer than a bucket (about 35 per
+# octave), and holds the bucket of its lower end, so the edges move the guess at most one bucket up.
+# HdrHistogram finds its buckets from the same bits. For a positive double, its bits shifted right by
+# 52 - 7 are the biased exponent followed by the mantissa's top 7 bits: the cell, up to an offset.
 _CELLS_PER_OCTAVE = 128
+_CELL_SHIFT = 52 - 7
 _E_MIN = math.frexp(EDGES_S[1])[1]
 _E_MAX = math.frexp(EDGES_S[NBUCKETS - 1])[1]
+_FIRST_CELL = (_E_MIN + 1022) * _CELLS_PER_OCTAVE   # frexp's exponent e is the biased exponent - 1022
 _GUESS = np.array([_exact_bucket(max(math.ldexp(0.5 + k / (2 * _CELLS_PER_OCTAVE), e), EDGES_S[1]))
                    for e in range(_E_MIN, _E_MAX + 1) for k in range(_CELLS_PER_OCTAVE)], dtype=np.int64)
 
@@ -54,8 +58,7 @@ def bucket(x: float) -> int:
         return NBUCKETS - 1
     if not x >= EDGES_S[1]:
         return 0
-    m, e = math.frexp(x)
-    b = _GUESS[(e - _E_MIN) * _CELLS_PER_OCTAVE + int((m - 0.5) * (2 * _CELLS_PER_OCTAVE))]
+    b = _GUESS[(float_bits(x) >> _CELL_SHIFT) - _FIRST_CELL]
     while x < EDGES_S[b]:
         b -= 1
     while x >= EDGES_S[b + 1]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..jit import njit
+from ..pcg64 import State, next_double, poisson, standard_exponential, standard_normal
 from .latency import LatencyHistogram, bucket
 
 _Z99 = 2.3263478740408408   # standard normal quantile at 0.99
@@ -165,30 +166,65 @@ def _serve_frozen(free, arrival, service, stall_t, stall_s, freeze_t, freeze_s, 
 
 
 @njit
-def serve_tick(free, t0, dt, gaps, z, median, sigma, tlb, spread, stall_t, stall_s, freeze_t, freeze_s, timeout,
-               stats, counts):
-    """One tick's requests from their random draws, served by ``serve_queue``; returns (responses, stalls used).
+def serve_tick(w, free, t0, dt, rate, median, sigma, tlb, spread_s, fresh, carried, freezes, timeout, stats,
+               counts):
+    """One tick [t0, t0 + dt) of requests, drawn from the PCG64 state words ``w`` and served by ``serve_queue``.
 
-    ``gaps``: n + 1 standard exponentials, whose normalised partial sums are n sorted uniform arrival times
-    over [t0, t0 + dt) (Poisson arrivals given their count); ``z``: n standard normals (empty when
-    sigma is 0) for the lognormal base service times median * exp(sigma z), stretched by ``tlb``, plus an
-    even ``spread`` share of the tick's spread costs.
+    The draws, in this order (numpy's own algorithms, pcg64.py, so the stream is what numpy's Generator
+    would draw): the arrival count (Poisson at ``rate`` x dt); n + 1 standard
+    exponentials, whose normalised partial sums are n sorted uniform arrival times over the tick (Poisson
+    arrivals given their count); n standard normals for the lognormal base service times
+    median * exp(sigma z) (none when sigma is 0), stretched by ``tlb`` plus an even share of ``spread_s``;
+    a uniform time for each ``fresh`` stall, then for each freeze. ``carried`` stalls (left over from the
+    last tick) come first, at t0.
+    Returns (responses of the served requests, stalls still pending).
     """
-    n = gaps.shape[0] - 1
+    n = poisson(w, rate * dt) if rate > 0.0 else 0
     arrival, service = np.empty(n), np.empty(n)
     acc = 0.0
     for i in range(n):
-        acc += gaps[i]
+        acc += standard_exponential(w)
         arrival[i] = acc
-    total = acc + gaps[n]
+    total = acc + standard_exponential(w)
+    spread = spread_s / n if n else 0.0
     for i in range(n):
         arrival[i] = t0 + dt * arrival[i] / total
-        base = median * math.exp(sigma * z[i]) if sigma > 0.0 else median
+        base = median * math.exp(sigma * standard_normal(w)) if sigma > 0.0 else median
         service[i] = base * tlb + spread
+    stall_t, stall_s = _stall_times(w, t0, dt, fresh, carried)
+    freeze_t, freeze_s = _freeze_times(w, t0, dt, freezes)
     out = np.empty(n)
     served, used = serve_queue(free, arrival, service, stall_t, stall_s, freeze_t, freeze_s, timeout, out, stats,
                                counts)
-    return out[:served], used
+    return out[:served], stall_s[used:].copy()
+
+
+@njit
+def _stall_times(w, t0, dt, fresh, carried):
+    """Stall times (sorted) and durations: the ``carried`` ones at t0, then ``fresh`` ones at uniform times
+    (stable order, as numpy's ``argsort(kind="stable")``)."""
+    c, k = carried.shape[0], fresh.shape[0]
+    t = np.empty(k)
+    for i in range(k):
+        t[i] = t0 + dt * next_double(w)
+    order = np.argsort(t, kind="mergesort")
+    times, sizes = np.empty(c + k), np.empty(c + k)
+    for i in range(c):
+        times[i], sizes[i] = t0, carried[i]
+    for i in range(k):
+        times[c + i], sizes[c + i] = t[order[i]], fresh[order[i]]
+    return times, sizes
+
+
+@njit
+def _freeze_times(w, t0, dt, lengths):
+    """Freezes at uniform times over the tick, sorted by start (stable), with their lengths."""
+    k = lengths.shape[0]
+    t = np.empty(k)
+    for i in range(k):
+        t[i] = t0 + dt * next_double(w)
+    order = np.argsort(t, kind="mergesort")
+    return t[order], lengths[order]
 
 
 @dataclass
@@ -219,10 +255,15 @@ class RequestQueue:
     carried: np.ndarray = field(init=False)
     totals: np.ndarray = field(init=False)   # busy thread seconds, timed out, sum and max of responses
     served: int = field(init=False, default=0)
+    _draws: State | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.sigma = lognormal_sigma(self.median_s, self.p99_s)
         self.free, self.carried, self.totals = np.zeros(self.threads), _EMPTY, np.zeros(4)
+
+    def __getstate__(self) -> dict:
+        """Copies leave the draw state behind: it is a view of one Generator's memory, rebuilt on first use."""
+        return {**self.__dict__, "_draws": None}
 
     def reset(self, now: float) -> None:
         """All threads idle from ``now`` (a (re)started process), no stall pending; work not done by then
@@ -242,34 +283,20 @@ class RequestQueue:
 
     def serve(self, rng: np.random.Generator, t0: float, dt: float, rate: float, tlb: float, spread_s: float,
               stalls_s: np.ndarray, freezes_s: np.ndarray, hist: LatencyHistogram) -> np.ndarray:
-        """Serve the tick [t0, t0 + dt); the served requests' responses go into ``hist`` and are returned."""
-        n = int(rng.poisson(rate * dt)) if rate > 0 else 0
-        gaps = rng.standard_exponential(n + 1)
-        z = rng.standard_normal(n) if self.sigma > 0 else _EMPTY
-        stall_t, stall_s = self._stalls(rng, t0, dt, stalls_s)
-        freeze_t = t0 + dt * rng.random(len(freezes_s)) if len(freezes_s) else _EMPTY
-        freeze_s = np.asarray(freezes_s, dtype=np.float64)
-        if len(freeze_s) > 1:
-            order = np.argsort(freeze_t, kind="stable")
-            freeze_t, freeze_s = freeze_t[order], freeze_s[order]
-        out, used = serve_tick(self.free, t0, dt, gaps, z, self.median_s, self.sigma, tlb, spread_s / n if n else 0.0,
-                               stall_t, stall_s, freeze_t, freeze_s, self.timeout_s, self.totals, hist.counts)
-        self.carried = stall_s[used:]
+        """Serve the tick [t0, t0 + dt); the served requests' responses go into ``hist`` and are returned.
+
+        The tick's draws come from ``rng`` (a PCG64 Generator), in compiled code on its own state, so ``rng``
+        is left exactly where numpy's draws of the same numbers would leave it."""
+        draws = self._draws
+        if draws is None or draws.bit_generator is not rng.bit_generator:
+            draws = self._draws = State(rng)
+        out, self.carried = serve_tick(draws.load(), self.free, t0, dt, float(rate), self.median_s, self.sigma, tlb,
+                                       float(spread_s), np.asarray(stalls_s, dtype=np.float64), self.carried,
+                                       np.asarray(freezes_s, dtype=np.float64), self.timeout_s, self.totals,
+                                       hist.counts)
+        draws.sync()
         self.served += len(out)
         return out
-
-    def _stalls(self, rng: np.random.Generator, t0: float, dt: float,
-                stalls_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Stall times (sorted) and durations: last tick's leftovers at t0, then this tick's at uniform times."""
-        fresh = np.asarray(stalls_s, dtype=np.float64)
-        if not len(fresh) and not len(self.carried):
-            return _EMPTY, _EMPTY
-        t = t0 + dt * rng.random(len(fresh))
-        order = np.argsort(t, kind="stable")
-        if not len(self.carried):
-            return t[order], fresh[order]
-        return (np.concatenate([np.full(len(self.carried), t0), t[order]]),
-                np.concatenate([self.carried, fresh[order]]))
 
 
 __all__ = ["QueueStats", "RequestQueue", "lognormal_sigma", "serve_queue"]
