@@ -2,8 +2,8 @@
 
 The one request model of the fleet (docs/model.md, "Requests and latency"). Every request is simulated, in
 compiled code, by the multi-server Lindley recursion of Kiefer and Wolfowitz (1955): the state is each
-thread's next-free time; an arrival at ``a`` takes the earliest-free thread, starts at ``max(a, free)``
-and frees it ``service`` later. The free times persist across ticks in ``RequestQueue``.
+thread's next-free time; an arrival at ``a`` takes the first idle thread (else the earliest-free one),
+starts at ``max(a, free)`` and frees it ``service`` later. The free times persist across ticks in ``RequestQueue``.
 
 Two kinds of stall enter the recursion:
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..jit import njit
+from ..jit import inline, njit
 from ..pcg64 import State, next_double, poisson, standard_exponential, standard_normal
 from .latency import LatencyHistogram, bucket
 
@@ -60,6 +60,23 @@ def _to_real(tau, u, cum, inclusive):
     return tau + (cum[k - 1] if k > 0 else 0.0)
 
 
+@inline
+def _thread_for(free, a):
+    """The thread an arrival at ``a`` takes: the first idle one (free by ``a``), else the earliest to free
+    up (the lowest-numbered of equals). Which idle thread serves changes no response time, and looking no
+    further than the first saves scanning every thread at each arrival."""
+    j, earliest = 0, free[0]
+    if earliest <= a:
+        return 0
+    for m in range(1, free.shape[0]):
+        f = free[m]
+        if f < earliest:
+            j, earliest = m, f
+            if f <= a:
+                break
+    return j
+
+
 @njit
 def serve_queue(free, arrival, service, stall_t, stall_s, freeze_t, freeze_s, timeout, out, stats, counts):
     """Serve ``arrival`` (sorted, real seconds) on the threads whose next-free times are ``free``.
@@ -89,11 +106,8 @@ def _serve_steady(free, arrival, service, stall_t, stall_s, timeout, out, stats,
     busy, dropped, total, longest = 0.0, 0.0, 0.0, stats[3]
     for i in range(arrival.shape[0]):
         a = arrival[i]
-        j, earliest = 0, free[0]
-        for m in range(1, free.shape[0]):
-            if free[m] < earliest:
-                j, earliest = m, free[m]
-        start = max(a, earliest)
+        j = _thread_for(free, a)
+        start = max(a, free[j])
         if start - a > timeout:
             dropped += 1.0
             continue
@@ -134,10 +148,7 @@ def _serve_frozen(free, arrival, service, stall_t, stall_s, freeze_t, freeze_s, 
         a_tau = a - cut
         if fp < nf and freeze_t[fp] <= a:                    # a arrives during a freeze: it waits for its end
             a_tau = u[fp]
-        j = 0
-        for m in range(1, free.shape[0]):
-            if free[m] < free[j]:
-                j = m
+        j = _thread_for(free, a_tau)
         start_tau = max(a_tau, free[j])
         start = _to_real(start_tau, u, cum, True)
         if start - a > timeout:

@@ -164,3 +164,39 @@ def test_stalls_left_at_the_end_of_a_tick_land_on_the_next_ticks_first_requests(
     q.serve(rng, 0.0, 1.0, 0.0, 1.0, 0.0, np.array([0.05, 0.07]), NONE, h)   # no request to take them
     served = q.serve(rng, 1.0, 1.0, 5.0, 1.0, 0.0, NONE, NONE, h)
     assert sorted(served[:2]) == pytest.approx([0.051, 0.071]) and len(q.carried) == 0
+
+
+def _earliest_thread_responses(arrival: np.ndarray, service: np.ndarray, threads: int) -> np.ndarray:
+    """Kiefer-Wolfowitz as written in the textbook: every arrival takes the earliest-free thread."""
+    free, out = np.zeros(threads), np.empty(len(arrival))
+    for i, (a, x) in enumerate(zip(arrival, service, strict=True)):
+        j = int(np.argmin(free))
+        start = max(a, free[j])
+        free[j] = start + x
+        out[i] = start + x - a
+    return out
+
+
+@pytest.mark.parametrize("threads, rho", [(2, 0.5), (8, 0.3), (8, 0.95), (32, 0.7)])
+def test_taking_the_first_idle_thread_gives_the_earliest_free_threads_responses(threads, rho):
+    # The recursion stops at the first idle thread instead of the earliest-free one: an idle thread starts
+    # the request at its arrival whichever it is, so every response is the textbook recursion's, exactly.
+    rng = np.random.default_rng(threads)
+    service = rng.lognormal(math.log(1e-3), 0.9, 20_000)
+    arrival = np.cumsum(rng.exponential(service.mean() / (threads * rho), 20_000))
+    out, _, served = run_on(arrival, service, threads)
+    assert served == len(arrival)
+    np.testing.assert_array_equal(out, _earliest_thread_responses(arrival, service, threads))
+
+
+def test_an_arrival_takes_the_lowest_numbered_idle_thread():
+    free = np.array([2.0, 1.0, 4.0])    # threads 0 and 1 idle at t = 3: thread 0 serves, not the earlier 1
+    out, stats, counts = np.empty(1), np.zeros(4), np.zeros(2000)
+    serve_queue(free, np.array([3.0]), np.array([0.5]), NONE, NONE, NONE.copy(), NONE, math.inf, out, stats, counts)
+    assert free.tolist() == [3.5, 1.0, 4.0] and out[0] == 0.5
+
+
+def run_on(arrival: np.ndarray, service: np.ndarray, threads: int):
+    free, out, stats, counts = np.zeros(threads), np.empty(len(service)), np.zeros(4), np.zeros(2000)
+    served, _ = serve_queue(free, arrival, service, NONE, NONE, NONE.copy(), NONE, math.inf, out, stats, counts)
+    return out[:served], stats, served
