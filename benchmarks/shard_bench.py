@@ -9,7 +9,7 @@
 3. A large fleet (default 100 nodes of 16 GiB with 4 such services) on a 2-worker Dask LocalCluster: wall
    time per node-hour and each worker's peak RSS.
 
-    python benchmarks/shard_bench.py [--duration 5m] [--big-nodes 100] [--big-procs 4] [--big-duration 1m]
+    python benchmarks/shard_bench.py [--duration 1h] [--rounds 2] [--big-nodes 100] [--big-procs 4] [--big-duration 1m]
 """
 
 from __future__ import annotations
@@ -131,10 +131,11 @@ def main() -> None:
     parser.add_argument("--big-nodes", type=int, default=100)
     parser.add_argument("--big-procs", type=int, default=4)
     parser.add_argument("--big-duration", default="1m")
+    parser.add_argument("--rounds", type=int, default=2, help="serial / 2-worker pairs of the 8-node runs")
     parser.add_argument("--skip", nargs="*", default=[], choices=("scaling", "memory", "big"))
     args = parser.parse_args()
     if "scaling" not in args.skip:
-        scaling(args.duration)
+        scaling(args.duration, args.rounds)
     if "memory" not in args.skip:
         memory()
     if "big" not in args.skip:
