@@ -71,6 +71,14 @@ class State:
             self.bit_generator.state = full
 
 
+def state_for(rng: np.random.Generator, current: State | None) -> State:
+    """``current`` if it is ``rng``'s state, else a new ``State`` of ``rng`` (a holder keeps one per Generator
+    and drops it when copied: it is a view of that Generator's memory)."""
+    if current is not None and current.bit_generator is rng.bit_generator:
+        return current
+    return State(rng)
+
+
 def _native_view(bg) -> np.ndarray | None:
     """numpy's pcg64_random_t as four uint64 words, if its memory holds them in our order (checked against
     ``bg.state``); None otherwise (an emulated 128-bit type, another byte order)."""
@@ -195,4 +203,4 @@ def _loggam(x):
     return gl
 
 
-__all__ = ["State", "next_double", "next_uint64", "poisson", "standard_exponential", "standard_normal"]
+__all__ = ["State", "next_double", "next_uint64", "poisson", "standard_exponential", "standard_normal", "state_for"]

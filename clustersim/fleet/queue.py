@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..jit import inline, njit
-from ..pcg64 import State, next_double, poisson, standard_exponential, standard_normal
+from ..pcg64 import State, next_double, poisson, standard_exponential, standard_normal, state_for
 from .latency import LatencyHistogram, bucket
 
 _Z99 = 2.3263478740408408   # standard normal quantile at 0.99
@@ -298,9 +298,7 @@ class RequestQueue:
 
         The tick's draws come from ``rng`` (a PCG64 Generator), in compiled code on its own state, so ``rng``
         is left exactly where numpy's draws of the same numbers would leave it."""
-        draws = self._draws
-        if draws is None or draws.bit_generator is not rng.bit_generator:
-            draws = self._draws = State(rng)
+        draws = self._draws = state_for(rng, self._draws)
         out, self.carried = serve_tick(draws.load(), self.free, t0, dt, float(rate), self.median_s, self.sigma, tlb,
                                        float(spread_s), np.asarray(stalls_s, dtype=np.float64), self.carried,
                                        np.asarray(freezes_s, dtype=np.float64), self.timeout_s, self.totals,

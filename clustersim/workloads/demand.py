@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from clustersim.jit import njit
+from clustersim.pcg64 import State, next_double, poisson, standard_exponential, state_for
 from clustersim.units import PAGE_SIZE, parse_rate, parse_size
 from clustersim.workloads.modulation import Modulation
 from clustersim.workloads.profiles import Profile, load_profile
@@ -86,6 +88,32 @@ class _Births:
         return head, _Births(self.cls[cut:], self.birth_s[cut:], self.death_s[cut:])
 
 
+@njit
+def steady_births(w, rate_per_s, scale, carry, spans_per_unit, lifetime_s, t_s, dt_s):
+    """One step's steady births, drawn from the PCG64 state ``w`` as numpy's calls drew them (pcg64.py): per
+    class a Poisson count of spans at rate x ``scale``, which with the class's ``carry`` (updated in place)
+    makes whole units of ``spans_per_unit``; then each unit's birth time, uniform over the step, and last its
+    Exp(lifetime) life. Returns (class, birth time, death time) of each unit, classes in order."""
+    k = rate_per_s.shape[0]
+    units = np.empty(k, dtype=np.int64)
+    for c in range(k):
+        spans = poisson(w, rate_per_s[c] * scale) + carry[c]
+        units[c] = spans // spans_per_unit[c]
+        carry[c] = spans - units[c] * spans_per_unit[c]
+    n = units.sum()
+    cls, birth, death = np.empty(n, dtype=np.int64), np.empty(n), np.empty(n)
+    i = 0
+    for c in range(k):
+        for _ in range(units[c]):
+            cls[i] = c
+            i += 1
+    for i in range(n):
+        birth[i] = t_s + dt_s * next_double(w)
+    for i in range(n):
+        death[i] = birth[i] + standard_exponential(w) * lifetime_s[cls[i]]
+    return cls, birth, death
+
+
 class HeapDemand:
     """Span births and deaths of one process running an allocation profile.
 
@@ -124,6 +152,11 @@ class HeapDemand:
         self._table = LiveUnits(self._unit_bytes.size)
         self._pending = _Births.empty()
         self._next_id = 0
+        self._draws: State | None = None
+
+    def __getstate__(self) -> dict:
+        """Copies leave the draw state behind: it is a view of one Generator's memory, rebuilt on first use."""
+        return {**self.__dict__, "_draws": None}
 
     # -- public API -------------------------------------------------------------------------------------
 
@@ -197,13 +230,11 @@ class HeapDemand:
         # Spans born this step per class, plus the spans carried over that did not fill a unit last time:
         # grouping delays a class's births until a unit is full, but never loses or adds bytes.
         factor = self.modulation.birth_factor(t_s, dt_s)
-        lam = self.classes.span_birth_rate_per_s * (factor * dt_s)
-        spans = self.rng.poisson(lam) + self._carry_spans
-        units = spans // self.classes.spans_per_unit
-        self._carry_spans = spans - units * self.classes.spans_per_unit
-        cls = np.repeat(np.arange(units.size), units)
-        birth_s = t_s + dt_s * self.rng.random(cls.size)
-        return _Births(cls, birth_s, birth_s + self._exp_lifetimes(cls))
+        self._draws = state_for(self.rng, self._draws)
+        births = steady_births(self._draws.load(), self.classes.span_birth_rate_per_s, factor * dt_s,
+                               self._carry_spans, self.classes.spans_per_unit, self.classes.lifetime_s, t_s, dt_s)
+        self._draws.sync()
+        return _Births(*births)
 
     def _spike_births(self, t_s: float, dt_s: float) -> _Births:
         spikes = self.modulation.spikes
