@@ -182,12 +182,11 @@ def serve_tick(w, free, t0, dt, rate, median, sigma, tlb, spread_s, fresh, carri
     """One tick [t0, t0 + dt) of requests, drawn from the PCG64 state words ``w`` and served by ``serve_queue``.
 
     The draws, in this order (numpy's own algorithms, pcg64.py, so the stream is what numpy's Generator
-    would draw): the arrival count (Poisson at ``rate`` x dt); n + 1 standard
-    exponentials, whose normalised partial sums are n sorted uniform arrival times over the tick (Poisson
-    arrivals given their count); n standard normals for the lognormal base service times
-    median * exp(sigma z) (none when sigma is 0), stretched by ``tlb`` plus an even share of ``spread_s``;
-    a uniform time for each ``fresh`` stall, then for each freeze. ``carried`` stalls (left over from the
-    last tick) come first, at t0.
+    would draw): the arrival count (Poisson at ``rate`` x dt); n + 1 standard exponentials, whose normalised
+    partial sums are n sorted uniform arrival times over the tick (Poisson arrivals given their count); n
+    standard normals for the lognormal base service times median * exp(sigma z) (none when sigma is 0),
+    stretched by ``tlb`` plus an even share of ``spread_s``; a uniform time for each ``fresh`` stall, then
+    for each freeze. ``carried`` stalls (left over from the last tick) come first, at t0.
     Returns (responses of the served requests, stalls still pending).
     """
     n = poisson(w, rate * dt) if rate > 0.0 else 0
