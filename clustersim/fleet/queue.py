@@ -201,8 +201,8 @@ def serve_tick(w, free, t0, dt, rate, median, sigma, tlb, spread_s, fresh, carri
         arrival[i] = t0 + dt * arrival[i] / total
         base = median * math.exp(sigma * standard_normal(w)) if sigma > 0.0 else median
         service[i] = base * tlb + spread
-    stall_t, stall_s = _stall_times(w, t0, dt, fresh, carried)
-    freeze_t, freeze_s = _freeze_times(w, t0, dt, freezes)
+    stall_t, stall_s = _at_uniform_times(w, t0, dt, fresh, carried)
+    freeze_t, freeze_s = _at_uniform_times(w, t0, dt, freezes, freezes[:0])
     out = np.empty(n)
     served, used = serve_queue(free, arrival, service, stall_t, stall_s, freeze_t, freeze_s, timeout, out, stats,
                                counts)
@@ -210,31 +210,20 @@ def serve_tick(w, free, t0, dt, rate, median, sigma, tlb, spread_s, fresh, carri
 
 
 @njit
-def _stall_times(w, t0, dt, fresh, carried):
-    """Stall times (sorted) and durations: the ``carried`` ones at t0, then ``fresh`` ones at uniform times
-    (stable order, as numpy's ``argsort(kind="stable")``)."""
-    c, k = carried.shape[0], fresh.shape[0]
+def _at_uniform_times(w, t0, dt, sizes, first):
+    """The ``first`` events at t0, then one of each of ``sizes`` at a uniform time over the tick (a draw
+    each, in order), sorted by time as numpy's ``argsort(kind="stable")`` sorts: (times, sizes)."""
+    c, k = first.shape[0], sizes.shape[0]
     t = np.empty(k)
     for i in range(k):
         t[i] = t0 + dt * next_double(w)
     order = np.argsort(t, kind="mergesort")
-    times, sizes = np.empty(c + k), np.empty(c + k)
+    times, out = np.empty(c + k), np.empty(c + k)
     for i in range(c):
-        times[i], sizes[i] = t0, carried[i]
+        times[i], out[i] = t0, first[i]
     for i in range(k):
-        times[c + i], sizes[c + i] = t[order[i]], fresh[order[i]]
-    return times, sizes
-
-
-@njit
-def _freeze_times(w, t0, dt, lengths):
-    """Freezes at uniform times over the tick, sorted by start (stable), with their lengths."""
-    k = lengths.shape[0]
-    t = np.empty(k)
-    for i in range(k):
-        t[i] = t0 + dt * next_double(w)
-    order = np.argsort(t, kind="mergesort")
-    return t[order], lengths[order]
+        times[c + i], out[c + i] = t[order[i]], sizes[order[i]]
+    return times, out
 
 
 @dataclass
@@ -270,10 +259,6 @@ class RequestQueue:
     def __post_init__(self) -> None:
         self.sigma = lognormal_sigma(self.median_s, self.p99_s)
         self.free, self.carried, self.totals = np.zeros(self.threads), _EMPTY, np.zeros(4)
-
-    def __getstate__(self) -> dict:
-        """Copies leave the draw state behind: it is a view of one Generator's memory, rebuilt on first use."""
-        return {**self.__dict__, "_draws": None}
 
     def reset(self, now: float) -> None:
         """All threads idle from ``now`` (a (re)started process), no stall pending; work not done by then

@@ -21,9 +21,15 @@ NONE = np.empty(0)
 
 def run(lam: float, service: np.ndarray, threads: int = 1, seed: int = 0, timeout: float = math.inf,
         stalls: tuple[np.ndarray, np.ndarray] = (NONE, NONE), freezes: tuple[np.ndarray, np.ndarray] = (NONE, NONE)):
-    """Responses (after the warm-up), the waits they imply, and the stats of one queue over Poisson arrivals."""
-    rng = np.random.default_rng(seed)
-    arrival = np.cumsum(rng.exponential(1 / lam, len(service)))
+    """Responses, stats and the count served of one queue over Poisson arrivals at ``lam``."""
+    arrival = np.cumsum(np.random.default_rng(seed).exponential(1 / lam, len(service)))
+    return run_on(arrival, service, threads, timeout, stalls, freezes)
+
+
+def run_on(arrival: np.ndarray, service: np.ndarray, threads: int, timeout: float = math.inf,
+           stalls: tuple[np.ndarray, np.ndarray] = (NONE, NONE),
+           freezes: tuple[np.ndarray, np.ndarray] = (NONE, NONE)):
+    """Responses, stats and the count served of one queue over the given arrivals."""
     free, out, stats, counts = np.zeros(threads), np.empty(len(service)), np.zeros(4), np.zeros(2000)
     served, _ = serve_queue(free, arrival, service, *stalls, freezes[0].copy(), freezes[1], timeout, out, stats,
                             counts)
@@ -194,9 +200,3 @@ def test_an_arrival_takes_the_lowest_numbered_idle_thread():
     out, stats, counts = np.empty(1), np.zeros(4), np.zeros(2000)
     serve_queue(free, np.array([3.0]), np.array([0.5]), NONE, NONE, NONE.copy(), NONE, math.inf, out, stats, counts)
     assert free.tolist() == [3.5, 1.0, 4.0] and out[0] == 0.5
-
-
-def run_on(arrival: np.ndarray, service: np.ndarray, threads: int):
-    free, out, stats, counts = np.zeros(threads), np.empty(len(service)), np.zeros(4), np.zeros(2000)
-    served, _ = serve_queue(free, arrival, service, NONE, NONE, NONE.copy(), NONE, math.inf, out, stats, counts)
-    return out[:served], stats, served
