@@ -35,6 +35,7 @@ _MUL_HI = np.uint64(2549297995355413924)   # PCG_DEFAULT_MULTIPLIER_128, high an
 _MUL_LO = np.uint64(4865540595714422341)
 _TO_DOUBLE = 1.0 / 9007199254740992.0      # 2**-53: next_double keeps the top 53 bits
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+_LOW_WORD = (1 << 64) - 1
 _LOGGAM = np.array([8.333333333333333e-02, -2.777777777777778e-03, 7.936507936507937e-04,
                     -5.952380952380952e-04, 8.417508417508418e-04, -1.917526917526918e-03,
                     6.410256410256410e-03, -2.955065359477124e-02, 1.796443723688307e-01,
@@ -56,14 +57,14 @@ class State:
             self.words = np.empty(4, dtype=np.uint64)
 
     def __reduce__(self):
-        raise TypeError("a PCG64 State is a view of one Generator's memory: make a new one from the Generator")
+        """A copy (pickle, deepcopy) of a holder holds None here: the words are a view of one Generator's
+        memory, and ``state_for`` makes a new State for whatever Generator the copy is given."""
+        return _no_state, ()
 
     def load(self) -> np.ndarray:
         """The words, current with numpy's state (a no-op for a view of numpy's own memory)."""
         if not self.shared:
-            s = self.bit_generator.state["state"]
-            self.words[:] = [s["state"] & 0xFFFFFFFFFFFFFFFF, s["state"] >> 64, s["inc"] & 0xFFFFFFFFFFFFFFFF,
-                             s["inc"] >> 64]
+            self.words[:] = _words_of(self.bit_generator)
         return self.words
 
     def sync(self) -> None:
@@ -76,8 +77,8 @@ class State:
 
 
 def state_for(rng: np.random.Generator, current: State | None) -> State:
-    """``current`` if it is ``rng``'s state, else a new ``State`` of ``rng`` (a holder keeps one per Generator
-    and drops it when copied: it is a view of that Generator's memory)."""
+    """``current`` if it is ``rng``'s state, else a new ``State`` of ``rng``: a holder keeps one for the
+    Generator it draws from (a copied holder has None, ``State.__reduce__``)."""
     if current is not None and current.bit_generator is rng.bit_generator:
         return current
     return State(rng)
@@ -88,9 +89,17 @@ def _native_view(bg) -> np.ndarray | None:
     ``bg.state``); None otherwise (an emulated 128-bit type, another byte order)."""
     struct = ctypes.c_void_p.from_address(bg.ctypes.state_address).value   # pcg64_state's first member
     view = np.ctypeslib.as_array((ctypes.c_uint64 * 4).from_address(struct))
+    return view if [int(w) for w in view] == _words_of(bg) else None
+
+
+def _words_of(bg) -> list[int]:
+    """PCG64's state and increment as read from ``bg.state``, split into our four words."""
     s = bg.state["state"]
-    expected = [s["state"] & 0xFFFFFFFFFFFFFFFF, s["state"] >> 64, s["inc"] & 0xFFFFFFFFFFFFFFFF, s["inc"] >> 64]
-    return view if [int(w) for w in view] == expected else None
+    return [s["state"] & _LOW_WORD, s["state"] >> 64, s["inc"] & _LOW_WORD, s["inc"] >> 64]
+
+
+def _no_state() -> None:
+    return None
 
 
 @inline

@@ -18,6 +18,7 @@ import pytest
 from numba.np.random._constants import ziggurat_exp_r, ziggurat_nor_r
 
 from clustersim.bits import float_bits, mul_hi
+from clustersim.fleet.latency import LatencyHistogram
 from clustersim.fleet.queue import RequestQueue
 from clustersim.pcg64 import State, next_double, poisson, standard_exponential, standard_normal
 
@@ -94,17 +95,12 @@ def test_other_bit_generators_are_refused_by_name():
 def test_a_copied_queue_draws_from_its_own_generator():
     # The state words are a view of one Generator's memory: a pickled or copied queue must not keep it.
     q, rng = RequestQueue(threads=2), np.random.default_rng(2)
-    q.serve(rng, 0.0, 1.0, 100.0, 1.0, 0.0, np.empty(0), np.empty(0), _hist())
+    q.serve(rng, 0.0, 1.0, 100.0, 1.0, 0.0, np.empty(0), np.empty(0), LatencyHistogram())
     clone, clone_rng = pickle.loads(pickle.dumps((q, rng)))
-    a = q.serve(rng, 1.0, 1.0, 100.0, 1.0, 0.0, np.empty(0), np.empty(0), _hist())
-    b = clone.serve(clone_rng, 1.0, 1.0, 100.0, 1.0, 0.0, np.empty(0), np.empty(0), _hist())
+    a = q.serve(rng, 1.0, 1.0, 100.0, 1.0, 0.0, np.empty(0), np.empty(0), LatencyHistogram())
+    b = clone.serve(clone_rng, 1.0, 1.0, 100.0, 1.0, 0.0, np.empty(0), np.empty(0), LatencyHistogram())
     np.testing.assert_array_equal(a, b)
     assert rng.random() == clone_rng.random()
-
-
-def _hist():
-    from clustersim.fleet.latency import LatencyHistogram
-    return LatencyHistogram()
 
 
 @numba.njit

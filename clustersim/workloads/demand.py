@@ -154,10 +154,6 @@ class HeapDemand:
         self._next_id = 0
         self._draws: State | None = None
 
-    def __getstate__(self) -> dict:
-        """Copies leave the draw state behind: it is a view of one Generator's memory, rebuilt on first use."""
-        return {**self.__dict__, "_draws": None}
-
     # -- public API -------------------------------------------------------------------------------------
 
     def initial(self, t0_s: float = 0.0) -> SpanEvents:
