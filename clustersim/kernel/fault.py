@@ -235,7 +235,7 @@ def _thp_faults(mm: MM, p: Task, cand: np.ndarray, need: np.ndarray) -> tuple[np
         pt.fmapped[got] = HPAGE_PAGES
         pt.block[got] = blocks[:, None]
         pt.pmd[got] = True
-        pt.set_states(pt.pages_of(got), ZERO)
+        pt.fill_rows(got, NONE, ZERO)
         pt.set_states(need[in_rows(need, got)], DATA)
     pt.active[got] = False
     mm.vmstat["thp_fault_alloc"] += len(got)

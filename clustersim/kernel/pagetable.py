@@ -110,6 +110,11 @@ def _in_rows(flat, rows):
     out = np.zeros(flat.shape[0], dtype=np.bool_)
     if rows.shape[0] == 0:
         return out
+    if is_sorted(flat):   # the pages of one row are a slice: two binary searches per row, none per page
+        for r in rows:
+            lo = np.searchsorted(flat, r * HPAGE_PAGES)
+            out[lo:np.searchsorted(flat, (r + 1) * HPAGE_PAGES)] = True
+        return out
     for i in range(flat.shape[0]):
         out[i] = contains_sorted(rows, flat[i] // HPAGE_PAGES)
     return out
@@ -265,6 +270,11 @@ class PageTable:
         move without the old states being read (node.check() verifies the counts)."""
         _move_all(self.flat_state, self.cnt, self.npres, PRESENT_I32, flat, was, new)
 
+    def fill_rows(self, rows: np.ndarray, was: int, new: int) -> None:
+        """move_states() of every page of whole rows, all known to be in state ``was`` (REQUIRES; a THP
+        fault fills rows that were wholly unmapped): a row at a time, no page list."""
+        _fill_rows(self.state, self.cnt, self.npres, PRESENT_I32, rows, was, new)
+
     def pages_of(self, rows: np.ndarray) -> np.ndarray:
         """Flat indices of every page of the given rows."""
         return (rows[:, None] * HPAGE_PAGES + np.arange(HPAGE_PAGES)).reshape(-1)
@@ -327,6 +337,17 @@ def _move_all(fs, cnt, npres, present, flat, was, new):
         cnt[r, new] += 1
         npres[r] += gain
         fs[f] = new
+
+
+@njit
+def _fill_rows(state, cnt, npres, present, rows, was, new):
+    gain = HPAGE_PAGES * (present[new] - present[was])
+    for r in rows:
+        assert cnt[r, was] == HPAGE_PAGES, "fill_rows: a page of the row is not in the state given"
+        state[r, :] = new
+        cnt[r, was] -= HPAGE_PAGES
+        cnt[r, new] += HPAGE_PAGES
+        npres[r] += gain
 
 
 @njit
