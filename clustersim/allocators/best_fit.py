@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from clustersim.jit import njit
+from clustersim.jit import inline, njit
 
 from .sorted_blocks import (
     before,
@@ -50,7 +50,7 @@ INSERTS_PER_RUN_CHANGE = 2   # an insert or a fit adds at most one run to each m
 
 
 # --- compiled operations on a view ------------------------------------------------------------------------
-@njit
+@inline
 def add_run(v, start, n, dirty):
     """Record the free run [start, start+n) (no free neighbour)."""
     insert(v, BY_SIZE, n << START_BITS | start, 0)
@@ -58,7 +58,7 @@ def add_run(v, start, n, dirty):
     v.extra[FREE_PAGES] += n
 
 
-@njit
+@inline
 def drop_run(v, start):
     """Forget the run starting at ``start``: (length, dirty)."""
     packed = remove(v, BY_START, start)
@@ -68,7 +68,7 @@ def drop_run(v, start):
     return n, (packed & 1) == 0
 
 
-@njit
+@inline
 def insert_run(v, start, n, dirty):
     """Add the free range [start, start+n), merged with free neighbours; returns the merged run."""
     p, i = lower_bound(v, BY_START, start)
@@ -85,7 +85,7 @@ def insert_run(v, start, n, dirty):
     return start, n
 
 
-@njit
+@inline
 def take_best_fit(v, n):
     """Remove the smallest free run of at least ``n`` pages (lowest address on ties); its head is returned
     and the tail stays free, as dirty as the run was. -1 when nothing fits."""
