@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..jit import njit
 from ..units import HPAGE_PAGES
 from .mm import KCOMPACTD_INTERVAL_S, MM
 from .page_alloc import MOVABLE
@@ -58,11 +59,9 @@ def compact(mm: MM, want_blocks: int) -> tuple[int, float]:
     if len(sources) == 0:
         return 0, 0.0
     pt = mm.pt
-    limit = pt.nrows * HPAGE_PAGES
-    blocks = pt.flat_block[:limit]
-    flat = np.flatnonzero(np.isin(blocks, sources))
-    flat = flat[IS_PRESENT[pt.flat_state[flat]]]
-    mm.phys.free_pages(blocks[flat])
+    flat = _present_in_blocks(pt.flat_block, pt.flat_state, IS_PRESENT, pt.nrows * HPAGE_PAGES, sources,
+                              mm.phys.nblocks, int(mm.phys.used[sources].sum()))
+    mm.phys.free_pages(pt.flat_block[flat])
     # The freed sources are now whole free blocks; order-0 allocation fills partial blocks first, which
     # plan() checked can absorb every moved page.
     new_blocks = mm.phys.alloc_pages(len(flat))
@@ -70,6 +69,26 @@ def compact(mm: MM, want_blocks: int) -> tuple[int, float]:
     pt.flat_block[flat] = new_blocks
     mm.vmstat["pgmigrate_success"] += len(flat)
     return len(sources), len(flat) * mm.costs.migrate_page_s
+
+
+@njit
+def _present_in_blocks(flat_block, flat_state, is_present, limit, sources, nblocks, used):
+    """The present pages below flat page ``limit`` that live in one of the pageblocks ``sources``, in
+    ascending order (the migration scanner's pages), in one pass over the pages' block ids with a flag per
+    block. A present page holds a page frame of its own, so there are at most ``used`` (the sources' used
+    frames) of them."""
+    member = np.zeros(nblocks, dtype=np.bool_)
+    for b in sources:
+        member[b] = True
+    out = np.empty(used, dtype=np.int64)
+    k = 0
+    for f in range(limit):
+        b = flat_block[f]
+        if b >= 0 and member[b] and is_present[flat_state[f]]:
+            assert k < used, "compaction: more present pages in the source blocks than used frames"
+            out[k] = f
+            k += 1
+    return out[:k]
 
 
 def compaction_deferred(mm: MM) -> bool:
