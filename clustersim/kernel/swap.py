@@ -31,9 +31,15 @@ class SwapDevice:
         self.capacity = settings.size // PAGE_SIZE if self.kind != "none" else 0
         self.used = 0
         self.pool_cap = total_pages * settings.max_pool_percent // 100 if self.kind == "zswap" else 0
-        self.ram_blocks = np.empty(0, dtype=np.int32)    # unmovable pages holding compressed data
+        self._ram = np.empty(0, dtype=np.int32)   # unmovable pages holding compressed data: the first _ram_n
+        self._ram_n = 0
         self.pool_stored: dict[int, int] = {}            # zswap: pages stored in the pool, per memcg
         self.disk_stored: dict[int, int] = {}            # zswap: pages written through to disk, per memcg
+
+    @property
+    def ram_blocks(self) -> np.ndarray:
+        """The pageblock of each page the compressed store occupies (a view)."""
+        return self._ram[: self._ram_n]
 
     @property
     def enabled(self) -> bool:
@@ -119,12 +125,15 @@ class SwapDevice:
 
         REQUIRES: the pages being swapped out were freed first, so the (smaller) compressed copy fits.
         """
-        want = self.pool_pages()
-        have = len(self.ram_blocks)
+        want, have = self.pool_pages(), self._ram_n
         if want > have:
             got = mm.phys.alloc_pages(want - have, movable=False)
             assert len(got) == want - have, "no room for the compressed copy"
-            self.ram_blocks = np.concatenate([self.ram_blocks, got])
+            if want > len(self._ram):   # grown by doubling: a store of a few pages does not copy the store
+                grown = np.empty(max(want, 2 * len(self._ram)), dtype=np.int32)
+                grown[:have] = self._ram[:have]
+                self._ram = grown
+            self._ram[have:want] = got
         elif want < have:
-            mm.phys.free_pages(self.ram_blocks[want:], movable=False)
-            self.ram_blocks = self.ram_blocks[:want]
+            mm.phys.free_pages(self._ram[want:have], movable=False)
+        self._ram_n = want
