@@ -13,10 +13,11 @@ per PMD, as for a THP). Left out: MGLRU, refault-distance activation, writeback 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..jit import njit
 from ..units import HPAGE_PAGES
 from .huge_memory import defer_split, shrink_deferred, shrink_underused, split_folio, split_pmd, underused_rows
 from .memcg import Memcg, MemcgTree
@@ -43,6 +44,9 @@ class ScanControl:
     nr_reclaimed: int = 0
     nr_scanned: int = 0
     cost_s: float = 0.0
+    # memcg idx -> its rows in LRU order. Reclaim changes no row's recency (only accesses and faults do),
+    # so the order found at the first priority holds for every later one of the same invocation.
+    lru: dict[int, np.ndarray] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:
@@ -115,12 +119,12 @@ def _shrink_memcg(mm: MM, sc: ScanControl, m: Memcg, rows: np.ndarray, priority:
     pt = mm.pt
     want = sc.nr_to_reclaim - sc.nr_reclaimed
     file_states = (CACHE, LAZY) if _lazy_on_file_lru(mm, sc) else (CACHE,)
-    file_size = int(pt.cnt[rows][:, list(file_states)].sum())
+    file_size = int(pt.row_counts(rows, file_states).sum())
     nr_file = _scan_target(file_size, priority, m.usage, protection)
     if nr_file > 0:
-        _reclaim_file(mm, sc, rows, min(nr_file, max(want, SWAP_CLUSTER_MAX)), file_states)
+        _reclaim_file(mm, sc, m, rows, min(nr_file, max(want, SWAP_CLUSTER_MAX)), file_states)
     elif _may_swap(mm, sc, m):
-        anon_size = int(pt.cnt[rows][:, [DATA, ZERO]].sum())
+        anon_size = int(pt.row_counts(rows, (DATA, ZERO)).sum())
         nr_anon = _scan_target(anon_size, priority, m.usage, protection)
         if sc.is_global and mm.vm.swappiness == 0 and file_size > 0:
             nr_anon = 0
@@ -143,15 +147,31 @@ def _may_swap(mm: MM, sc: ScanControl, m: Memcg) -> bool:
 
 def _lru_order(mm: MM, rows: np.ndarray) -> np.ndarray:
     """Rows in reclaim order: inactive before active, then least recently accessed first."""
-    pt = mm.pt
-    return rows[np.lexsort((pt.atime[rows], pt.active[rows]))]
+    return lru_rows(np.asarray(rows, dtype=np.int64), mm.pt.atime, mm.pt.active)
 
 
-def _take(mm: MM, rows: np.ndarray, states: tuple[int, ...], n: int) -> np.ndarray:
-    """Flat indices of the first ``n`` pages in ``states``, walking rows in LRU order."""
+@njit
+def lru_rows(rows, atime, active):
+    """``rows`` sorted as rows[np.lexsort((atime[rows], active[rows]))]: a stable sort by access time, then
+    the inactive rows before the active ones, each in that order (ties stay in the given order)."""
+    order = np.argsort(atime[rows], kind="mergesort")
+    out = np.empty_like(rows)
+    k = 0
+    for want_active in (False, True):
+        for j in order:
+            if active[rows[j]] == want_active:
+                out[k] = rows[j]
+                k += 1
+    return out
+
+
+def _take(mm: MM, sc: ScanControl, m: Memcg, rows: np.ndarray, states: tuple[int, ...], n: int) -> np.ndarray:
+    """Flat indices of the first ``n`` pages in ``states`` of m's ``rows``, walking them in LRU order."""
     pt = mm.pt
-    rows = _lru_order(mm, rows)
-    have = pt.cnt[rows][:, list(states)].sum(axis=1)
+    if m.idx not in sc.lru:
+        sc.lru[m.idx] = _lru_order(mm, rows)
+    rows = sc.lru[m.idx]
+    have = pt.row_counts(rows, states)
     rows, have = rows[have > 0], have[have > 0]
     if len(rows) == 0:
         return np.empty(0, dtype=np.int64)
@@ -165,10 +185,10 @@ def _take(mm: MM, rows: np.ndarray, states: tuple[int, ...], n: int) -> np.ndarr
     return flat
 
 
-def _reclaim_file(mm: MM, sc: ScanControl, rows: np.ndarray, n: int, states: tuple[int, ...]) -> None:
+def _reclaim_file(mm: MM, sc: ScanControl, m: Memcg, rows: np.ndarray, n: int, states: tuple[int, ...]) -> None:
     """Drop clean page cache and discard clean lazyfree pages (whole lazyfree THPs stay unsplit)."""
     pt = mm.pt
-    flat = _take(mm, rows, states, n)
+    flat = _take(mm, sc, m, rows, states, n)
     if len(flat) == 0:
         return
     touched = uniq_rows(flat)
@@ -192,7 +212,7 @@ def _swap_out(mm: MM, sc: ScanControl, m: Memcg, rows: np.ndarray, n: int) -> No
     """Swap out the coldest anon pages of m; THPs are split first."""
     pt = mm.pt
     n = int(min(n, mm.swap.free, mm.memcgs.swap_room(m)))
-    flat = _take(mm, rows, (DATA, ZERO), n)
+    flat = _take(mm, sc, m, rows, (DATA, ZERO), n)
     if len(flat) == 0:
         return
     touched = uniq_rows(flat)

@@ -6,7 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clustersim.kernel.pagetable import in_rows, in_sorted
+from clustersim.kernel.pagetable import _pages_in_rows, _row_counts, _state_mask, in_rows, in_sorted
+from clustersim.kernel.vmscan import lru_rows
 from clustersim.units import HPAGE_PAGES
 
 pages = st.lists(st.integers(0, 40 * HPAGE_PAGES), max_size=3000)
@@ -35,3 +36,40 @@ def test_in_rows_of_sorted_pages_marks_exactly_the_rows_slices():
 def test_in_sorted_is_isin(values, members):
     values, members = np.array(values, dtype=np.int64), np.unique(np.array(members, dtype=np.int64))
     assert np.array_equal(in_sorted(values, members), np.isin(values, members))
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), nrows=st.integers(1, 12),
+       states=st.sets(st.integers(0, 6), min_size=1, max_size=3))
+def test_pages_in_rows_is_the_nonzero_of_isin(seed, nrows, states):
+    """The page-table rows' pages in some states, in the rows' given order: what np.isin and np.nonzero of
+    the rows' states gave (row by row, ascending within a row)."""
+    rng = np.random.default_rng(seed)
+    state = rng.integers(0, 7, (16, HPAGE_PAGES)).astype(np.uint8)
+    rows = rng.choice(16, nrows, replace=False).astype(np.int64)
+    r, c = np.nonzero(np.isin(state[rows], sorted(states)))
+    want = rows[r] * HPAGE_PAGES + c
+    got = _pages_in_rows(state, rows, _state_mask(tuple(sorted(states))))
+    assert np.array_equal(got, want)
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 300), distinct=st.integers(1, 20))
+def test_lru_rows_is_the_lexsort_of_activity_then_access_time(seed, n, distinct):
+    """Reclaim's row order equals np.lexsort's, ties in access time included (few distinct times)."""
+    rng = np.random.default_rng(seed)
+    atime = rng.integers(0, distinct, 400).astype(np.float64)
+    active = rng.random(400) < 0.4
+    rows = rng.choice(400, n, replace=False).astype(np.int64)
+    want = rows[np.lexsort((atime[rows], active[rows]))]
+    assert np.array_equal(lru_rows(rows, atime, active), want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), states=st.sets(st.integers(0, 6), min_size=1, max_size=3))
+def test_row_counts_are_the_column_sums_of_the_rows(seed, states):
+    rng = np.random.default_rng(seed)
+    cnt = rng.integers(0, HPAGE_PAGES, (50, 7)).astype(np.int32)
+    rows = rng.choice(50, 20, replace=False).astype(np.int64)
+    want = cnt[rows][:, sorted(states)].sum(axis=1)
+    assert np.array_equal(_row_counts(cnt, rows, _state_mask(tuple(sorted(states)))), want)
