@@ -16,8 +16,10 @@ unit, and memory: the peak of a fresh process running the case with two nodes le
 per node, what sizing a worker needs), and what a one-node run holds beyond an idle interpreter besides
 its node (the compiled code it loads, once per process). ``--growth`` then times one variable at a time
 (nodes, processes per node, heap size, churn) around the ``temeraire-3g`` case: microseconds per
-allocation unit should stay flat. ``--profile CASE`` prints where one case's time goes. The sharded rows
-(workers, Dask) are in ``shard_bench.py``.
+allocation unit should stay flat. ``--profile CASE`` prints where one case's time goes: the wall time of
+every compiled function Python calls (per node-hour, calls per process-tick, microseconds a call), the
+interpreter's time between those calls, then a cProfile top-20 of the Python. The sharded rows (workers,
+Dask) are in ``shard_bench.py``.
 
     python benchmarks/fleet_bench.py [--minutes 5] [--cases a,b] [--growth] [--profile CASE]
 """
@@ -32,6 +34,9 @@ import pstats
 import subprocess
 import sys
 import time
+from collections import Counter
+
+from numba.core.registry import CPUDispatcher
 
 from clustersim.allocators.base import HeapAllocator
 from clustersim.experiments.config import load_config
@@ -104,6 +109,60 @@ class UnitCounter:
         HeapAllocator.alloc, HeapAllocator.free = self._alloc, self._free
 
 
+class CompiledTimes:
+    """Times every call Python makes into a compiled (numba) function: the module globals naming one are
+    wrapped while the block runs. Compiled code calling compiled code is not seen, so each figure is a call
+    from Python with everything beneath it, and the rest of the run is the interpreter's own time."""
+
+    def __init__(self) -> None:
+        self.seconds: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()
+        self._saved: list[tuple[object, str, object]] = []
+
+    def __enter__(self) -> CompiledTimes:
+        wrappers: dict[int, object] = {}
+        for module in [m for name, m in sys.modules.items() if name.startswith("clustersim.")]:
+            for attr, value in list(vars(module).items()):
+                if isinstance(value, CPUDispatcher):
+                    if id(value) not in wrappers:
+                        wrappers[id(value)] = self._wrap(value)
+                    self._saved.append((module, attr, value))
+                    setattr(module, attr, wrappers[id(value)])
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for module, attr, value in self._saved:
+            setattr(module, attr, value)
+
+    def _wrap(self, dispatcher):
+        name = f"{dispatcher.py_func.__module__.removeprefix('clustersim.')}.{dispatcher.py_func.__name__}"
+        seconds, calls, clock = self.seconds, self.calls, time.perf_counter
+
+        def timed_call(*args):
+            start = clock()
+            try:
+                return dispatcher(*args)
+            finally:
+                seconds[name] += clock() - start
+                calls[name] += 1
+        return timed_call
+
+
+def breakdown(name: str, minutes: float, top: int = 20) -> None:
+    """Where one case's time goes: each compiled function called from Python, and the interpreter's rest."""
+    cfg = case(name, minutes)
+    with CompiledTimes() as times:
+        wall, sim, _, _ = timed(cfg)
+    per_hour, ticks = 3600 / sim, sim * sum(t["replicas"] for t in cfg["tenants"])
+    compiled = sum(times.seconds.values())
+    print(f"{name}: {wall * per_hour:.1f} s per node-hour; compiled calls {compiled * per_hour:.1f} "
+          f"({compiled / wall:.0%}), Python between them {(wall - compiled) * per_hour:.1f}")
+    print(f"{'compiled function':<48} {'s/node-h':>9} {'share':>6} {'calls/proc-tick':>15} {'us/call':>8}")
+    for fn, seconds in times.seconds.most_common(top):
+        print(f"{fn:<48} {seconds * per_hour:9.2f} {seconds / wall:6.1%} {times.calls[fn] / ticks:15.2f} "
+              f"{seconds / times.calls[fn] * 1e6:8.1f}")
+
+
 def timed(cfg: dict) -> tuple[float, float, int, int]:
     """(wall seconds, simulated seconds, allocation units, nodes) of one fleet run."""
     config = load_config(cfg)
@@ -138,11 +197,14 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated cases (default: all)")
     parser.add_argument("--growth", action="store_true", help="also time nodes, processes, heap and churn")
     parser.add_argument("--memory", action="store_true", help="also measure memory per node (fresh processes)")
-    parser.add_argument("--profile", metavar="CASE", help="print a cProfile top-20 of one case instead")
+    parser.add_argument("--profile", metavar="CASE", help="print where one case's time goes instead: every "
+                        "compiled function called from Python, then a cProfile top-20 of the Python")
     args = parser.parse_args()
     wall, *_ = timed(case("light", 0.5, procs=2))   # one Temeraire and one legacy heap: both compiled
     print(f"warm-up (compiles on a machine's first run, then loads the cache): {wall:.1f} s")
     if args.profile:
+        timed(case(args.profile, 0.25, procs=2))   # loads the compiled code this case calls
+        breakdown(args.profile, args.minutes)
         profiler = cProfile.Profile()
         profiler.runcall(timed, case(args.profile, args.minutes))
         pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
