@@ -105,9 +105,16 @@ def test_ctrl_c_of_a_sweep_exits_130_with_the_resume_message(runner: list[str], 
                                                              sweep_file: Path, tmp_path: Path) -> None:
     # Two workers on runs that sleep a minute; SIGINT to the command once its workers are busy.
     env = {**os.environ, "PYTHONPATH": str(REPO), "CLUSTERSIM_SIMULATE": "clustersim.experiments.fake:slow_simulate"}
-    proc = subprocess.Popen([sys.executable, "-m", "clustersim", "sweep", str(sweep_file), "--out",
-                             str(tmp_path / "out"), *runner], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # A child inherits an ignored SIGINT (and Python then leaves it ignored, as a command started in the
+    # background must): whatever an earlier test left this process with, start the command as a terminal
+    # would, with SIGINT at its default.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "clustersim", "sweep", str(sweep_file), "--out",
+                                 str(tmp_path / "out"), *runner], env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     deadline = time.monotonic() + 60
     while not (tmp_path / "out" / "manifest.json").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
