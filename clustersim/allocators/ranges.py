@@ -14,12 +14,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from clustersim.jit import inline, njit
-from clustersim.kernel.pagetable import is_sorted
+from clustersim.kernel.pagetable import is_sorted, state_mask
 from clustersim.units import HPAGE_PAGES, PAGE_SIZE
 
 VHP_SHIFT = HPAGE_PAGES.bit_length() - 1
 assert 1 << VHP_SHIFT == HPAGE_PAGES
-_MASKS: dict[tuple[int, ...], np.ndarray] = {}
 # Arguments are plain ints and arrays: numba types an IntEnum member through a slow generic path (about
 # 20 us a call), so the wrappers below convert states with int() before calling a compiled loop.
 
@@ -38,14 +37,6 @@ def as_pages(values: Sequence[int] | np.ndarray) -> np.ndarray:
     if type(values) is np.ndarray and values.dtype == np.int64:
         return values
     return np.array(values, dtype=np.int64).reshape(-1)
-
-
-def state_mask(states: tuple[int, ...]) -> np.ndarray:
-    """A 0/1 byte per state value: 1 for the states asked for."""
-    mask = _MASKS.get(states)
-    if mask is None:
-        mask = _MASKS[states] = np.array([1 if s in states else 0 for s in range(256)], dtype=np.uint8)
-    return mask
 
 
 def transition(state: np.ndarray, counts: np.ndarray, starts, lengths, new_state: int) -> tuple[list[int], Runs]:

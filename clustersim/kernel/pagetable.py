@@ -284,18 +284,19 @@ class PageTable:
     def row_counts(self, rows: np.ndarray, states: tuple[int, ...]) -> np.ndarray:
         """Pages of each of ``rows`` in ``states``, from the per-row counts: cnt[rows][:, states].sum(axis=1)
         without its two copies (reclaim asks this of every row of a memcg at every priority)."""
-        return _row_counts(self.cnt, np.asarray(rows, dtype=np.int64), _state_mask(tuple(states)))
+        return _row_counts(self.cnt, np.asarray(rows, dtype=np.int64), state_mask(tuple(states)))
 
     def pages_in_state(self, rows: np.ndarray, states: tuple[int, ...]) -> np.ndarray:
         """Flat indices of pages of ``rows`` whose state is one of ``states``."""
         if len(rows) == 0:
             return np.empty(0, dtype=np.int64)
-        return _pages_in_rows(self.state, np.asarray(rows, dtype=np.int64), _state_mask(tuple(states)))
+        return _pages_in_rows(self.state, np.asarray(rows, dtype=np.int64), state_mask(tuple(states)))
 
 
 @cache
-def _state_mask(states: tuple[int, ...]) -> np.ndarray:
-    """A flag per page-state value: set for ``states``."""
+def state_mask(states: tuple[int, ...]) -> np.ndarray:
+    """A flag per state value (0-255): set for ``states``. The compiled loops test a page's state with one
+    load; the page table's states and the allocators' page states both use it. Do not modify the result."""
     mask = np.zeros(256, dtype=np.bool_)
     mask[list(states)] = True
     return mask

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clustersim.kernel.pagetable import _pages_in_rows, _row_counts, _state_mask, in_rows, in_sorted
+from clustersim.kernel.pagetable import _pages_in_rows, _row_counts, in_rows, in_sorted, state_mask
 from clustersim.kernel.vmscan import lru_rows
 from clustersim.units import HPAGE_PAGES
 
@@ -49,7 +49,7 @@ def test_pages_in_rows_is_the_nonzero_of_isin(seed, nrows, states):
     rows = rng.choice(16, nrows, replace=False).astype(np.int64)
     r, c = np.nonzero(np.isin(state[rows], sorted(states)))
     want = rows[r] * HPAGE_PAGES + c
-    got = _pages_in_rows(state, rows, _state_mask(tuple(sorted(states))))
+    got = _pages_in_rows(state, rows, state_mask(tuple(sorted(states))))
     assert np.array_equal(got, want)
 
 
@@ -72,4 +72,4 @@ def test_row_counts_are_the_column_sums_of_the_rows(seed, states):
     cnt = rng.integers(0, HPAGE_PAGES, (50, 7)).astype(np.int32)
     rows = rng.choice(50, 20, replace=False).astype(np.int64)
     want = cnt[rows][:, sorted(states)].sum(axis=1)
-    assert np.array_equal(_row_counts(cnt, rows, _state_mask(tuple(sorted(states)))), want)
+    assert np.array_equal(_row_counts(cnt, rows, state_mask(tuple(sorted(states)))), want)
