@@ -133,8 +133,8 @@ class PoolRunner:
             return
         context = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=context)
-        futures: dict[Future[RunOutcome], RunTask] = {pool.submit(execute, t): t for t in tasks}
-        try:
+        try:   # the submits too: an interrupt among them must still stop the workers already started
+            futures: dict[Future[RunOutcome], RunTask] = {pool.submit(execute, t): t for t in tasks}
             for future in as_completed(futures):
                 yield _outcome(future, futures[future])
         except BaseException:
@@ -150,9 +150,9 @@ class PoolRunner:
         reports = context.Queue()
         pool = ProcessPoolExecutor(max_workers=min(self.workers, len(items)), mp_context=context,
                                    initializer=_set_report_queue, initargs=(reports,))
-        futures = {pool.submit(fn, item, _QueueReport(i)): i for i, item in enumerate(items)}
-        pending = set(futures)
         try:
+            futures = {pool.submit(fn, item, _QueueReport(i)): i for i, item in enumerate(items)}
+            pending = set(futures)
             while pending:
                 done, pending = wait(pending, timeout=POLL_S, return_when=FIRST_COMPLETED)
                 _drain(reports, on_report or _ignore)
