@@ -59,7 +59,7 @@ def compact(mm: MM, want_blocks: int) -> tuple[int, float]:
     if len(sources) == 0:
         return 0, 0.0
     pt = mm.pt
-    flat = _present_in_blocks(pt.flat_block, pt.flat_state, IS_PRESENT, pt.nrows * HPAGE_PAGES, sources,
+    flat = _present_in_blocks(pt.flat_block, pt.flat_state, IS_PRESENT, pt.npres, pt.nrows, sources,
                               mm.phys.nblocks, int(mm.phys.used[sources].sum()))
     mm.phys.free_pages(pt.flat_block[flat])
     # The freed sources are now whole free blocks; order-0 allocation fills partial blocks first, which
@@ -72,22 +72,25 @@ def compact(mm: MM, want_blocks: int) -> tuple[int, float]:
 
 
 @njit
-def _present_in_blocks(flat_block, flat_state, is_present, limit, sources, nblocks, used):
-    """The present pages below flat page ``limit`` that live in one of the pageblocks ``sources``, in
-    ascending order (the migration scanner's pages), in one pass over the pages' block ids with a flag per
-    block. A present page holds a page frame of its own, so there are at most ``used`` (the sources' used
-    frames) of them."""
+def _present_in_blocks(flat_block, flat_state, is_present, npres, nrows, sources, nblocks, used):
+    """The present pages of the first ``nrows`` rows that live in one of the pageblocks ``sources``, in
+    ascending order (the migration scanner's pages), in one pass over the block ids of the rows that have
+    present pages (``npres``), with a flag per block. A present page holds a page frame of its own, so there
+    are at most ``used`` (the sources' used frames) of them."""
     member = np.zeros(nblocks, dtype=np.bool_)
     for b in sources:
         member[b] = True
     out = np.empty(used, dtype=np.int64)
     k = 0
-    for f in range(limit):
-        b = flat_block[f]
-        if b >= 0 and member[b] and is_present[flat_state[f]]:
-            assert k < used, "compaction: more present pages in the source blocks than used frames"
-            out[k] = f
-            k += 1
+    for r in range(nrows):
+        if npres[r] == 0:
+            continue
+        for f in range(r * HPAGE_PAGES, (r + 1) * HPAGE_PAGES):
+            b = flat_block[f]
+            if b >= 0 and member[b] and is_present[flat_state[f]]:
+                assert k < used, "compaction: more present pages in the source blocks than used frames"
+                out[k] = f
+                k += 1
     return out[:k]
 
 

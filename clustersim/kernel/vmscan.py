@@ -23,7 +23,7 @@ from .huge_memory import defer_split, shrink_deferred, shrink_underused, split_f
 from .memcg import Memcg, MemcgTree
 from .memory import charging, unmap_pages
 from .mm import MM
-from .pagetable import CACHE, DATA, LAZY, QUEUED, SWAP, ZERO, uniq, uniq_rows
+from .pagetable import CACHE, DATA, LAZY, QUEUED, SWAP, ZERO, state_mask, uniq, uniq_rows
 
 DEF_PRIORITY = 12          # include/linux/mmzone.h: reclaim starts scanning lru_size >> 12
 SWAP_CLUSTER_MAX = 32      # include/linux/swap.h: pages reclaim works on per batch
@@ -67,21 +67,50 @@ def shrink(mm: MM, root: Memcg, nr_to_reclaim: int, *, may_swap: bool = True,
 
 
 def _rows_by_memcg(mm: MM, root: Memcg) -> dict[int, np.ndarray]:
+    """The rows reclaim can act on of each memcg in ``root``'s subtree that owns rows, ascending.
+
+    Only rows with present pages or a THP folio are kept: reclaim takes present pages, and its shrinkers
+    act on folios, and nothing in one invocation adds pages to a row, so the rows left out would only be
+    scanned for nothing (a heap's VMA reserves several times the rows it maps). A memcg whose rows are
+    all left out keeps an empty entry: it is still visited, for its protection checks and events.
+    """
     pt = mm.pt
-    members = np.array([m.idx for m in root.subtree()])
-    rows = np.flatnonzero(np.isin(pt.memcg[: pt.nrows], members))
-    memcgs = pt.memcg[rows]
-    order = np.argsort(memcgs, kind="stable")
-    rows, memcgs = rows[order], memcgs[order]
-    cuts = np.flatnonzero(np.diff(memcgs)) + 1
-    return {int(g[0]): r for g, r in zip(np.split(memcgs, cuts), np.split(rows, cuts), strict=True) if len(g)}
+    member = np.zeros(len(mm.memcgs.all), dtype=np.bool_)
+    member[[m.idx for m in root.subtree()]] = True
+    rows, bounds, owns = _group_rows(pt.memcg, pt.npres, pt.folio, pt.nrows, member)
+    return {int(i): rows[bounds[i]:bounds[i + 1]] for i in np.flatnonzero(owns)}
+
+
+@njit
+def _group_rows(memcg, npres, folio, nrows, member):
+    """Rows below ``nrows`` of the ``member`` memcgs with present pages or a folio, grouped by memcg (a
+    counting sort, ascending within each group): (rows, group bounds by memcg index, memcgs owning rows)."""
+    nm = member.shape[0]
+    owns = np.zeros(nm, dtype=np.bool_)
+    bounds = np.zeros(nm + 1, dtype=np.int64)
+    for r in range(nrows):
+        m = memcg[r]
+        if m >= 0 and member[m]:
+            owns[m] = True
+            if npres[r] > 0 or folio[r] >= 0:
+                bounds[m + 1] += 1
+    for i in range(nm):
+        bounds[i + 1] += bounds[i]
+    fill = bounds[:nm].copy()
+    rows = np.empty(bounds[nm], dtype=np.int64)
+    for r in range(nrows):
+        m = memcg[r]
+        if m >= 0 and member[m] and (npres[r] > 0 or folio[r] >= 0):
+            rows[fill[m]] = r
+            fill[m] += 1
+    return rows, bounds, owns
 
 
 def _priorities(mm: MM, sc: ScanControl, rows_by_memcg: dict[int, np.ndarray]) -> None:
     for priority in range(DEF_PRIORITY, -1, -1):
         for m in sc.root.subtree():
             rows = rows_by_memcg.get(m.idx)
-            if rows is None or len(rows) == 0:
+            if rows is None:
                 continue
             protection = _protection(sc, m)
             if protection is None:
@@ -170,19 +199,36 @@ def _take(mm: MM, sc: ScanControl, m: Memcg, rows: np.ndarray, states: tuple[int
     pt = mm.pt
     if m.idx not in sc.lru:
         sc.lru[m.idx] = _lru_order(mm, rows)
-    rows = sc.lru[m.idx]
-    have = pt.row_counts(rows, states)
-    rows, have = rows[have > 0], have[have > 0]
-    if len(rows) == 0:
-        return np.empty(0, dtype=np.int64)
-    k = int(np.searchsorted(np.cumsum(have), n)) + 1
-    chosen = rows[:k]
+    chosen = _first_rows(pt.cnt, sc.lru[m.idx], state_mask(states), n)
+    if len(chosen) == 0:
+        return chosen
     flat = pt.pages_in_state(np.sort(chosen), states)
     if len(flat) > n:
         sorter = np.argsort(chosen)
         rank = sorter[np.searchsorted(chosen, flat // HPAGE_PAGES, sorter=sorter)]
         flat = np.sort(flat[np.argsort(rank, kind="stable")][:n])
     return flat
+
+
+@njit
+def _first_rows(cnt, lru, mask, n):
+    """The rows of ``lru`` (in that order) holding pages in the ``mask`` states, up to and including the one
+    that brings their pages to ``n`` (all of them if they hold fewer; the first one if n <= 0): the walk
+    down an LRU list stops once it has its batch, so the rows after it are never counted."""
+    out = np.empty(lru.shape[0], dtype=np.int64)
+    k, total = 0, 0
+    for r in lru:
+        have = 0
+        for st in range(cnt.shape[1]):
+            if mask[st]:
+                have += cnt[r, st]
+        if have > 0:
+            out[k] = r
+            k += 1
+            total += have
+            if total >= n:
+                break
+    return out[:k]
 
 
 def _reclaim_file(mm: MM, sc: ScanControl, m: Memcg, rows: np.ndarray, n: int, states: tuple[int, ...]) -> None:

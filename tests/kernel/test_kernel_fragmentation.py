@@ -9,7 +9,7 @@ from kernel_helpers import MB
 
 from clustersim.kernel import Node, compaction, slab
 from clustersim.kernel.page_alloc import CLAIM_PAGES, MOVABLE, UNMOVABLE, PhysMem
-from clustersim.kernel.pagetable import IS_PRESENT
+from clustersim.kernel.pagetable import IS_PRESENT, NONE, SWAP
 from clustersim.units import HPAGE_PAGES
 
 NBLOCKS = 8
@@ -160,18 +160,22 @@ def test_slab_growth_under_a_full_page_cache_pollutes_movable_blocks():
 @pytest.mark.parametrize("dtype", [np.int16, np.int32])
 def test_the_migration_scanner_takes_exactly_the_present_pages_of_the_source_blocks(dtype):
     """The compiled scan equals the numpy expression it replaced: present pages (by state) whose block is
-    a source, below the limit, ascending; unmapped pages (block -1) and stale blocks of absent pages are
-    left alone."""
+    a source, in the first rows, ascending; unmapped pages (block -1), stale blocks of absent pages and
+    rows with no present page (skipped whole) are left alone."""
     rng = np.random.default_rng(7)
-    pages, nblocks = 40 * HPAGE_PAGES, 64
+    rows, nblocks = 40, 64
+    pages = rows * HPAGE_PAGES
     blocks = rng.integers(-1, nblocks, pages).astype(dtype)
     states = rng.integers(0, 7, pages).astype(np.uint8)
+    for r in (2, 11, 30):   # rows of swapped and unmapped pages only, with stale block ids
+        states[r * HPAGE_PAGES:(r + 1) * HPAGE_PAGES] = rng.choice([NONE, SWAP], HPAGE_PAGES)
+    npres = IS_PRESENT[states].reshape(rows, HPAGE_PAGES).sum(axis=1).astype(np.int32)
     sources = np.sort(rng.choice(nblocks, 9, replace=False))
-    limit = 37 * HPAGE_PAGES
-    want = np.flatnonzero(np.isin(blocks[:limit], sources))
+    nrows = 37
+    want = np.flatnonzero(np.isin(blocks[: nrows * HPAGE_PAGES], sources))
     want = want[IS_PRESENT[states[want]]]
-    got = compaction._present_in_blocks(blocks, states, IS_PRESENT, limit, sources, nblocks, len(want))
+    got = compaction._present_in_blocks(blocks, states, IS_PRESENT, npres, nrows, sources, nblocks, len(want))
     assert np.array_equal(got, want)
     with pytest.raises(AssertionError, match="more present pages"):   # the frames bound is checked
-        compaction._present_in_blocks(blocks, states, IS_PRESENT, limit, sources, nblocks, len(want) - 1)
-    assert len(want) > 1000
+        compaction._present_in_blocks(blocks, states, IS_PRESENT, npres, nrows, sources, nblocks, len(want) - 1)
+    assert len(want) > 1000 and (npres[[2, 11, 30]] == 0).all()

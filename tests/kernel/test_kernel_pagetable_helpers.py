@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clustersim.kernel.pagetable import _pages_in_rows, _row_counts, in_rows, in_sorted, state_mask
-from clustersim.kernel.vmscan import lru_rows
+from clustersim.kernel.vmscan import _first_rows, _group_rows, lru_rows
 from clustersim.units import HPAGE_PAGES
 
 pages = st.lists(st.integers(0, 40 * HPAGE_PAGES), max_size=3000)
@@ -73,3 +73,39 @@ def test_row_counts_are_the_column_sums_of_the_rows(seed, states):
     rows = rng.choice(50, 20, replace=False).astype(np.int64)
     want = cnt[rows][:, sorted(states)].sum(axis=1)
     assert np.array_equal(_row_counts(cnt, rows, state_mask(tuple(sorted(states)))), want)
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), nrows=st.integers(0, 300), nmemcgs=st.integers(1, 8))
+def test_group_rows_is_the_stable_argsort_by_memcg_of_the_rows_reclaim_can_act_on(seed, nrows, nmemcgs):
+    """Reclaim's rows per memcg equal what np.isin and a stable argsort by memcg gave, less the rows with
+    neither a present page nor a folio; a memcg owning only such rows keeps an empty group."""
+    rng = np.random.default_rng(seed)
+    memcg = rng.integers(-1, nmemcgs, 320).astype(np.int32)
+    npres = np.where(rng.random(320) < 0.5, 0, rng.integers(1, HPAGE_PAGES, 320)).astype(np.int32)
+    folio = np.where(rng.random(320) < 0.2, rng.integers(0, 9, 320), -1).astype(np.int32)
+    member = rng.random(nmemcgs) < 0.7
+    got, bounds, owns = _group_rows(memcg, npres, folio, nrows, member)
+    rows = np.flatnonzero(np.isin(memcg[:nrows], np.flatnonzero(member)))
+    assert np.array_equal(np.flatnonzero(owns), np.unique(memcg[rows]))
+    kept = rows[(npres[rows] > 0) | (folio[rows] >= 0)]
+    kept = kept[np.argsort(memcg[kept], kind="stable")]
+    assert np.array_equal(got, kept)
+    for m in range(nmemcgs):
+        assert np.array_equal(got[bounds[m]:bounds[m + 1]], kept[memcg[kept] == m])
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(-1, 6000), states=st.sets(st.integers(0, 6), min_size=1,
+                                                                                  max_size=3))
+def test_first_rows_is_the_prefix_the_cumulative_counts_reach_n_in(seed, n, states):
+    """Reclaim's walk down the LRU equals the numpy it replaced: the rows with pages in the states, up to
+    the searchsorted of n in their cumulative counts, inclusive."""
+    rng = np.random.default_rng(seed)
+    cnt = np.where(rng.random((60, 7)) < 0.5, 0, rng.integers(0, 200, (60, 7))).astype(np.int32)
+    lru = rng.permutation(60)[: rng.integers(0, 61)].astype(np.int64)
+    mask = state_mask(tuple(sorted(states)))
+    have = cnt[lru][:, sorted(states)].sum(axis=1)
+    rows, have = lru[have > 0], have[have > 0]
+    want = rows[: int(np.searchsorted(np.cumsum(have), n)) + 1]
+    assert np.array_equal(_first_rows(cnt, lru, mask, n), want)
