@@ -120,10 +120,16 @@ def shrink_deferred(mm: MM, rows: np.ndarray, limit: int) -> int:
 
 def underused_rows(mm: MM, rows: np.ndarray) -> np.ndarray:
     """THP folios with more than max_ptes_none zero-filled subpages (thp_underused, 6.12)."""
-    if not (mm.profile.shrink_underused and mm.thp.shrink_underused):
-        return rows[:0]
     pt = mm.pt
-    return rows[(pt.folio[rows] >= 0) & (pt.cnt[rows, ZERO] > mm.thp.max_ptes_none)]
+    return rows[(pt.folio[rows] >= 0) & (pt.cnt[rows, ZERO] > underused_limit(mm))]
+
+
+def underused_limit(mm: MM) -> int:
+    """Zero-filled subpages a folio may hold before the underused shrinker splits it: max_ptes_none, or
+    all of them (no folio is underused) where the shrinker is off or the kernel predates it."""
+    if not (mm.profile.shrink_underused and mm.thp.shrink_underused):
+        return HPAGE_PAGES
+    return mm.thp.max_ptes_none
 
 
 def shrink_underused(mm: MM, rows: np.ndarray, limit: int) -> int:

@@ -281,10 +281,10 @@ class PageTable:
         """Flat indices of every page of the given rows."""
         return (rows[:, None] * HPAGE_PAGES + np.arange(HPAGE_PAGES)).reshape(-1)
 
-    def row_counts(self, rows: np.ndarray, states: tuple[int, ...]) -> np.ndarray:
-        """Pages of each of ``rows`` in ``states``, from the per-row counts: cnt[rows][:, states].sum(axis=1)
-        without its two copies (reclaim asks this of every row of a memcg at every priority)."""
-        return _row_counts(self.cnt, np.asarray(rows, dtype=np.int64), state_mask(tuple(states)))
+    def state_total(self, rows: np.ndarray, states: tuple[int, ...]) -> int:
+        """Pages of ``rows`` in ``states``, from the per-row counts: cnt[rows][:, states].sum() without its
+        two copies (reclaim asks this of a memcg's rows at every priority, as get_scan_count reads LRU sizes)."""
+        return int(_state_total(self.cnt, np.asarray(rows, dtype=np.int64), state_mask(tuple(states))))
 
     def pages_in_state(self, rows: np.ndarray, states: tuple[int, ...]) -> np.ndarray:
         """Flat indices of pages of ``rows`` whose state is one of ``states``."""
@@ -303,13 +303,13 @@ def state_mask(states: tuple[int, ...]) -> np.ndarray:
 
 
 @njit
-def _row_counts(cnt, rows, mask):
-    out = np.zeros(rows.shape[0], dtype=np.int64)
-    for i in range(rows.shape[0]):
+def _state_total(cnt, rows, mask):
+    total = 0
+    for r in rows:
         for st in range(cnt.shape[1]):
             if mask[st]:
-                out[i] += cnt[rows[i], st]
-    return out
+                total += cnt[r, st]
+    return total
 
 
 @njit

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..jit import njit
 from ..units import HPAGE_PAGES
-from .huge_memory import defer_split, shrink_deferred, shrink_underused, split_folio, split_pmd, underused_rows
+from .huge_memory import defer_split, shrink_deferred, shrink_underused, split_folio, split_pmd, underused_limit
 from .memcg import Memcg, MemcgTree
 from .memory import charging, unmap_pages
 from .mm import MM
@@ -148,12 +148,12 @@ def _shrink_memcg(mm: MM, sc: ScanControl, m: Memcg, rows: np.ndarray, priority:
     pt = mm.pt
     want = sc.nr_to_reclaim - sc.nr_reclaimed
     file_states = (CACHE, LAZY) if _lazy_on_file_lru(mm, sc) else (CACHE,)
-    file_size = int(pt.row_counts(rows, file_states).sum())
+    file_size = pt.state_total(rows, file_states)
     nr_file = _scan_target(file_size, priority, m.usage, protection)
     if nr_file > 0:
         _reclaim_file(mm, sc, m, rows, min(nr_file, max(want, SWAP_CLUSTER_MAX)), file_states)
     elif _may_swap(mm, sc, m):
-        anon_size = int(pt.row_counts(rows, (DATA, ZERO)).sum())
+        anon_size = pt.state_total(rows, (DATA, ZERO))
         nr_anon = _scan_target(anon_size, priority, m.usage, protection)
         if sc.is_global and mm.vm.swappiness == 0 and file_size > 0:
             nr_anon = 0
@@ -199,15 +199,8 @@ def _take(mm: MM, sc: ScanControl, m: Memcg, rows: np.ndarray, states: tuple[int
     pt = mm.pt
     if m.idx not in sc.lru:
         sc.lru[m.idx] = _lru_order(mm, rows)
-    chosen = _first_rows(pt.cnt, sc.lru[m.idx], state_mask(states), n)
-    if len(chosen) == 0:
-        return chosen
-    flat = pt.pages_in_state(np.sort(chosen), states)
-    if len(flat) > n:
-        sorter = np.argsort(chosen)
-        rank = sorter[np.searchsorted(chosen, flat // HPAGE_PAGES, sorter=sorter)]
-        flat = np.sort(flat[np.argsort(rank, kind="stable")][:n])
-    return flat
+    mask = state_mask(states)
+    return _lru_batch(pt.state, _first_rows(pt.cnt, sc.lru[m.idx], mask, n), mask, n)
 
 
 @njit
@@ -231,6 +224,23 @@ def _first_rows(cnt, lru, mask, n):
     return out[:k]
 
 
+@njit
+def _lru_batch(state, chosen, mask, n):
+    """The first ``n`` pages in the ``mask`` states of the rows ``chosen`` (from _first_rows), taken row by
+    row in that order and ascending within a row, returned in ascending order. REQUIRES: n >= 1."""
+    cap = min(n, chosen.shape[0] * HPAGE_PAGES)
+    out = np.empty(cap, dtype=np.int64)
+    k = 0
+    for r in chosen:
+        for c in range(HPAGE_PAGES):
+            if mask[state[r, c]]:
+                out[k] = r * HPAGE_PAGES + c
+                k += 1
+                if k == cap:
+                    return np.sort(out)
+    return np.sort(out[:k])
+
+
 def _reclaim_file(mm: MM, sc: ScanControl, m: Memcg, rows: np.ndarray, n: int, states: tuple[int, ...]) -> None:
     """Drop clean page cache and discard clean lazyfree pages (whole lazyfree THPs stay unsplit)."""
     pt = mm.pt
@@ -250,7 +260,7 @@ def _reclaim_file(mm: MM, sc: ScanControl, m: Memcg, rows: np.ndarray, n: int, s
         old = unmap_pages(mm, flat)
     lazy = int(np.count_nonzero(old == LAZY))
     mm.vmstat["pglazyfreed"] += lazy
-    _count_memcg(mm, flat[old == LAZY], "pglazyfreed")
+    _count(m, "pglazyfreed", lazy)   # the rows are m's (_rows_by_memcg), so are their pages
     _account(mm, sc, len(flat))
 
 
@@ -266,13 +276,13 @@ def _swap_out(mm: MM, sc: ScanControl, m: Memcg, rows: np.ndarray, n: int) -> No
     if len(folio):
         split_folio(mm, folio)
         mm.vmstat["thp_swpout_fallback"] += len(folio)
-        _count_memcg(mm, folio * HPAGE_PAGES, "thp_swpout_fallback")   # one event per folio (its first page)
+        _count(m, "thp_swpout_fallback", len(folio))   # one event per folio
         sc.cost_s += len(folio) * mm.costs.split_folio_reclaim_s
     with charging(mm, touched):
         unmap_pages(mm, flat, SWAP)
         mm.swap.store(mm, m.idx, len(flat))
     mm.vmstat["pswpout"] += len(flat)
-    _count_memcg(mm, flat, "pswpout")
+    _count(m, "pswpout", len(flat))
     sc.cost_s += mm.swap.swapout_cost_s(mm, len(flat))
     _account(mm, sc, len(flat))
 
@@ -280,10 +290,11 @@ def _swap_out(mm: MM, sc: ScanControl, m: Memcg, rows: np.ndarray, n: int) -> No
 def _shrink_slab(mm: MM, sc: ScanControl, rows: np.ndarray, priority: int) -> None:
     """Memcg-aware shrinkers: do_shrink_slab() scans freeable * 4 / seeks >> priority objects."""
     pt = mm.pt
+    deferred, underused, queued = _slab_freeable(pt.deferred, pt.folio, pt.cnt, rows, underused_limit(mm))
     shrinkers = (
-        (int(np.count_nonzero(pt.deferred[rows])), lambda k: shrink_deferred(mm, rows, k)),
-        (len(underused_rows(mm, rows)), lambda k: shrink_underused(mm, rows, k)),
-        (int(np.count_nonzero(pt.cnt[rows, QUEUED])), lambda k: zap_splittable(mm, rows, k)),
+        (deferred, lambda k: shrink_deferred(mm, rows, k)),
+        (underused, lambda k: shrink_underused(mm, rows, k)),
+        (queued, lambda k: zap_splittable(mm, rows, k)),
     )
     for freeable, scan in shrinkers:
         if freeable == 0:
@@ -292,6 +303,18 @@ def _shrink_slab(mm: MM, sc: ScanControl, rows: np.ndarray, priority: int) -> No
         freed = scan(min(nr, freeable))
         if freed:
             _account(mm, sc, freed)
+
+
+@njit
+def _slab_freeable(deferred, folio, cnt, rows, zero_limit):
+    """The three shrinkers' objects among ``rows`` in one pass: folios queued for deferred split, underused
+    folios (more than ``zero_limit`` zero-filled subpages, as underused_rows) and rows with queued pages."""
+    n_deferred = n_underused = n_queued = 0
+    for r in rows:
+        n_deferred += deferred[r]
+        n_underused += folio[r] >= 0 and cnt[r, ZERO] > zero_limit
+        n_queued += cnt[r, QUEUED] > 0
+    return n_deferred, n_underused, n_queued
 
 
 def zap_splittable(mm: MM, rows: np.ndarray, limit: int) -> int:
@@ -318,7 +341,14 @@ def _account(mm: MM, sc: ScanControl, pages: int) -> None:
     sc.cost_s += pages * mm.costs.reclaim_page_s
 
 
+def _count(m: Memcg, counter: str, k: int) -> None:
+    """Count ``k`` events of one memcg (none recorded for zero, as _count_memcg records none)."""
+    if k:
+        m.counters[counter] += k
+
+
 def _count_memcg(mm: MM, flat: np.ndarray, counter: str) -> None:
+    """Count an event per page, in the memcg charged for each page's row."""
     if len(flat) == 0:
         return
     memcgs = mm.pt.memcg[flat // HPAGE_PAGES]

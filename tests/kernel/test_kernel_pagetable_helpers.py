@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clustersim.kernel.pagetable import _pages_in_rows, _row_counts, in_rows, in_sorted, state_mask
-from clustersim.kernel.vmscan import _first_rows, _group_rows, lru_rows
+from clustersim.kernel.pagetable import QUEUED, ZERO, _pages_in_rows, _state_total, in_rows, in_sorted, state_mask
+from clustersim.kernel.vmscan import _first_rows, _group_rows, _lru_batch, _slab_freeable, lru_rows
 from clustersim.units import HPAGE_PAGES
 
 pages = st.lists(st.integers(0, 40 * HPAGE_PAGES), max_size=3000)
@@ -67,12 +67,12 @@ def test_lru_rows_is_the_lexsort_of_activity_then_access_time(seed, n, distinct)
 
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), states=st.sets(st.integers(0, 6), min_size=1, max_size=3))
-def test_row_counts_are_the_column_sums_of_the_rows(seed, states):
+def test_state_total_is_the_sum_of_the_rows_columns(seed, states):
     rng = np.random.default_rng(seed)
     cnt = rng.integers(0, HPAGE_PAGES, (50, 7)).astype(np.int32)
     rows = rng.choice(50, 20, replace=False).astype(np.int64)
-    want = cnt[rows][:, sorted(states)].sum(axis=1)
-    assert np.array_equal(_row_counts(cnt, rows, state_mask(tuple(sorted(states)))), want)
+    want = cnt[rows][:, sorted(states)].sum()
+    assert _state_total(cnt, rows, state_mask(tuple(sorted(states)))) == want
 
 
 @settings(max_examples=100, deadline=None)
@@ -109,3 +109,37 @@ def test_first_rows_is_the_prefix_the_cumulative_counts_reach_n_in(seed, n, stat
     rows, have = lru[have > 0], have[have > 0]
     want = rows[: int(np.searchsorted(np.cumsum(have), n)) + 1]
     assert np.array_equal(_first_rows(cnt, lru, mask, n), want)
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 3000), states=st.sets(st.integers(0, 6), min_size=1,
+                                                                                 max_size=3))
+def test_lru_batch_is_the_first_n_pages_by_lru_rank_then_address(seed, n, states):
+    """Reclaim's batch equals the numpy it replaced: the chosen rows' pages ranked by their row's place in
+    the LRU, ascending within a row, the first n of them, in ascending order."""
+    rng = np.random.default_rng(seed)
+    state = rng.integers(0, 7, (16, HPAGE_PAGES)).astype(np.uint8)
+    mask = state_mask(tuple(sorted(states)))
+    chosen = rng.permutation(16)[: rng.integers(0, 8)].astype(np.int64)
+    flat = _pages_in_rows(state, np.sort(chosen), mask)
+    if len(flat) > n:
+        sorter = np.argsort(chosen)
+        rank = sorter[np.searchsorted(chosen, flat // HPAGE_PAGES, sorter=sorter)]
+        flat = np.sort(flat[np.argsort(rank, kind="stable")][:n])
+    assert np.array_equal(_lru_batch(state, chosen, mask, n), flat)
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), zero_limit=st.sampled_from([0, 64, 511, HPAGE_PAGES]))
+def test_slab_freeable_counts_what_each_shrinker_would_find(seed, zero_limit):
+    """Deferred folios, underused folios (zero pages above the limit) and rows with queued pages, as the
+    numpy expressions of the three shrinkers count them."""
+    rng = np.random.default_rng(seed)
+    folio = np.where(rng.random(80) < 0.5, rng.integers(0, 50, 80), -1).astype(np.int32)
+    deferred = (rng.random(80) < 0.3) & (folio >= 0)
+    cnt = np.where(rng.random((80, 7)) < 0.5, 0, rng.integers(0, HPAGE_PAGES + 1, (80, 7))).astype(np.int32)
+    rows = rng.choice(80, 40, replace=False).astype(np.int64)
+    want = (int(np.count_nonzero(deferred[rows])),
+            int(np.count_nonzero((folio[rows] >= 0) & (cnt[rows, ZERO] > zero_limit))),
+            int(np.count_nonzero(cnt[rows, QUEUED])))
+    assert _slab_freeable(deferred, folio, cnt, rows, zero_limit) == want
