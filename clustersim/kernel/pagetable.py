@@ -286,11 +286,13 @@ class PageTable:
         two copies (reclaim asks this of a memcg's rows at every priority, as get_scan_count reads LRU sizes)."""
         return int(_state_total(self.cnt, np.asarray(rows, dtype=np.int64), state_mask(tuple(states))))
 
-    def pages_in_state(self, rows: np.ndarray, states: tuple[int, ...]) -> np.ndarray:
-        """Flat indices of pages of ``rows`` whose state is one of ``states``."""
+    def pages_in_state(self, rows: np.ndarray, states: tuple[int, ...], limit: int | None = None) -> np.ndarray:
+        """Flat indices of pages of ``rows`` whose state is one of ``states``, row by row in the given order
+        and ascending within a row; only the first ``limit`` of them if given (reclaim's batch)."""
         if len(rows) == 0:
             return np.empty(0, dtype=np.int64)
-        return _pages_in_rows(self.state, np.asarray(rows, dtype=np.int64), state_mask(tuple(states)))
+        limit = len(rows) * HPAGE_PAGES if limit is None else limit
+        return _pages_in_rows(self.state, np.asarray(rows, dtype=np.int64), state_mask(tuple(states)), limit)
 
 
 @cache
@@ -313,18 +315,21 @@ def _state_total(cnt, rows, mask):
 
 
 @njit
-def _pages_in_rows(state, rows, mask):
+def _pages_in_rows(state, rows, mask, limit):
     """Flat indices of the pages of ``rows`` (in the given row order) whose state is flagged in ``mask``,
-    ascending within a row: np.nonzero(np.isin(state[rows], states)) in one pass, counted first."""
+    ascending within a row, the first ``limit`` of them: np.nonzero(np.isin(state[rows], states)) in one
+    pass, counted first."""
     n = 0
     for r in rows:
         for c in range(HPAGE_PAGES):
             n += mask[state[r, c]]
-    out = np.empty(n, dtype=np.int64)
+    out = np.empty(min(n, max(limit, 0)), dtype=np.int64)
     k = 0
     for r in rows:
         for c in range(HPAGE_PAGES):
             if mask[state[r, c]]:
+                if k == out.shape[0]:
+                    return out
                 out[k] = r * HPAGE_PAGES + c
                 k += 1
     return out

@@ -199,8 +199,8 @@ def _take(mm: MM, sc: ScanControl, m: Memcg, rows: np.ndarray, states: tuple[int
     pt = mm.pt
     if m.idx not in sc.lru:
         sc.lru[m.idx] = _lru_order(mm, rows)
-    mask = state_mask(states)
-    return _lru_batch(pt.state, _first_rows(pt.cnt, sc.lru[m.idx], mask, n), mask, n)
+    chosen = _first_rows(pt.cnt, sc.lru[m.idx], state_mask(states), n)
+    return np.sort(pt.pages_in_state(chosen, states, limit=n))   # the batch, taken in LRU order
 
 
 @njit
@@ -222,23 +222,6 @@ def _first_rows(cnt, lru, mask, n):
             if total >= n:
                 break
     return out[:k]
-
-
-@njit
-def _lru_batch(state, chosen, mask, n):
-    """The first ``n`` pages in the ``mask`` states of the rows ``chosen`` (from _first_rows), taken row by
-    row in that order and ascending within a row, returned in ascending order. REQUIRES: n >= 1."""
-    cap = min(n, chosen.shape[0] * HPAGE_PAGES)
-    out = np.empty(cap, dtype=np.int64)
-    k = 0
-    for r in chosen:
-        for c in range(HPAGE_PAGES):
-            if mask[state[r, c]]:
-                out[k] = r * HPAGE_PAGES + c
-                k += 1
-                if k == cap:
-                    return np.sort(out)
-    return np.sort(out[:k])
 
 
 def _reclaim_file(mm: MM, sc: ScanControl, m: Memcg, rows: np.ndarray, n: int, states: tuple[int, ...]) -> None:

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clustersim.kernel.pagetable import QUEUED, ZERO, _pages_in_rows, _state_total, in_rows, in_sorted, state_mask
-from clustersim.kernel.vmscan import _first_rows, _group_rows, _lru_batch, _slab_freeable, lru_rows
+from clustersim.kernel.vmscan import _first_rows, _group_rows, _slab_freeable, lru_rows
 from clustersim.units import HPAGE_PAGES
 
 pages = st.lists(st.integers(0, 40 * HPAGE_PAGES), max_size=3000)
@@ -49,7 +49,7 @@ def test_pages_in_rows_is_the_nonzero_of_isin(seed, nrows, states):
     rows = rng.choice(16, nrows, replace=False).astype(np.int64)
     r, c = np.nonzero(np.isin(state[rows], sorted(states)))
     want = rows[r] * HPAGE_PAGES + c
-    got = _pages_in_rows(state, rows, state_mask(tuple(sorted(states))))
+    got = _pages_in_rows(state, rows, state_mask(tuple(sorted(states))), nrows * HPAGE_PAGES)
     assert np.array_equal(got, want)
 
 
@@ -114,19 +114,20 @@ def test_first_rows_is_the_prefix_the_cumulative_counts_reach_n_in(seed, n, stat
 @settings(max_examples=150, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 3000), states=st.sets(st.integers(0, 6), min_size=1,
                                                                                  max_size=3))
-def test_lru_batch_is_the_first_n_pages_by_lru_rank_then_address(seed, n, states):
-    """Reclaim's batch equals the numpy it replaced: the chosen rows' pages ranked by their row's place in
-    the LRU, ascending within a row, the first n of them, in ascending order."""
+def test_the_first_n_pages_of_rows_are_reclaims_batch_by_lru_rank_then_address(seed, n, states):
+    """Reclaim's batch (the first n pages of the chosen rows, sorted) equals the numpy it replaced: the
+    chosen rows' pages ranked by their row's place in the LRU, ascending within a row, the first n of them,
+    in ascending order."""
     rng = np.random.default_rng(seed)
     state = rng.integers(0, 7, (16, HPAGE_PAGES)).astype(np.uint8)
     mask = state_mask(tuple(sorted(states)))
     chosen = rng.permutation(16)[: rng.integers(0, 8)].astype(np.int64)
-    flat = _pages_in_rows(state, np.sort(chosen), mask)
+    flat = _pages_in_rows(state, np.sort(chosen), mask, len(chosen) * HPAGE_PAGES)
     if len(flat) > n:
         sorter = np.argsort(chosen)
         rank = sorter[np.searchsorted(chosen, flat // HPAGE_PAGES, sorter=sorter)]
         flat = np.sort(flat[np.argsort(rank, kind="stable")][:n])
-    assert np.array_equal(_lru_batch(state, chosen, mask, n), flat)
+    assert np.array_equal(np.sort(_pages_in_rows(state, chosen, mask, n)), flat)
 
 
 @settings(max_examples=100, deadline=None)
