@@ -14,7 +14,7 @@ from functools import cache
 
 import numpy as np
 
-from ..jit import njit
+from ..jit import inline, njit
 from ..units import HPAGE_PAGES
 
 
@@ -292,7 +292,8 @@ class PageTable:
         if len(rows) == 0:
             return np.empty(0, dtype=np.int64)
         limit = len(rows) * HPAGE_PAGES if limit is None else limit
-        return _pages_in_rows(self.state, np.asarray(rows, dtype=np.int64), state_mask(tuple(states)), limit)
+        return _pages_in_rows(self.state, self.cnt, np.asarray(rows, dtype=np.int64), state_mask(tuple(states)),
+                              limit)
 
 
 @cache
@@ -304,26 +305,30 @@ def state_mask(states: tuple[int, ...]) -> np.ndarray:
     return mask
 
 
-@njit
-def _state_total(cnt, rows, mask):
+@inline
+def row_total(cnt, r, mask):
+    """Pages of row ``r`` in the states flagged in ``mask``, from its per-state counts."""
     total = 0
-    for r in rows:
-        for st in range(cnt.shape[1]):
-            if mask[st]:
-                total += cnt[r, st]
+    for st in range(cnt.shape[1]):
+        if mask[st]:
+            total += cnt[r, st]
     return total
 
 
 @njit
-def _pages_in_rows(state, rows, mask, limit):
+def _state_total(cnt, rows, mask):
+    total = 0
+    for r in rows:
+        total += row_total(cnt, r, mask)
+    return total
+
+
+@njit
+def _pages_in_rows(state, cnt, rows, mask, limit):
     """Flat indices of the pages of ``rows`` (in the given row order) whose state is flagged in ``mask``,
     ascending within a row, the first ``limit`` of them: np.nonzero(np.isin(state[rows], states)) in one
-    pass, counted first."""
-    n = 0
-    for r in rows:
-        for c in range(HPAGE_PAGES):
-            n += mask[state[r, c]]
-    out = np.empty(min(n, max(limit, 0)), dtype=np.int64)
+    pass over the pages, sized from the per-row counts."""
+    out = np.empty(min(_state_total(cnt, rows, mask), max(limit, 0)), dtype=np.int64)
     k = 0
     for r in rows:
         for c in range(HPAGE_PAGES):

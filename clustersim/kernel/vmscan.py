@@ -23,7 +23,7 @@ from .huge_memory import defer_split, shrink_deferred, shrink_underused, split_f
 from .memcg import Memcg, MemcgTree
 from .memory import charging, unmap_pages
 from .mm import MM
-from .pagetable import CACHE, DATA, LAZY, QUEUED, SWAP, ZERO, state_mask, uniq, uniq_rows
+from .pagetable import CACHE, DATA, LAZY, QUEUED, SWAP, ZERO, row_total, state_mask, uniq, uniq_rows
 
 DEF_PRIORITY = 12          # include/linux/mmzone.h: reclaim starts scanning lru_size >> 12
 SWAP_CLUSTER_MAX = 32      # include/linux/swap.h: pages reclaim works on per batch
@@ -211,10 +211,7 @@ def _first_rows(cnt, lru, mask, n):
     out = np.empty(lru.shape[0], dtype=np.int64)
     k, total = 0, 0
     for r in lru:
-        have = 0
-        for st in range(cnt.shape[1]):
-            if mask[st]:
-                have += cnt[r, st]
+        have = row_total(cnt, r, mask)
         if have > 0:
             out[k] = r
             k += 1

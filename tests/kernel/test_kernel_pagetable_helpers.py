@@ -10,6 +10,12 @@ from clustersim.kernel.pagetable import QUEUED, ZERO, _pages_in_rows, _state_tot
 from clustersim.kernel.vmscan import _first_rows, _group_rows, _slab_freeable, lru_rows
 from clustersim.units import HPAGE_PAGES
 
+
+def _counts(state: np.ndarray) -> np.ndarray:
+    """The page table's per-row state counts of a state array (rows x 512)."""
+    return np.stack([np.bincount(row, minlength=7) for row in state]).astype(np.int32)
+
+
 pages = st.lists(st.integers(0, 40 * HPAGE_PAGES), max_size=3000)
 rows = st.lists(st.integers(0, 45), max_size=12)
 
@@ -49,7 +55,7 @@ def test_pages_in_rows_is_the_nonzero_of_isin(seed, nrows, states):
     rows = rng.choice(16, nrows, replace=False).astype(np.int64)
     r, c = np.nonzero(np.isin(state[rows], sorted(states)))
     want = rows[r] * HPAGE_PAGES + c
-    got = _pages_in_rows(state, rows, state_mask(tuple(sorted(states))), nrows * HPAGE_PAGES)
+    got = _pages_in_rows(state, _counts(state), rows, state_mask(tuple(sorted(states))), nrows * HPAGE_PAGES)
     assert np.array_equal(got, want)
 
 
@@ -122,12 +128,13 @@ def test_the_first_n_pages_of_rows_are_reclaims_batch_by_lru_rank_then_address(s
     state = rng.integers(0, 7, (16, HPAGE_PAGES)).astype(np.uint8)
     mask = state_mask(tuple(sorted(states)))
     chosen = rng.permutation(16)[: rng.integers(0, 8)].astype(np.int64)
-    flat = _pages_in_rows(state, np.sort(chosen), mask, len(chosen) * HPAGE_PAGES)
+    cnt = _counts(state)
+    flat = _pages_in_rows(state, cnt, np.sort(chosen), mask, len(chosen) * HPAGE_PAGES)
     if len(flat) > n:
         sorter = np.argsort(chosen)
         rank = sorter[np.searchsorted(chosen, flat // HPAGE_PAGES, sorter=sorter)]
         flat = np.sort(flat[np.argsort(rank, kind="stable")][:n])
-    assert np.array_equal(np.sort(_pages_in_rows(state, chosen, mask, n)), flat)
+    assert np.array_equal(np.sort(_pages_in_rows(state, cnt, chosen, mask, n)), flat)
 
 
 @settings(max_examples=100, deadline=None)
