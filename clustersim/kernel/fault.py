@@ -156,10 +156,9 @@ def _fault(mm: MM, p: Task, need: np.ndarray, *, swapped: bool, rows: np.ndarray
     cost = 0.0
     cand = _thp_candidates(mm, unmapped)
     if len(cand):
-        got, c = _thp_faults(mm, p, cand, need)
+        got, need, c = _thp_faults(mm, p, cand, need)
         cost += c
         if len(got):
-            need = need[~in_rows(need, got)]
             rows = rows[~in_sorted(rows, got)]
     if len(need) and p.alive:
         cost += _small_faults(mm, p, need, rows, swapped)
@@ -206,8 +205,9 @@ def _direct_allowed(mm: MM, rows: np.ndarray) -> np.ndarray:
     return np.zeros(len(rows), dtype=bool)
 
 
-def _thp_faults(mm: MM, p: Task, cand: np.ndarray, need: np.ndarray) -> tuple[np.ndarray, float]:
-    """Give THPs to as many candidate rows as blocks and the memcg allow; the rest fall back to 4 KiB."""
+def _thp_faults(mm: MM, p: Task, cand: np.ndarray, need: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Give THPs to as many candidate rows as blocks and the memcg allow; the rest fall back to 4 KiB.
+    Returns (the rows that got one, the pages of ``need`` left to fault 4 KiB, seconds)."""
     phys, cost = mm.phys, 0.0
     direct = _direct_allowed(mm, cand)
     short = len(cand) - phys.free_blocks
@@ -227,7 +227,7 @@ def _thp_faults(mm: MM, p: Task, cand: np.ndarray, need: np.ndarray) -> tuple[np
     if len(cand) - len(got) and fit < len(cand):
         mm.vmstat["thp_fault_fallback_charge"] += len(cand) - max(len(got), fit)
     if len(got) == 0:
-        return got, cost
+        return got, need, cost
     pt = mm.pt
     with charging(mm, got):
         blocks = phys.alloc_blocks(len(got))
@@ -236,14 +236,15 @@ def _thp_faults(mm: MM, p: Task, cand: np.ndarray, need: np.ndarray) -> tuple[np
         pt.block[got] = blocks[:, None]
         pt.pmd[got] = True
         pt.fill_rows(got, NONE, ZERO)
-        pt.set_states(need[in_rows(need, got)], DATA)
+        on_thp = in_rows(need, got)
+        pt.set_states(need[on_thp], DATA)   # the faulting writes land on the new THPs
     pt.active[got] = False
     mm.vmstat["thp_fault_alloc"] += len(got)
     p.memcg.counters["thp_fault_alloc"] += len(got)
     p.faults_thp += len(got)
     cost += len(got) * mm.costs.fault_thp_s
     cost += _after_charge(mm, p, len(got) * HPAGE_PAGES)
-    return got, cost
+    return got, need[~on_thp], cost
 
 
 def _thp_charge_reclaim(mm: MM, p: Task, k: int, fit: int) -> tuple[int, float]:
