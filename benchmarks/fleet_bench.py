@@ -87,6 +87,11 @@ CASES = ("light", "temeraire-3g", "temeraire-3g-zram", "mixed-32")
 MIN_MINUTES = {"temeraire-3g-zram": 60}   # a whole diurnal cycle: the reclaim and swap it is about
 
 
+def window(name: str, minutes: float) -> float:
+    """The simulated minutes a case is timed (and profiled) over: ``minutes``, or its whole cycle if longer."""
+    return max(minutes, MIN_MINUTES.get(name, 0))
+
+
 class UnitCounter:
     """Counts the spans every heap hands out and takes back (wraps HeapAllocator.alloc and free)."""
 
@@ -206,7 +211,7 @@ def main() -> None:
     wall, *_ = timed(case("light", 0.5, procs=2))   # one Temeraire and one legacy heap: both compiled
     print(f"warm-up (compiles on a machine's first run, then loads the cache): {wall:.1f} s")
     if args.profile:
-        minutes = max(args.minutes, MIN_MINUTES.get(args.profile, 0))   # the window the case is timed over
+        minutes = window(args.profile, args.minutes)
         timed(case(args.profile, 0.25, procs=2))   # loads the compiled code this case calls
         breakdown(args.profile, minutes)
         profiler = cProfile.Profile()
@@ -216,7 +221,7 @@ def main() -> None:
     print(f"{'case':<34} {'s/node-h':>10} {'units':>11} {'us/unit':>9}")
     for name in args.cases.split(","):
         timed(case(name, 0.25, procs=2))   # loads the compiled code this case calls
-        row(name, case(name, max(args.minutes, MIN_MINUTES.get(name, 0))))
+        row(name, case(name, window(name, args.minutes)))
     if args.memory:
         base = peak_mib("", 0)
         for name in args.cases.split(","):
