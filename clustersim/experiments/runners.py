@@ -30,6 +30,7 @@ from .worker import RunOutcome, RunTask, execute
 
 OnReport = Callable[[int, Any], None]
 POLL_S = 0.2   # how often a runner waiting on its calls passes their reports on
+STOP_GRACE_S = 2.0   # how long a stopped pool's workers get to exit on SIGTERM before SIGKILL
 
 
 class CallFailed(RuntimeError):
@@ -188,13 +189,21 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
     """Cancel queued runs and end the running ones now (an interrupted sweep resumes them later).
 
     ``shutdown(cancel_futures=True)`` alone would wait for the running runs to finish; the pool offers no
-    public way to end them, so the worker processes are terminated through its process table.
+    public way to end them, so the worker processes are terminated through its process table. A worker
+    that outlives ``STOP_GRACE_S`` is killed: one started with SIGTERM ignored (the disposition a process
+    inherits from whatever launched the sweep) would otherwise run its run to the end.
     """
     # Taken before shutdown, which drops the pool's reference to its process table (None afterwards).
     processes = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.terminate()
+    deadline = time.monotonic() + STOP_GRACE_S
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join(STOP_GRACE_S)
 
 
 @dataclass
