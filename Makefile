@@ -15,8 +15,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# On up to four cores: a fresh clone spends about as long compiling the hot loops (once per machine) as
+# testing, and both spread over the cores; a worker holds up to 1.5 GB. TEST_WORKERS=1: one process.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
+
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 demo: setup
 	$(PY) experiments/demo.py

@@ -100,9 +100,7 @@ def test_an_interrupted_run_kills_a_worker_that_ignores_sigterm(sigterm_ignored,
     tasks = [RunTask(f"r{i}", {}, simulate=simulate) for i in range(2)]
     with pytest.raises(KeyboardInterrupt):
         list(PoolRunner(workers=2).run(tasks))
-    interrupted = time.monotonic()
-    assert multiprocessing.active_children() == []
-    assert time.monotonic() - interrupted < 1.0   # the runner returned with its workers already gone
+    assert multiprocessing.active_children() == []   # gone when the runner returns: no join here
 
 
 def test_an_interrupted_map_kills_a_worker_that_ignores_sigterm(sigterm_ignored, tmp_path):
