@@ -106,7 +106,8 @@ class LegacyPageHeap(HeapAllocator):
     def _candidates(self) -> tuple[np.ndarray, np.ndarray]:
         """Free spans that may hold backed pages, in the order this pass releases them (``_release_order``)."""
         starts, lengths = self.free_list.runs(dirty_only=True)
-        split = self._split_vhps()
+        # The split mask reads every vhp's counts; only the option that orders by it needs it.
+        split = self._split_vhps() if self.prefer_split_hugepages else _NO_VHPS
         return _release_order(starts, lengths, self._cursor, self.prefer_long_spans,
                               self.prefer_split_hugepages, split)
 
@@ -148,6 +149,9 @@ class LegacyPageHeap(HeapAllocator):
             if released >= budget:
                 break
         return released, seconds
+
+
+_NO_VHPS = np.zeros(0, dtype=bool)
 
 
 @njit
