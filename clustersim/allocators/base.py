@@ -257,8 +257,7 @@ class HeapAllocator(PageSpace):
             return 0.0
         if not ((nbytes > 0) & (nbytes % PAGE_SIZE == 0)).all():
             raise ValueError("span_bytes must be positive multiples of 4096")
-        id_list = ids.tolist()
-        check_new_ids(self._spans.contains(ids), self._direct, id_list)
+        check_new_ids(self._spans.contains(ids), self._direct, ids)
         seconds = self._on_alloc_batch()
         direct = self._direct_mask(nbytes)
         if direct is not None and direct.any():
@@ -275,18 +274,18 @@ class HeapAllocator(PageSpace):
         ids = np.asarray(span_ids, dtype=np.int64)
         if len(ids) == 0:
             return 0.0
-        id_list = ids.tolist()
         direct_ids = []
         if self._direct:
+            id_list = ids.tolist()
             direct_ids = [sid for sid in id_list if sid in self._direct]
             check_distinct(direct_ids)
             if direct_ids:
-                id_list = [sid for sid in id_list if sid not in self._direct]
-                ids = np.array(id_list, dtype=np.int64)
+                ids = np.array([sid for sid in id_list if sid not in self._direct], dtype=np.int64)
         rows, live = self._spans.find(ids)
-        check_live_ids(id_list, live.tolist())
+        if self._spans.first_not_live(rows, live) >= 0:
+            check_live_ids(ids.tolist(), live.tolist())   # raises, naming that id
         seconds = sum(self._free_direct(sid) for sid in direct_ids)
-        if id_list:
+        if len(ids):
             starts, npages, nbytes = self._spans.take(rows)
             self._requested_bytes -= int(nbytes.sum())
             self._move(starts, npages, PageState.IN_USE, PageState.FREE_BACKED)

@@ -66,6 +66,10 @@ class SpanTable:
         """Row of each id and whether it is live there (rows for ``take``)."""
         return self._positions(ids)
 
+    def first_not_live(self, pos: np.ndarray, found: np.ndarray) -> int:
+        """Index in a ``find`` result of the first id that is not live or repeats an earlier one; -1 if none."""
+        return int(_first_not_live(self._live, pos, found))
+
     def pop(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Remove live spans: their (start, npages, nbytes) in the order of ``ids``.
 
@@ -160,6 +164,22 @@ def _append_in_order(table_ids, table_start, table_npages, table_nbytes, live, n
         table_ids[n + i], table_start[n + i] = ids[i], start[i]
         table_npages[n + i], table_nbytes[n + i], live[n + i] = npages[i], nbytes[i], True
     return True
+
+
+@njit
+def _first_not_live(live, pos, found):
+    """``first_not_live``: each live row is cleared as its id is met, so a repeat finds it dead; the
+    cleared rows are set live again."""
+    bad, k = -1, 0
+    for i in range(pos.shape[0]):
+        if not found[i] or not live[pos[i]]:
+            bad = i
+            break
+        live[pos[i]] = False
+        k = i + 1
+    for i in range(k):
+        live[pos[i]] = True
+    return bad
 
 
 @njit

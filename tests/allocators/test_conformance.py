@@ -87,6 +87,22 @@ def test_double_free_and_bad_sizes_are_rejected(kind, proc):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("batch", "culprit"), [([3, 5, 3, 6], 3), ([2, 4, 99, 6], 99), ([4, 1, 6], 1)])
+def test_a_rejected_free_names_the_id_and_frees_nothing(kind, proc, batch, culprit):
+    # A free batch with an id repeated, never allocated or freed before is refused as a whole: the error
+    # names the first such id in batch order, and every span of the batch is still live afterwards.
+    a = make_allocator(kind, proc)
+    a.alloc(np.arange(1, 8), np.full(7, 8192))
+    a.free(np.array([1]))   # span 1 is freed before the batch below
+    in_use = a.stats().in_use_bytes
+    with pytest.raises(ValueError, match=f"span id {culprit} is not allocated"):
+        a.free(np.array(batch))
+    assert a.stats().in_use_bytes == in_use
+    a.free(np.array([2, 3, 4, 5, 6, 7]))   # none was taken by the refused batch
+    assert a.stats().in_use_bytes == 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_everything_freed_then_reused_without_growing(kind, proc):
     # Freed memory is reused: the same demand a second time maps no new VMA.
     a = make_allocator(kind, proc)
