@@ -35,7 +35,7 @@ from clustersim.units import HPAGE_PAGES, PAGE_SIZE
 from .options import BASE_OPTIONS, Collapse, HugepageAdvice, ReleaseAdvice, parse_choice
 from .page_space import HOLES, REUSED, PageSpace, PageState
 from .ranges import VHP_SHIFT, Runs, runs_in_states, runs_with
-from .span_ids import check_distinct, check_live_ids, check_new_ids
+from .span_ids import check_distinct, check_new_ids
 from .span_table import SpanTable
 
 # Heap VMAs grow geometrically (at least this much, and at least the heap mapped so far), as jemalloc's
@@ -282,8 +282,9 @@ class HeapAllocator(PageSpace):
             if direct_ids:
                 ids = np.array([sid for sid in id_list if sid not in self._direct], dtype=np.int64)
         rows, live = self._spans.find(ids)
-        if self._spans.first_not_live(rows, live) >= 0:
-            check_live_ids(ids.tolist(), live.tolist())   # raises, naming that id
+        bad = self._spans.first_not_live(rows, live)
+        if bad >= 0:
+            raise ValueError(f"span id {int(ids[bad])} is not allocated")
         seconds = sum(self._free_direct(sid) for sid in direct_ids)
         if len(ids):
             starts, npages, nbytes = self._spans.take(rows)

@@ -1,8 +1,8 @@
-"""The span id checks of ``alloc`` and ``free``: an id live already, repeated in a batch, or not allocated.
+"""The span id checks of ``alloc`` and ``free``: an id live already or repeated in a batch.
 
-The common batch (fresh ids in ascending order, or live ids none of which repeats) is checked by numpy or
-the span table's compiled pass; only a batch with a problem is walked id by id, to name the first
-offending id in the ValueError.
+The common new batch (fresh ids in ascending order) is checked by numpy; only one with a problem is walked
+id by id, to name the first offending id in the ValueError. A free batch's ids are checked by the span
+table's compiled pass (``SpanTable.first_not_live``), which names the first bad one itself.
 """
 
 from __future__ import annotations
@@ -25,17 +25,6 @@ def check_new_ids(live: np.ndarray, direct: dict[int, object], ids: np.ndarray) 
 def _distinct(ids: np.ndarray) -> bool:
     """No id occurs twice: at once for ascending ids (a workload numbers its births in order), else by a set."""
     return bool((ids[1:] > ids[:-1]).all()) or len(set(ids.tolist())) == len(ids)
-
-
-def check_live_ids(ids: list[int], live: list[bool]) -> None:
-    """A ValueError names the first id that is not a live heap span (or is freed twice in the batch)."""
-    if all(live) and len(set(ids)) == len(ids):
-        return
-    seen = set()
-    for sid, is_live in zip(ids, live, strict=True):
-        if not is_live or sid in seen:
-            raise ValueError(f"span id {sid} is not allocated")
-        seen.add(sid)
 
 
 def check_distinct(ids: list[int]) -> None:
